@@ -1,0 +1,225 @@
+"""configs/*.toml -> frozen dataclasses. Unknown or mistyped keys are errors naming them.
+
+Each component's config dataclass lives beside the component; this module only knows how
+to read TOML into any of them (:func:`from_mapping`) and how they compose into the one
+:class:`Config` a command runs with. Resolution order: dataclass defaults, then the file
+(``configs/default.toml`` unless another is given), then CLI overrides. The resolved config
+is what runs save into their run directory (:func:`to_dict`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+from polyrl.errors import ConfigError
+from polyrl.events import ASSETS
+
+T = TypeVar("T")
+
+
+def from_mapping(cls: type[T], data: Mapping[str, Any], *, where: str = "", source: str = "") -> T:
+    """Build dataclass ``cls`` from a mapping, checking every key and type.
+
+    ``where`` is the dotted path of this table (for messages), ``source`` the file name.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{_loc(source, where)}: expected a table, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else key
+        if key not in names:
+            known = ", ".join(sorted(names))
+            raise ConfigError(f"{_loc(source, path)}: unknown key {key!r} (known: {known})")
+        kwargs[key] = _coerce(hints[key], value, path, source)
+    try:
+        obj = cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{_loc(source, where or cls.__name__)}: {e}") from None
+    return obj
+
+
+def _loc(source: str, path: str) -> str:
+    return f"{source}: {path}" if source else path
+
+
+def _coerce(tp: Any, value: Any, path: str, source: str) -> Any:
+    origin = get_origin(tp)
+    args = get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_mapping(tp, value, where=path, source=source)  # type: ignore[arg-type]
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(a, value, path, source)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{_loc(source, path)}: bad value {value!r}")
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(repr(a) for a in args)
+            raise ConfigError(f"{_loc(source, path)}: {value!r} is not one of {choices}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{_loc(source, path)}: expected a list, got {value!r}")
+        item = args[0] if args else Any
+        return tuple(_coerce(item, v, f"{path}[{i}]", source) for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{_loc(source, path)}: expected a table, got {value!r}")
+        return {str(k): _coerce(args[1], v, f"{path}.{k}", source) for k, v in value.items()}
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{_loc(source, path)}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{_loc(source, path)}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{_loc(source, path)}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{_loc(source, path)}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{_loc(source, path)}: unsupported config type {tp!r}")
+
+
+def to_dict(obj: Any) -> Any:
+    """A config dataclass -> plain dict/list values (TOML/JSON-ready)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple | list):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge two nested mappings (``over`` wins)."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file as a dict; a missing or malformed file is a ConfigError naming it."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# The composed config
+
+
+def _default_sources() -> Any:
+    from polyrl.sources.config import SourcesConfig
+
+    return SourcesConfig()
+
+
+def _default_recording() -> Any:
+    from polyrl.recording.writer import RecordingConfig
+
+    return RecordingConfig()
+
+
+def _default_sim() -> Any:
+    from polyrl.sim.config import SimConfig
+
+    return SimConfig()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """Everything a polyrl command runs with. Sections mirror ``configs/default.toml``."""
+
+    assets: tuple[str, ...] = ASSETS
+    """Assets to record and trade, a subset of btc, eth, sol, xrp."""
+    sources: Any = field(default_factory=_default_sources)
+    """Venue endpoints, subscriptions and polling schedules (polyrl.sources.config)."""
+    recording: Any = field(default_factory=_default_recording)
+    """Where and how recordings are written (polyrl.recording.writer)."""
+    sim: Any = field(default_factory=_default_sim)
+    """Synthetic market parameters (polyrl.sim.config)."""
+
+    def __post_init__(self) -> None:
+        bad = [a for a in self.assets if a not in ASSETS]
+        if bad or not self.assets:
+            raise ValueError(f"assets must be a non-empty subset of {list(ASSETS)}, got {bad}")
+
+
+def _section_types() -> dict[str, type]:
+    from polyrl.recording.writer import RecordingConfig
+    from polyrl.sim.config import SimConfig
+    from polyrl.sources.config import SourcesConfig
+
+    return {"sources": SourcesConfig, "recording": RecordingConfig, "sim": SimConfig}
+
+
+def config_from_mapping(data: Mapping[str, Any], *, source: str = "") -> Config:
+    """Build a :class:`Config` from a nested mapping (a parsed TOML file plus overrides)."""
+    sections = _section_types()
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "assets":
+            kwargs["assets"] = _coerce(tuple[str, ...], value, "assets", source)
+        elif key in sections:
+            kwargs[key] = from_mapping(sections[key], value, where=key, source=source)
+        else:
+            known = ", ".join(["assets", *sections])
+            raise ConfigError(f"{_loc(source, key)}: unknown key {key!r} (known: {known})")
+    try:
+        return Config(**kwargs)
+    except ValueError as e:
+        raise ConfigError(f"{_loc(source, 'assets')}: {e}") from None
+
+
+DEFAULT_CONFIG_NAME = "default.toml"
+
+
+def default_config_path() -> Path | None:
+    """``configs/default.toml`` of the checkout this package runs from, if there is one."""
+    here = Path(__file__).resolve().parent.parent / "configs" / DEFAULT_CONFIG_NAME
+    return here if here.exists() else None
+
+
+def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Defaults, then ``path`` (or ``configs/default.toml``), then ``overrides``."""
+    data: dict[str, Any] = {}
+    source = ""
+    p = path if path is not None else default_config_path()
+    if p is not None:
+        data = read_toml(p)
+        source = str(p)
+    if overrides:
+        data = merge(data, overrides)
+    return config_from_mapping(data, source=source)

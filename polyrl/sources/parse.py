@@ -1,0 +1,117 @@
+"""Raw frame -> Events: the one dispatcher every recorder, simulator and re-parse goes through.
+
+Each venue module exposes pure functions ``(text, recv_ns, ...) -> list[Event]`` that raise
+:class:`~polyrl.errors.ParseError` on a frame they cannot read (and may return
+``recorder.status`` ``parse_error`` events for bad *parts* of an otherwise good frame, such
+as one bad element of a JSON array). :class:`Parser` dispatches on the frame's channel, keeps
+the only state parsing needs (which asset and outcome each Polymarket token belongs to,
+learned from ``polymarket.market`` rows) and turns every failure into a ``parse_error``
+status event that keeps the raw text and names the channel: parsing never raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from polyrl.errors import ParseError
+from polyrl.events import (
+    CH_BINANCE_FUTURES_OI,
+    CH_BINANCE_FUTURES_WS,
+    CH_BINANCE_SPOT_KLINES,
+    CH_BINANCE_SPOT_WS,
+    CH_POLYMARKET_CLOB_BOOK,
+    CH_POLYMARKET_CLOB_MARKET,
+    CH_POLYMARKET_GAMMA,
+    CH_POLYMARKET_WS,
+    CH_RTDS_WS,
+    Event,
+    Frame,
+    status_event,
+)
+
+TokenMap = Mapping[str, tuple[str, str]]
+"""token id -> (asset, outcome) where outcome is ``Up`` or ``Down``."""
+
+
+def _dispatch_table() -> dict[str, Callable[..., list[Event]]]:
+    from polyrl.sources.binance import parse as bn
+    from polyrl.sources.polymarket import parse as pm
+
+    return {
+        CH_BINANCE_SPOT_WS: lambda f, t: bn.parse_ws(f.text, f.recv_ns, venue="spot"),
+        CH_BINANCE_FUTURES_WS: lambda f, t: bn.parse_ws(f.text, f.recv_ns, venue="futures"),
+        CH_BINANCE_SPOT_KLINES: lambda f, t: bn.parse_rest_klines(
+            f.text, f.recv_ns, symbol=_req(f, "symbol")
+        ),
+        CH_BINANCE_FUTURES_OI: lambda f, t: bn.parse_rest_open_interest(f.text, f.recv_ns),
+        CH_POLYMARKET_WS: lambda f, t: pm.parse_clob_ws(f.text, f.recv_ns, tokens=t),
+        CH_POLYMARKET_GAMMA: lambda f, t: pm.parse_gamma(f.text, f.recv_ns),
+        CH_POLYMARKET_CLOB_MARKET: lambda f, t: pm.parse_clob_market(f.text, f.recv_ns, tokens=t),
+        CH_POLYMARKET_CLOB_BOOK: lambda f, t: pm.parse_clob_book(f.text, f.recv_ns, tokens=t),
+        CH_RTDS_WS: lambda f, t: pm.parse_rtds(f.text, f.recv_ns),
+    }
+
+
+def _req(frame: Frame, name: str) -> str:
+    try:
+        return frame.request[name]
+    except KeyError:
+        raise ParseError(
+            f"{frame.channel}: frame has no request {name!r} (needed to key its rows)",
+            channel=frame.channel,
+            raw=frame.text,
+        ) from None
+
+
+class Parser:
+    """Turns frames into events for any channel; never raises on bad input.
+
+    The token map (token id -> asset, outcome) grows from every ``polymarket.market`` event
+    parsed, so Polymarket book rows get their ``asset`` filled in as soon as the market has
+    been seen; it can also be seeded from an existing recording via :meth:`learn`.
+    """
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, tuple[str, str]] = {}
+        self._table = _dispatch_table()
+
+    def learn(self, event: Event) -> None:
+        """Remember the tokens of a ``polymarket.market`` event (others are ignored)."""
+        if event.stream == "polymarket.market" and event.asset is not None:
+            self.tokens[event.fields["up_token"]] = (event.asset, "Up")
+            self.tokens[event.fields["down_token"]] = (event.asset, "Down")
+
+    def parse(self, frame: Frame) -> list[Event]:
+        """All events in a frame; a frame that cannot be read yields one parse_error event."""
+        fn = self._table.get(frame.channel)
+        if fn is None:
+            return [_error(frame, f"unknown channel {frame.channel!r}")]
+        try:
+            events = fn(frame, self.tokens)
+        except ParseError as e:
+            return [_error(frame, str(e))]
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+            # A frame of a known kind with a missing or mistyped field.
+            return [_error(frame, f"{type(e).__name__}: {e}")]
+        for ev in events:
+            if ev.stream == "polymarket.market":
+                self.learn(ev)
+        return events
+
+
+def _error(frame: Frame, message: str) -> Event:
+    return status_event(
+        "parse_error",
+        frame.recv_ns,
+        channel=frame.channel,
+        message=message[:500],
+        raw=frame.text,
+    )
+
+
+def parse_error_event(channel: str, recv_ns: int, message: str, raw: str, **kw: Any) -> Event:
+    """A ``parse_error`` status event for a bad part of a frame (venue parsers use this)."""
+    return status_event(
+        "parse_error", recv_ns, channel=channel, message=message[:500], raw=raw, **kw
+    )
