@@ -1,0 +1,237 @@
+"""What a recording holds: per stream and asset (or key) rows, span, rate, silences, latency,
+and from ``recorder.status`` the gaps, reconnects and parse errors per channel.
+
+Works one hour partition at a time so a month of recordings inspects in bounded memory.
+Latency is ``recv_ns - exch_ns`` in ms (p50/p99, 1 ms resolution, clipped to +-60 s): it
+includes the recorder's clock offset, so read it as a relative measure unless the host
+clock is disciplined.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+from polyrl.events import NS_PER_MS, NS_PER_S, STATUS_STREAM, ns_to_iso
+from polyrl.recording.reader import list_partitions, read_file
+
+_LAT_MAX_MS = 60_000
+_LAT_BINS = 2 * _LAT_MAX_MS + 1
+
+
+@dataclass(slots=True)
+class StreamStats:
+    """Statistics of one stream for one group (an asset, or a key)."""
+
+    stream: str
+    group: str
+    rows: int = 0
+    first_ns: int = 0
+    last_ns: int = 0
+    max_silence_s: float = 0.0
+    max_silence_at_ns: int = 0
+    latency_ms_p50: float | None = None
+    latency_ms_p99: float | None = None
+    mean_rate_per_s: float = 0.0
+    _lat_hist: np.ndarray | None = field(default=None, repr=False)
+
+    def to_json(self) -> dict[str, object]:
+        d = asdict(self)
+        d.pop("_lat_hist")
+        d["first"] = ns_to_iso(self.first_ns) if self.rows else None
+        d["last"] = ns_to_iso(self.last_ns) if self.rows else None
+        return d
+
+
+@dataclass(slots=True)
+class ChannelStatus:
+    """What ``recorder.status`` says about one channel."""
+
+    channel: str
+    connects: int = 0
+    disconnects: int = 0
+    reconnects: int = 0
+    gaps: int = 0
+    gap_seconds: float = 0.0
+    parse_errors: int = 0
+    parse_errors_by_stream: dict[str, int] = field(default_factory=dict)
+    starts: int = 0
+    stops: int = 0
+
+
+@dataclass(slots=True)
+class InspectReport:
+    """The whole answer of ``polyrl inspect``."""
+
+    root: str
+    dates: list[str]
+    by: str
+    streams: list[StreamStats]
+    channels: list[ChannelStatus]
+    hours: int
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "root": self.root,
+                "dates": self.dates,
+                "by": self.by,
+                "hours": self.hours,
+                "streams": [s.to_json() for s in self.streams],
+                "channels": [asdict(c) for c in self.channels],
+            },
+            indent=2,
+        )
+
+
+def inspect_recording(
+    root: Path, dates: str | Sequence[str] = "*", *, by: Literal["asset", "key"] = "asset"
+) -> InspectReport:
+    """Summarise a recording root (see module doc). Errors name the root, glob or file."""
+    parts = list_partitions(root, dates)
+    globs = [dates] if isinstance(dates, str) else list(dates)
+    stats: dict[tuple[str, str], StreamStats] = {}
+    channels: dict[str, ChannelStatus] = {}
+    for p in parts:
+        cols = ["recv_ns", "exch_ns", "key", "asset"]
+        if p.stream == STATUS_STREAM:
+            cols += ["kind", "stream_id", "gap_start_ns", "gap_end_ns"]
+        frames = [pl.from_arrow(read_file(f, p.stream, cols)) for f in p.files]
+        df = pl.concat(frames) if len(frames) > 1 else frames[0]
+        assert isinstance(df, pl.DataFrame)
+        if p.stream == STATUS_STREAM:
+            _status(df, channels)
+        _accumulate(p.stream, df, by, stats)
+    for s in stats.values():
+        span = (s.last_ns - s.first_ns) / NS_PER_S
+        s.mean_rate_per_s = s.rows / span if span > 0 else float(s.rows)
+        if s._lat_hist is not None and s._lat_hist.sum():
+            s.latency_ms_p50 = _quantile(s._lat_hist, 0.5)
+            s.latency_ms_p99 = _quantile(s._lat_hist, 0.99)
+    # Each recorder start opens every channel once; further connects are reconnects.
+    runs = max(1, sum(c.starts for c in channels.values()))
+    for c in channels.values():
+        c.reconnects = max(0, c.connects - runs)
+    ordered = sorted(stats.values(), key=lambda s: (s.stream, s.group))
+    return InspectReport(
+        root=str(root),
+        dates=globs,
+        by=by,
+        streams=ordered,
+        channels=sorted(channels.values(), key=lambda c: c.channel),
+        hours=len({(p.date, p.hour) for p in parts}),
+    )
+
+
+def _accumulate(
+    stream: str, df: pl.DataFrame, by: str, stats: dict[tuple[str, str], StreamStats]
+) -> None:
+    group = pl.col("key") if by == "key" else pl.coalesce(pl.col("asset"), pl.col("key"))
+    df = df.with_columns(group.alias("_g")).sort(["_g", "recv_ns"])
+    agg = df.group_by("_g", maintain_order=True).agg(
+        pl.len().alias("rows"),
+        pl.col("recv_ns").first().alias("first"),
+        pl.col("recv_ns").last().alias("last"),
+        pl.col("recv_ns").diff().max().alias("silence"),
+        pl.col("recv_ns").diff().arg_max().alias("silence_idx"),
+    )
+    lat = df.filter(pl.col("exch_ns").is_not_null()).select(
+        "_g",
+        ((pl.col("recv_ns") - pl.col("exch_ns")) // NS_PER_MS)
+        .clip(-_LAT_MAX_MS, _LAT_MAX_MS)
+        .alias("lat"),
+    )
+    for row in agg.iter_rows(named=True):
+        g = row["_g"]
+        s = stats.get((stream, g))
+        first, last = int(row["first"]), int(row["last"])
+        if s is None:
+            s = stats[(stream, g)] = StreamStats(stream, g, first_ns=first, last_ns=first)
+        elif first - s.last_ns > s.max_silence_s * NS_PER_S:
+            # A silence spanning the boundary between two hour partitions.
+            s.max_silence_s = (first - s.last_ns) / NS_PER_S
+            s.max_silence_at_ns = s.last_ns
+        silence = row["silence"]
+        if silence is not None and silence / NS_PER_S > s.max_silence_s:
+            s.max_silence_s = silence / NS_PER_S
+            sub = df.filter(pl.col("_g") == g)["recv_ns"]
+            s.max_silence_at_ns = int(sub[int(row["silence_idx"]) - 1])
+        s.rows += int(row["rows"])
+        s.first_ns = min(s.first_ns, first)
+        s.last_ns = max(s.last_ns, last)
+    if lat.height:
+        for (g,), part in lat.group_by(["_g"]):
+            s = stats[(stream, str(g))]
+            h = np.bincount(part["lat"].to_numpy() + _LAT_MAX_MS, minlength=_LAT_BINS)
+            s._lat_hist = h if s._lat_hist is None else s._lat_hist + h
+
+
+def _quantile(hist: np.ndarray, q: float) -> float:
+    c = np.cumsum(hist)
+    idx = int(np.searchsorted(c, q * c[-1], side="left"))
+    return float(idx - _LAT_MAX_MS)
+
+
+def _status(df: pl.DataFrame, channels: dict[str, ChannelStatus]) -> None:
+    for row in df.iter_rows(named=True):
+        c = channels.setdefault(row["key"], ChannelStatus(row["key"]))
+        kind = row["kind"]
+        if kind == "connect":
+            c.connects += 1
+        elif kind == "disconnect":
+            c.disconnects += 1
+        elif kind == "gap":
+            c.gaps += 1
+            if row["gap_start_ns"] is not None and row["gap_end_ns"] is not None:
+                c.gap_seconds += (row["gap_end_ns"] - row["gap_start_ns"]) / NS_PER_S
+        elif kind == "parse_error":
+            c.parse_errors += 1
+            k = row["stream_id"] or "?"
+            c.parse_errors_by_stream[k] = c.parse_errors_by_stream.get(k, 0) + 1
+        elif kind == "start":
+            c.starts += 1
+        elif kind == "stop":
+            c.stops += 1
+
+
+def format_report(report: InspectReport) -> str:
+    """A plain-text table of a report (what ``polyrl inspect`` prints without ``--json``)."""
+    lines = [
+        f"{report.root}  dates {', '.join(report.dates)}  ({report.hours} hour partition(s))",
+        "",
+    ]
+    head = (
+        f"{'stream':<30} {report.by:<12} {'rows':>10} {'first (UTC)':<20} {'last (UTC)':<20} "
+        f"{'rate/s':>9} {'max silence':>12} {'lat p50/p99 ms':>16}"
+    )
+    lines += [head, "-" * len(head)]
+    for s in report.streams:
+        group = s.group if len(s.group) <= 12 else s.group[:5] + "…" + s.group[-6:]
+        lat = (
+            f"{s.latency_ms_p50:.0f}/{s.latency_ms_p99:.0f}"
+            if s.latency_ms_p50 is not None and s.latency_ms_p99 is not None
+            else "-"
+        )
+        lines.append(
+            f"{s.stream:<30} {group:<12} {s.rows:>10,} {ns_to_iso(s.first_ns)[:19]:<20} "
+            f"{ns_to_iso(s.last_ns)[:19]:<20} {s.mean_rate_per_s:>9.2f} "
+            f"{s.max_silence_s:>11.1f}s {lat:>16}"
+        )
+    if report.channels:
+        lines += [
+            "",
+            f"{'channel':<30} {'connects':>8} {'reconn.':>8} {'disconn.':>8} "
+            f"{'gaps':>5} {'gap s':>8} {'parse err':>9}",
+        ]
+        for c in report.channels:
+            lines.append(
+                f"{c.channel:<30} {c.connects:>8} {c.reconnects:>8} {c.disconnects:>8} "
+                f"{c.gaps:>5} {c.gap_seconds:>8.1f} {c.parse_errors:>9}"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,301 @@
+"""RecordingReader: select partitions by date glob and stream, merge them in ``(recv_ns, seq)``.
+
+The reader works one hour at a time (partitions are cut by the hour of ``recv_ns``, so hours
+never interleave): it reads the hour's files of every selected stream, checks each file
+against its stream's schema, sorts, and hands out :class:`MergedBatch` objects — columnar,
+for speed — whose rows, taken in order, are the total order ``(recv_ns, seq)`` across all
+streams. :meth:`RecordingReader.events` gives the same order one :class:`Event` at a time.
+Memory is bounded by one hour of the selected columns, never a whole day.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from polyrl.errors import RecordingError, SchemaMismatch
+from polyrl.events import Event
+from polyrl.recording.schema import ARROW_SCHEMAS, STREAM_IDS, spec
+
+COMMON = ("recv_ns", "seq", "exch_ns", "key", "asset")
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    """One stream-hour directory and its visible Parquet files (in seq order)."""
+
+    stream: str
+    date: str
+    hour: int
+    files: tuple[Path, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MergedBatch:
+    """A run of events in the total order ``(recv_ns, seq)``, columnar.
+
+    ``stream_code[i]`` indexes ``streams``; the rows of stream ``s`` in this batch are
+    ``tables[s]`` in order, so the k-th event of stream ``s`` in the batch is row k of
+    ``tables[s]``. Arrays have shape ``[n]``.
+    """
+
+    streams: tuple[str, ...]
+    stream_code: np.ndarray
+    recv_ns: np.ndarray
+    seq: np.ndarray
+    tables: Mapping[str, pl.DataFrame]
+
+    def __len__(self) -> int:
+        return int(self.recv_ns.shape[0])
+
+    def events(self) -> Iterator[Event]:
+        """The batch's events one by one, in merged order (convenient, not fast)."""
+        cols: dict[str, dict[str, list]] = {
+            s: t.to_dict(as_series=False) for s, t in self.tables.items()
+        }
+        fields = {s: [c for c in cols[s] if c not in COMMON and c != "raw"] for s in cols}
+        cursor = dict.fromkeys(self.tables, 0)
+        for code in self.stream_code.tolist():
+            s = self.streams[code]
+            i = cursor[s]
+            cursor[s] = i + 1
+            c = cols[s]
+            yield Event(
+                stream=s,
+                recv_ns=c["recv_ns"][i],
+                seq=c["seq"][i],
+                exch_ns=c["exch_ns"][i],
+                key=c["key"][i],
+                asset=c["asset"][i],
+                fields={f: c[f][i] for f in fields[s]},
+                raw=c["raw"][i] if "raw" in c else "",
+            )
+
+
+def list_partitions(
+    root: Path, dates: str | Sequence[str] = "*", streams: Sequence[str] | None = None
+) -> list[Partition]:
+    """Partitions under ``root`` whose date matches any glob in ``dates`` (``2024-06-*``).
+
+    Errors: a missing root, an unknown stream, or no partition matching the globs — each a
+    :class:`RecordingError` naming the globs and the root.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise RecordingError(f"recording root {root} does not exist or is not a directory")
+    globs = [dates] if isinstance(dates, str) else list(dates)
+    if streams is None:
+        wanted = [d.name for d in sorted(root.iterdir()) if d.is_dir() and d.name in STREAM_IDS]
+    else:
+        for s in streams:
+            spec(s)
+        wanted = list(streams)
+    parts: list[Partition] = []
+    for stream in wanted:
+        sdir = root / stream
+        if not sdir.is_dir():
+            continue
+        for ddir in sorted(sdir.glob("date=*")):
+            date = ddir.name[5:]
+            if not any(fnmatch.fnmatchcase(date, g) for g in globs):
+                continue
+            for hdir in sorted(ddir.glob("hour=*")):
+                try:
+                    hour = int(hdir.name[5:])
+                except ValueError:
+                    continue
+                files = tuple(
+                    sorted(p for p in hdir.glob("*.parquet") if not p.name.startswith("."))
+                )
+                if files:
+                    parts.append(Partition(stream, date, hour, files))
+    if not parts:
+        which = ", ".join(globs)
+        what = f" for streams {', '.join(wanted)}" if streams is not None else ""
+        raise RecordingError(f"no partition matches dates {which!r}{what} under {root}")
+    return parts
+
+
+def read_file(path: Path, stream: str, columns: Sequence[str] | None) -> pa.Table:
+    """One Parquet file of ``stream`` checked against the stream's schema.
+
+    ``columns=None`` reads every column. A nullable column missing from the file (written
+    before the schema grew) reads as nulls; a wrong type or a missing required column is a
+    :class:`SchemaMismatch` naming stream, column and file; an unreadable file is a
+    :class:`RecordingError` naming it.
+    """
+    expected = ARROW_SCHEMAS[stream]
+    want = list(expected.names) if columns is None else list(columns)
+    try:
+        found = pq.read_schema(path)
+    except Exception as e:  # noqa: BLE001 - pyarrow raises several types for bad files
+        raise RecordingError(f"unreadable recording file {path}: {e}") from None
+    present = []
+    for name in want:
+        idx = expected.get_field_index(name)
+        if idx < 0:
+            raise SchemaMismatch(f"{stream}: no column {name!r} in the schema (reading {path})")
+        fld = expected.field(idx)
+        fidx = found.get_field_index(name)
+        if fidx < 0:
+            if not fld.nullable:
+                raise SchemaMismatch(f"{stream}: column {name!r} missing from {path}")
+            continue
+        if not found.field(fidx).type.equals(fld.type):
+            raise SchemaMismatch(
+                f"{stream}: column {name!r} is {found.field(fidx).type} in {path}, "
+                f"expected {fld.type}"
+            )
+        present.append(name)
+    try:
+        table = pq.read_table(path, columns=present, use_threads=True)
+    except Exception as e:  # noqa: BLE001
+        raise RecordingError(f"unreadable recording file {path}: {e}") from None
+    if len(present) != len(want):
+        n = table.num_rows
+        cols = []
+        for name in want:
+            if name in present:
+                cols.append(table.column(name))
+            else:
+                cols.append(pa.nulls(n, type=expected.field(name).type))
+        table = pa.Table.from_arrays(cols, names=want)
+    return table
+
+
+def _columns_for(
+    stream: str, columns: Mapping[str, Sequence[str]] | Sequence[str] | None, raw: bool
+) -> list[str]:
+    names = list(ARROW_SCHEMAS[stream].names)
+    if columns is None:
+        chosen = names
+    elif isinstance(columns, Mapping):
+        extra = columns.get(stream)
+        chosen = names if extra is None else [*COMMON, *[c for c in extra if c not in COMMON]]
+    else:
+        chosen = [*COMMON, *[c for c in columns if c in names and c not in COMMON]]
+    if not raw:
+        chosen = [c for c in chosen if c != "raw"]
+    elif "raw" not in chosen:
+        chosen.append("raw")
+    return chosen
+
+
+class RecordingReader:
+    """Reads a recording root: partitions by date glob and stream, merged in ``(recv_ns, seq)``.
+
+    ``columns``: ``None`` for every typed column; a list of field names (applied to every
+    stream that has them); or ``{stream: [fields]}``. The common columns are always read.
+    ``raw=True`` also reads the raw frame text (slower and larger).
+    """
+
+    def __init__(
+        self,
+        root: Path | str,
+        *,
+        dates: str | Sequence[str] = "*",
+        streams: Sequence[str] | None = None,
+        columns: Mapping[str, Sequence[str]] | Sequence[str] | None = None,
+        raw: bool = False,
+    ) -> None:
+        self.root = Path(root)
+        self.dates = dates
+        self.partitions = list_partitions(self.root, dates, streams)
+        self.streams: tuple[str, ...] = tuple(sorted({p.stream for p in self.partitions}))
+        self._codes = {s: i for i, s in enumerate(self.streams)}
+        self._columns = {s: _columns_for(s, columns, raw) for s in self.streams}
+
+    def hours(self) -> list[tuple[str, int]]:
+        """The (date, hour) partitions selected, in time order."""
+        return sorted({(p.date, p.hour) for p in self.partitions})
+
+    def read_hour(self, date: str, hour: int) -> dict[str, pl.DataFrame]:
+        """Every selected stream's rows of one hour, each sorted by ``(recv_ns, seq)``."""
+        out: dict[str, pl.DataFrame] = {}
+        for p in self.partitions:
+            if p.date != date or p.hour != hour:
+                continue
+            tables = [read_file(f, p.stream, self._columns[p.stream]) for f in p.files]
+            table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+            df = pl.from_arrow(table)
+            assert isinstance(df, pl.DataFrame)
+            out[p.stream] = _sorted(df)
+        return out
+
+    def read_stream(self, stream: str) -> pl.DataFrame:
+        """One stream's selected rows across all selected hours, sorted (for analysis)."""
+        frames = [
+            pl.from_arrow(read_file(f, p.stream, self._columns[p.stream]))
+            for p in self.partitions
+            if p.stream == stream
+            for f in p.files
+        ]
+        if not frames:
+            raise RecordingError(f"no {stream} rows for dates {self.dates!r} under {self.root}")
+        return _sorted(pl.concat(frames, how="vertical"))  # type: ignore[arg-type]
+
+    def batches(self, batch_size: int = 65_536) -> Iterator[MergedBatch]:
+        """The whole selection as merged columnar batches of at most ``batch_size`` events."""
+        for date, hour in self.hours():
+            yield from self._hour_batches(self.read_hour(date, hour), batch_size)
+
+    def events(self) -> Iterator[Event]:
+        """The whole selection one event at a time, in ``(recv_ns, seq)`` order."""
+        for batch in self.batches():
+            yield from batch.events()
+
+    def _hour_batches(
+        self, frames: dict[str, pl.DataFrame], batch_size: int
+    ) -> Iterator[MergedBatch]:
+        if not frames:
+            return
+        names = list(frames)
+        codes = np.concatenate(
+            [np.full(frames[s].height, self._codes[s], dtype=np.uint8) for s in names]
+        )
+        recv = np.concatenate([frames[s]["recv_ns"].to_numpy() for s in names])
+        seq = np.concatenate([frames[s]["seq"].to_numpy() for s in names])
+        order = _merge_order(recv, seq)
+        codes, recv, seq = codes[order], recv[order], seq[order]
+        offsets = dict.fromkeys(names, 0)
+        n = recv.shape[0]
+        for a in range(0, n, batch_size):
+            b = min(a + batch_size, n)
+            c = codes[a:b]
+            counts = np.bincount(c, minlength=len(self.streams))
+            tables = {}
+            for s in names:
+                k = int(counts[self._codes[s]])
+                if k:
+                    tables[s] = frames[s].slice(offsets[s], k)
+                    offsets[s] += k
+            yield MergedBatch(self.streams, c, recv[a:b], seq[a:b], tables)
+
+
+def _sorted(df: pl.DataFrame) -> pl.DataFrame:
+    """Sort by (recv_ns, seq) unless already in that order (the usual case: cheap check)."""
+    recv = df["recv_ns"].to_numpy()
+    seq = df["seq"].to_numpy()
+    if recv.shape[0] < 2:
+        return df
+    d_recv = np.diff(recv)
+    if np.all((d_recv > 0) | ((d_recv == 0) & (np.diff(seq) > 0))):
+        return df
+    return df.sort(["recv_ns", "seq"])
+
+
+def _merge_order(recv: np.ndarray, seq: np.ndarray) -> np.ndarray:
+    """Permutation sorting rows by (recv_ns, seq); seq is unique so the order is total."""
+    by_seq = np.argsort(seq, kind="stable")
+    r = recv[by_seq]
+    if r.shape[0] < 2 or bool(np.all(np.diff(r) >= 0)):
+        # The usual case: receive times never step back in seq order.
+        return by_seq
+    return np.lexsort((seq, recv))

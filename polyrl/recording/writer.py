@@ -1,0 +1,266 @@
+"""Events -> hive-partitioned Parquet: ``<root>/<stream>/date=YYYY-MM-DD/hour=HH/<file>.parquet``.
+
+The writer buffers rows per stream in column lists and writes one Parquet file (zstd) per
+stream whenever a buffer reaches ``max_buffer_rows``, the stream's rows roll into the next
+hour, or :meth:`RecordingWriter.flush` is called. Every file is written under a hidden
+temporary name in its partition directory, fsynced, then renamed into place, so a reader
+never sees a half-written file (readers skip names starting with ``.``). File names are
+``part-<first seq>.parquet``: deterministic, unique and ordered within a partition.
+
+The writer assigns ``seq``: a recorder-wide counter, strictly increasing in write order,
+continued across restarts from what the root already holds (:func:`next_seq`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from polyrl.errors import RecordingError
+from polyrl.events import NS_PER_S, Event, partition_of
+from polyrl.recording.schema import ARROW_SCHEMAS, spec
+
+HOUR_NS = 3600 * NS_PER_S
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordingConfig:
+    """Where recordings live and how their files are written (``[recording]``)."""
+
+    root: str = "recordings"
+    """Recording root directory (relative paths are relative to the working directory)."""
+    compression: Literal["zstd", "snappy", "lz4", "none"] = "zstd"
+    """Parquet compression codec."""
+    compression_level: int = 3
+    """zstd level (1 fast .. 19 small)."""
+    max_buffer_rows: int = 250_000
+    """Rows buffered per stream before a Parquet file is written."""
+    fsync: bool = True
+    """fsync each file and its directory before it becomes visible (crash safety)."""
+
+    def __post_init__(self) -> None:
+        if self.max_buffer_rows < 1:
+            raise ValueError("max_buffer_rows must be >= 1")
+        if not 1 <= self.compression_level <= 22:
+            raise ValueError("compression_level must be in 1..22")
+
+
+def partition_dir(root: Path, stream: str, date: str, hour: int) -> Path:
+    """The directory of one stream-hour partition."""
+    return root / stream / f"date={date}" / f"hour={hour:02d}"
+
+
+class _StreamBuffer:
+    """Column lists for one stream's rows of one hour."""
+
+    __slots__ = ("stream", "names", "cols", "hour_start", "date", "hour", "first_seq", "n")
+
+    def __init__(self, stream: str) -> None:
+        self.stream = stream
+        self.names = spec(stream).field_names
+        self.cols: dict[str, list[Any]] = {}
+        self.hour_start = -1
+        self.date = ""
+        self.hour = -1
+        self.first_seq = -1
+        self.n = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.cols = {c: [] for c in ("recv_ns", "seq", "exch_ns", "key", "asset", "raw")}
+        for name in self.names:
+            self.cols[name] = []
+        self.n = 0
+        self.first_seq = -1
+
+
+class RecordingWriter:
+    """Append events; they reach disk as Parquet files on flush, roll or buffer size.
+
+    Use as a context manager (``close`` flushes). ``start_seq=None`` continues after the
+    largest ``seq`` already under ``root``.
+    """
+
+    def __init__(
+        self,
+        root: Path | str,
+        *,
+        config: RecordingConfig | None = None,
+        start_seq: int | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.config = config or RecordingConfig()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RecordingError(f"cannot create recording root {self.root}: {e}") from None
+        if not os.access(self.root, os.W_OK):
+            raise RecordingError(f"recording root {self.root} is not writable")
+        self._seq = next_seq(self.root) if start_seq is None else start_seq
+        self._buffers: dict[str, _StreamBuffer] = {}
+        self.files_written: list[Path] = []
+        self.rows_written = 0
+        self.bytes_written = 0
+
+    @property
+    def next_seq(self) -> int:
+        """The seq the next appended event will get."""
+        return self._seq
+
+    def append(self, event: Event) -> int:
+        """Buffer one event and return the seq assigned to it."""
+        buf = self._buffers.get(event.stream)
+        if buf is None:
+            spec(event.stream)  # unknown stream -> ConfigError naming it
+            buf = self._buffers[event.stream] = _StreamBuffer(event.stream)
+        t = event.recv_ns
+        if not (buf.hour_start <= t < buf.hour_start + HOUR_NS):
+            if buf.n:
+                self._flush_buffer(buf)
+            date, hour = partition_of(t)
+            buf.date, buf.hour = date, hour
+            buf.hour_start = t - (t % HOUR_NS)
+        seq = self._seq
+        self._seq += 1
+        cols = buf.cols
+        cols["recv_ns"].append(t)
+        cols["seq"].append(seq)
+        cols["exch_ns"].append(event.exch_ns)
+        cols["key"].append(event.key)
+        cols["asset"].append(event.asset)
+        cols["raw"].append(event.raw)
+        f = event.fields
+        for name in buf.names:
+            cols[name].append(f.get(name))
+        if buf.n == 0:
+            buf.first_seq = seq
+        buf.n += 1
+        if buf.n >= self.config.max_buffer_rows:
+            self._flush_buffer(buf)
+        return seq
+
+    def extend(self, events: Iterable[Event]) -> None:
+        """Append many events in order."""
+        for ev in events:
+            self.append(ev)
+
+    def buffered_rows(self) -> int:
+        """Rows appended but not yet on disk."""
+        return sum(b.n for b in self._buffers.values())
+
+    def flush(self) -> None:
+        """Write every buffered row to disk now."""
+        for buf in self._buffers.values():
+            if buf.n:
+                self._flush_buffer(buf)
+
+    def close(self) -> None:
+        """Flush; the writer may not be used afterwards."""
+        self.flush()
+        self._buffers.clear()
+
+    def __enter__(self) -> RecordingWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -----------------------------------------------------------------------------------------
+
+    def _flush_buffer(self, buf: _StreamBuffer) -> None:
+        table = build_table(buf.stream, buf.cols)
+        directory = partition_dir(self.root, buf.stream, buf.date, buf.hour)
+        path = directory / f"part-{buf.first_seq:016d}.parquet"
+        self._write_table(table, path)
+        self.rows_written += buf.n
+        buf._reset()
+
+    def _write_table(self, table: pa.Table, path: Path) -> None:
+        cfg = self.config
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            compression = None if cfg.compression == "none" else cfg.compression
+            pq.write_table(
+                table,
+                tmp,
+                compression=compression,
+                compression_level=cfg.compression_level if compression == "zstd" else None,
+                row_group_size=128 * 1024,
+                write_statistics=["recv_ns", "seq"],
+            )
+            if cfg.fsync:
+                fd = os.open(tmp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            os.replace(tmp, path)
+            if cfg.fsync:
+                dfd = os.open(path.parent, os.O_RDONLY)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
+        except OSError as e:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            raise RecordingError(f"cannot write {path}: {e}") from None
+        self.files_written.append(path)
+        self.bytes_written += path.stat().st_size
+
+
+def build_table(stream: str, cols: dict[str, list[Any]]) -> pa.Table:
+    """Column lists (common columns, typed fields, raw) -> an Arrow table of the stream's schema.
+
+    A value of the wrong type names the stream and column.
+    """
+    schema = ARROW_SCHEMAS[stream]
+    arrays = []
+    for fld in schema:
+        try:
+            arrays.append(pa.array(cols[fld.name], type=fld.type, from_pandas=False))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as e:
+            raise RecordingError(f"{stream}: column {fld.name!r}: {e}") from None
+    table = pa.Table.from_arrays(arrays, schema=schema)
+    try:
+        table.validate(full=False)
+        _check_not_null(stream, table)
+    except pa.ArrowInvalid as e:
+        raise RecordingError(f"{stream}: {e}") from None
+    return table
+
+
+def _check_not_null(stream: str, table: pa.Table) -> None:
+    for fld, col in zip(table.schema, table.columns, strict=True):
+        if not fld.nullable and col.null_count:
+            raise RecordingError(f"{stream}: column {fld.name!r} has {col.null_count} null(s)")
+
+
+def recording_files(root: Path) -> list[Path]:
+    """Every visible Parquet file under a recording root (hidden temporaries excluded)."""
+    return sorted(p for p in root.glob("*/date=*/hour=*/*.parquet") if not p.name.startswith("."))
+
+
+def next_seq(root: Path) -> int:
+    """1 + the largest ``seq`` stored under ``root`` (0 for an empty root), from file footers."""
+    best = -1
+    for path in recording_files(root):
+        try:
+            md = pq.read_metadata(path)
+        except Exception as e:  # noqa: BLE001 - any unreadable footer is named
+            raise RecordingError(f"unreadable recording file {path}: {e}") from None
+        idx = md.schema.to_arrow_schema().get_field_index("seq")
+        for rg in range(md.num_row_groups):
+            st = md.row_group(rg).column(idx).statistics
+            if st is not None and st.has_min_max:
+                best = max(best, int(st.max))
+    return best + 1

@@ -1,0 +1,1 @@
+"""Test support shipped with the package: event factories, loopback venue servers, fakes."""

@@ -1,0 +1,231 @@
+"""The Parquet store: layout, atomic files, seq, merge order, bounded reading, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from polyrl.errors import RecordingError, SchemaMismatch
+from polyrl.events import NS_PER_S, iso_to_ns
+from polyrl.recording.reader import RecordingReader, list_partitions
+from polyrl.recording.writer import (
+    RecordingConfig,
+    RecordingWriter,
+    next_seq,
+    recording_files,
+)
+from polyrl.testing.factories import make_event
+
+T0 = iso_to_ns("2024-06-01T23:59:58Z")
+FAST = RecordingConfig(fsync=False)
+
+
+def _events():
+    # Three streams, crossing midnight (a new date and hour partition).
+    return [
+        make_event("binance.spot.trade", T0 + 0, i=0),
+        make_event("polymarket.trade", T0 + 5, key="tok1", asset="eth", i=1, exch_ns=T0),
+        make_event("binance.spot.trade", T0 + 5, i=2),  # same recv_ns: seq breaks the tie
+        make_event("binance.futures.open_interest", T0 + 3 * NS_PER_S, i=3),
+        make_event("polymarket.trade", T0 + 4 * NS_PER_S, key="tok2", asset=None, i=4),
+    ]
+
+
+def test_round_trip_layout_and_order(tmp_path: Path) -> None:
+    evs = _events()
+    with RecordingWriter(tmp_path, config=FAST) as w:
+        seqs = [w.append(e) for e in evs]
+    assert seqs == [0, 1, 2, 3, 4]
+    rel = sorted(str(p.relative_to(tmp_path)) for p in recording_files(tmp_path))
+    assert rel == [
+        "binance.futures.open_interest/date=2024-06-02/hour=00/part-0000000000000003.parquet",
+        "binance.spot.trade/date=2024-06-01/hour=23/part-0000000000000000.parquet",
+        "polymarket.trade/date=2024-06-01/hour=23/part-0000000000000001.parquet",
+        "polymarket.trade/date=2024-06-02/hour=00/part-0000000000000004.parquet",
+    ]
+    md = pq.read_metadata(tmp_path / rel[1])
+    assert md.row_group(0).column(0).compression == "ZSTD"
+    got = list(RecordingReader(tmp_path, raw=True).events())
+    assert [(e.stream, e.recv_ns, e.seq) for e in got] == [
+        (e.stream, e.recv_ns, s) for e, s in zip(evs, seqs, strict=True)
+    ]
+    for a, b in zip(got, evs, strict=True):
+        assert dict(a.fields) == dict(b.fields)
+        assert (a.key, a.asset, a.exch_ns, a.raw) == (b.key, b.asset, b.exch_ns, b.raw)
+
+
+def test_date_glob_and_stream_selection(tmp_path: Path) -> None:
+    with RecordingWriter(tmp_path, config=FAST) as w:
+        w.extend(_events())
+    r = RecordingReader(tmp_path, dates="2024-06-02")
+    assert [e.seq for e in r.events()] == [3, 4]
+    r = RecordingReader(tmp_path, dates=["2024-06-0*"], streams=["polymarket.trade"])
+    assert [e.seq for e in r.events()] == [1, 4]
+    assert r.hours() == [("2024-06-01", 23), ("2024-06-02", 0)]
+
+
+def test_empty_glob_names_glob_and_root(tmp_path: Path) -> None:
+    with RecordingWriter(tmp_path, config=FAST) as w:
+        w.extend(_events())
+    with pytest.raises(RecordingError, match=r"2023-01-\*.*" + str(tmp_path)):
+        RecordingReader(tmp_path, dates="2023-01-*")
+    with pytest.raises(RecordingError, match="does not exist"):
+        RecordingReader(tmp_path / "nope")
+
+
+def test_hidden_temporaries_are_never_read(tmp_path: Path) -> None:
+    with RecordingWriter(tmp_path, config=FAST) as w:
+        w.extend(_events())
+    part = next(iter(recording_files(tmp_path))).parent
+    (part / ".part-0000000000000099.parquet.tmp").write_bytes(b"PAR1 half written")
+    assert len(list(RecordingReader(tmp_path).events())) == 5
+    assert not any(p.name.startswith(".") for p in recording_files(tmp_path))
+
+
+def test_seq_continues_after_restart(tmp_path: Path) -> None:
+    with RecordingWriter(tmp_path, config=FAST) as w:
+        w.extend(_events())
+    assert next_seq(tmp_path) == 5
+    with RecordingWriter(tmp_path, config=FAST) as w:
+        assert w.append(make_event("binance.spot.trade", T0 + 10 * NS_PER_S)) == 5
+    assert [e.seq for e in RecordingReader(tmp_path).events()] == [0, 1, 2, 3, 4, 5]
+
+
+def test_buffer_limit_writes_several_files_per_partition(tmp_path: Path) -> None:
+    cfg = RecordingConfig(fsync=False, max_buffer_rows=3)
+    with RecordingWriter(tmp_path, config=cfg) as w:
+        for i in range(10):
+            w.append(make_event("binance.spot.trade", T0 - 100 * NS_PER_S + i, i=i))
+    files = recording_files(tmp_path)
+    assert len(files) == 4
+    assert [e.fields["trade_id"] for e in RecordingReader(tmp_path).events()] == [
+        1000 + i for i in range(10)
+    ]
+
+
+def test_corrupt_file_is_named(tmp_path: Path) -> None:
+    with RecordingWriter(tmp_path, config=FAST) as w:
+        w.extend(_events())
+    victim = recording_files(tmp_path)[1]
+    data = victim.read_bytes()
+    victim.write_bytes(data[: len(data) // 2])
+    with pytest.raises(RecordingError, match=str(victim)):
+        list(RecordingReader(tmp_path).events())
+
+
+def test_schema_mismatch_names_stream_and_column(tmp_path: Path) -> None:
+    with RecordingWriter(tmp_path, config=FAST) as w:
+        w.extend(_events())
+    path = recording_files(tmp_path)[1]  # binance.spot.trade
+    table = pq.read_table(path)
+    bad = table.set_column(
+        table.schema.get_field_index("price"),
+        "price",
+        pa.array(["x"] * table.num_rows, type=pa.string()),
+    )
+    pq.write_table(bad, path)
+    with pytest.raises(SchemaMismatch, match=r"binance\.spot\.trade: column 'price' is string"):
+        list(RecordingReader(tmp_path).events())
+
+
+def test_grown_schema_reads_missing_nullable_column_as_null(tmp_path: Path) -> None:
+    with RecordingWriter(tmp_path, config=FAST) as w:
+        w.append(make_event("binance.futures.trade", T0, qty_no_rpi=1.5))
+    path = recording_files(tmp_path)[0]
+    table = pq.read_table(path)
+    pq.write_table(table.drop(["qty_no_rpi"]), path)  # as written before `nq` existed
+    (ev,) = RecordingReader(tmp_path).events()
+    assert ev.fields["qty_no_rpi"] is None
+    assert ev.fields["price"] == 0.5
+    table = pq.read_table(path)
+    pq.write_table(table.drop(["price"]), path)  # a required column may never be missing
+    with pytest.raises(SchemaMismatch, match="'price' missing"):
+        list(RecordingReader(tmp_path).events())
+
+
+def test_writer_names_bad_column(tmp_path: Path) -> None:
+    w = RecordingWriter(tmp_path, config=FAST)
+    w.append(make_event("polymarket.trade", T0, price=None))
+    with pytest.raises(RecordingError, match="polymarket.trade: column 'price'"):
+        w.flush()
+
+
+def test_uncreatable_root(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(RecordingError, match="cannot create recording root"):
+        RecordingWriter(blocker / "recordings")
+
+
+def test_unwritable_partition_is_an_error_and_keeps_rows(tmp_path: Path) -> None:
+    w = RecordingWriter(tmp_path, config=FAST)
+    w.append(make_event("binance.spot.trade", T0))
+    # A file where the stream's directory should be: the write must fail loudly.
+    (tmp_path / "binance.spot.trade").write_text("not a directory")
+    with pytest.raises(RecordingError, match="cannot write"):
+        w.flush()
+
+
+def test_partitions_listing(tmp_path: Path) -> None:
+    with RecordingWriter(tmp_path, config=FAST) as w:
+        w.extend(_events())
+    parts = list_partitions(tmp_path)
+    assert {(p.stream, p.date, p.hour) for p in parts} == {
+        ("binance.spot.trade", "2024-06-01", 23),
+        ("polymarket.trade", "2024-06-01", 23),
+        ("polymarket.trade", "2024-06-02", 0),
+        ("binance.futures.open_interest", "2024-06-02", 0),
+    }
+
+
+STREAMS = ["binance.spot.trade", "polymarket.trade", "reference.price", "recorder.status"]
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(
+        st.tuples(st.sampled_from(STREAMS), st.integers(min_value=-3, max_value=3)),
+        min_size=1,
+        max_size=60,
+    ),
+    batch=st.integers(min_value=1, max_value=17),
+)
+def test_merge_is_total_order_by_recv_then_seq(tmp_path_factory, rows, batch) -> None:
+    """Whatever the interleaving (ties, and receive clocks stepping back across an hour
+    boundary), the merged stream is sorted by (recv_ns, seq) and loses nothing."""
+    root = tmp_path_factory.mktemp("merge")
+    t = T0
+    written = []
+    with RecordingWriter(root, config=FAST) as w:
+        for i, (stream, step) in enumerate(rows):
+            t = t + step * 700_000_000  # may step back; may cross midnight
+            ev = make_event(stream, t, i=i)
+            written.append((t, w.append(ev), stream))
+    want = sorted(written)
+    reader = RecordingReader(root)
+    got = []
+    for b in reader.batches(batch_size=batch):
+        assert 0 < len(b) <= batch
+        counts: dict[str, int] = {}
+        for code in b.stream_code.tolist():
+            counts[b.streams[code]] = counts.get(b.streams[code], 0) + 1
+        assert {s: t.height for s, t in b.tables.items()} == counts
+        got += [(e.recv_ns, e.seq, e.stream) for e in b.events()]
+    assert got == want
+
+
+def test_read_stream_sorted_frame(tmp_path: Path) -> None:
+    with RecordingWriter(tmp_path, config=FAST) as w:
+        w.extend(_events())
+    df = RecordingReader(tmp_path).read_stream("polymarket.trade")
+    assert isinstance(df, pl.DataFrame)
+    assert df["seq"].to_list() == [1, 4]
+    assert "raw" not in df.columns
