@@ -244,16 +244,18 @@ class RecordingReader:
     def batches(self, batch_size: int = 65_536) -> Iterator[MergedBatch]:
         """The whole selection as merged columnar batches of at most ``batch_size`` events."""
         for date, hour in self.hours():
-            yield from self._hour_batches(self.read_hour(date, hour), batch_size)
+            yield from self.hour_batches(date, hour, batch_size)
+
+    def hour_batches(self, date: str, hour: int, batch_size: int = 65_536) -> Iterator[MergedBatch]:
+        """One hour partition's events as merged columnar batches."""
+        yield from self._merge(self.read_hour(date, hour), batch_size)
 
     def events(self) -> Iterator[Event]:
         """The whole selection one event at a time, in ``(recv_ns, seq)`` order."""
         for batch in self.batches():
             yield from batch.events()
 
-    def _hour_batches(
-        self, frames: dict[str, pl.DataFrame], batch_size: int
-    ) -> Iterator[MergedBatch]:
+    def _merge(self, frames: dict[str, pl.DataFrame], batch_size: int) -> Iterator[MergedBatch]:
         if not frames:
             return
         names = list(frames)

@@ -1,0 +1,135 @@
+"""``polyrl bench store``: how fast the store writes and reads, and how much disk it takes.
+
+Measured on a simulated recording (generated once into the work directory and reused):
+
+- write: events/s through :class:`RecordingWriter` (Event -> column buffers -> zstd
+  Parquet, fsync included), per hour of events held in memory beforehand;
+- read-and-merge: events/s delivered as merged columnar batches by
+  :class:`RecordingReader` (typed columns; and again with the raw text);
+- per-event view: events/s of :meth:`RecordingReader.events` (convenience path);
+- bytes on disk per simulated hour, per stream.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from polyrl.config import Config
+from polyrl.events import NS_PER_S, iso_to_ns
+from polyrl.recording.reader import RecordingReader
+from polyrl.recording.writer import RecordingWriter, recording_files
+
+
+@dataclass(slots=True)
+class StoreBench:
+    """Figures of one ``polyrl bench store`` run."""
+
+    hours: float
+    events: int = 0
+    write_events_per_s: float = 0.0
+    read_merge_events_per_s: float = 0.0
+    read_merge_raw_events_per_s: float = 0.0
+    event_view_events_per_s: float = 0.0
+    bytes_total: int = 0
+    bytes_per_hour_by_stream: dict[str, float] = field(default_factory=dict)
+    machine: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def _machine() -> str:
+    import os
+
+    return (
+        f"{platform.machine()} {os.cpu_count()} cores, {platform.system()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def bench_store(
+    work: Path,
+    *,
+    hours: float,
+    seed: int,
+    config: Config,
+    start: str = "2024-06-01T00:00:00Z",
+    progress: Callable[[str], None] | None = None,
+) -> StoreBench:
+    """Run the store benchmark in ``work`` (reusing a previous simulation of the same span)."""
+    from polyrl.sim.record import simulate_to_recording
+
+    say = progress or (lambda msg: None)
+    work.mkdir(parents=True, exist_ok=True)
+    src = work / f"sim-{hours:g}h-seed{seed}"
+    marker = src / "COMPLETE"
+    if not marker.exists():
+        if src.exists():
+            shutil.rmtree(src)
+        say(f"simulating {hours:g} h into {src} (once; reused by later runs)")
+        start_ns = iso_to_ns(start)
+        simulate_to_recording(
+            src,
+            start_ns=start_ns,
+            end_ns=start_ns + int(hours * 3600) * NS_PER_S,
+            seed=seed,
+            config=config,
+        )
+        marker.write_text("ok")
+    result = StoreBench(hours=hours, machine=_machine())
+
+    # Write: one hour of events at a time in memory, then timed through the writer.
+    dst = work / "write"
+    if dst.exists():
+        shutil.rmtree(dst)
+    reader = RecordingReader(src, raw=True)
+    spent = 0.0
+    n = 0
+    with RecordingWriter(dst, config=config.recording, start_seq=0) as writer:
+        for date, hour in reader.hours():
+            say(f"write: {date} {hour:02d}h")
+            events = [ev for b in reader.hour_batches(date, hour) for ev in b.events()]
+            t0 = time.perf_counter()
+            for ev in events:
+                writer.append(ev)
+            writer.flush()
+            spent += time.perf_counter() - t0
+            n += len(events)
+            del events
+    result.events = n
+    result.write_events_per_s = n / spent if spent else 0.0
+    shutil.rmtree(dst)
+
+    say("read and merge")
+    for raw in (False, True):
+        t0 = time.perf_counter()
+        m = sum(len(b) for b in RecordingReader(src, raw=raw).batches())
+        rate = m / (time.perf_counter() - t0)
+        if raw:
+            result.read_merge_raw_events_per_s = rate
+        else:
+            result.read_merge_events_per_s = rate
+
+    say("per-event view (first hour)")
+    first_date, first_hour = reader.hours()[0]
+    r1 = RecordingReader(src, dates=first_date)
+    t0 = time.perf_counter()
+    k = 0
+    for b in r1.hour_batches(first_date, first_hour):
+        for _ in b.events():
+            k += 1
+    result.event_view_events_per_s = k / (time.perf_counter() - t0)
+
+    sizes: dict[str, int] = {}
+    for p in recording_files(src):
+        stream = p.relative_to(src).parts[0]
+        sizes[stream] = sizes.get(stream, 0) + p.stat().st_size
+    result.bytes_total = sum(sizes.values())
+    result.bytes_per_hour_by_stream = {s: b / hours for s, b in sorted(sizes.items())}
+    return result
