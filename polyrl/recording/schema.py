@@ -197,7 +197,13 @@ STREAMS: tuple[StreamSpec, ...] = (
             Column("index_px", F64, "index price `i`"),
             Column("settle_px", F64, "estimated settle price `P`", True),
             Column("mark_avg_px", F64, "mark price moving average `ap` (2026-03+)", True),
-            Column("funding_rate", F64, "current funding rate `r`, fraction per period"),
+            Column(
+                "funding_rate",
+                F64,
+                "current funding rate `r`, fraction per period (empty `r`, as sent for "
+                "delivery contracts, is null)",
+                True,
+            ),
             Column("next_funding_ns", I64, "next funding time `T`, ns"),
         ),
     ),
@@ -250,16 +256,17 @@ STREAMS: tuple[StreamSpec, ...] = (
     ),
     StreamSpec(
         "polymarket.market",
-        "One 15-minute Up/Down market (one per asset per window) as read from Gamma: ids, "
-        "window, tick and size rules, fee schedule.",
+        "One Up/Down market (15-minute, or 5-minute where seen; one per asset per window) as "
+        "read from Gamma or the CLOB `new_market` event: ids, window, tick and size rules, fee "
+        "schedule.",
         "condition id (`conditionId`, 0x...)",
-        "null (Gamma objects carry no response time)",
+        "`new_market` frame timestamp; null for Gamma (its objects carry no response time)",
         (
             Column("slug", STR, "market slug `{asset}-updown-15m-{window_start_s}`"),
             Column("market_id", STR, "Gamma market id"),
             Column("question", STR, "market title"),
-            Column("up_token", STR, "token id of outcome Up (index 0 of `clobTokenIds`)"),
-            Column("down_token", STR, "token id of outcome Down (index 1)"),
+            Column("up_token", STR, "token id of outcome Up (matched by position in `outcomes`)"),
+            Column("down_token", STR, "token id of outcome Down"),
             Column("window_start_ns", I64, "window start (`eventStartTime`, else from slug)"),
             Column("window_end_ns", I64, "window end (`endDate`)"),
             Column("tick_size", F64, "`orderPriceMinTickSize` when read"),
@@ -372,11 +379,18 @@ STREAMS: tuple[StreamSpec, ...] = (
         "feed symbol as sent (`btc/usd`, `btcusdt`)",
         "feed time `payload.timestamp`",
         (
-            Column("topic", STR, "RTDS topic"),
+            Column(
+                "topic", STR, "RTDS topic, or PolyBolt channel (price.crypto, price.crypto.twap)"
+            ),
             Column("value", F64, "price"),
             Column("full_accuracy", STR, "`full_accuracy_value` as sent", True),
             Column("window_s", I32, "TWAP window, seconds", True),
-            Column("server_ns", I64, "message `timestamp` (RTDS server send time)", True),
+            Column(
+                "server_ns",
+                I64,
+                "RTDS message `timestamp` (server send time); PolyBolt envelope `ts`",
+                True,
+            ),
             Column("backfill", BOOL, "row came from the subscribe snapshot's `data[]`"),
         ),
     ),

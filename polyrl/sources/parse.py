@@ -11,6 +11,7 @@ status event that keeps the raw text and names the channel: parsing never raises
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -24,7 +25,9 @@ from polyrl.events import (
     CH_POLYMARKET_CLOB_MARKET,
     CH_POLYMARKET_GAMMA,
     CH_POLYMARKET_WS,
+    CH_RECORDER,
     CH_RTDS_WS,
+    STATUS_STREAM,
     Event,
     Frame,
     status_event,
@@ -50,6 +53,7 @@ def _dispatch_table() -> dict[str, Callable[..., list[Event]]]:
         CH_POLYMARKET_CLOB_MARKET: lambda f, t: pm.parse_clob_market(f.text, f.recv_ns, tokens=t),
         CH_POLYMARKET_CLOB_BOOK: lambda f, t: pm.parse_clob_book(f.text, f.recv_ns, tokens=t),
         CH_RTDS_WS: lambda f, t: pm.parse_rtds(f.text, f.recv_ns),
+        CH_RECORDER: lambda f, t: [parse_status_frame(f.text, f.recv_ns)],
     }
 
 
@@ -107,6 +111,59 @@ def _error(frame: Frame, message: str) -> Event:
         channel=frame.channel,
         message=message[:500],
         raw=frame.text,
+    )
+
+
+_STATUS_KEYS = frozenset({"kind", "channel", "stream_id", "message", "gap_start_ns", "gap_end_ns"})
+
+
+def status_frame(
+    kind: str,
+    recv_ns: int,
+    *,
+    channel: str,
+    stream: str | None = None,
+    message: str = "",
+    gap_start_ns: int | None = None,
+    gap_end_ns: int | None = None,
+) -> Frame:
+    """A recorder status as a frame on the ``recorder`` channel.
+
+    The recorder logs its own status this way, so that status rows go through the same
+    write-ahead log and parse as venue frames and are recovered with them after a crash.
+    """
+    body = {"kind": kind, "channel": channel, "message": message}
+    if stream is not None:
+        body["stream_id"] = stream
+    if gap_start_ns is not None:
+        body["gap_start_ns"] = gap_start_ns
+    if gap_end_ns is not None:
+        body["gap_end_ns"] = gap_end_ns
+    return Frame(channel=CH_RECORDER, recv_ns=recv_ns, text=json.dumps(body, separators=(",", ":")))
+
+
+def parse_status_frame(text: str, recv_ns: int) -> Event:
+    """A ``recorder`` channel frame (see :func:`status_frame`) -> its ``recorder.status`` event."""
+    try:
+        body = json.loads(text)
+    except ValueError as e:
+        raise ParseError(f"{STATUS_STREAM}: not JSON: {e}", channel=CH_RECORDER, raw=text) from None
+    if not isinstance(body, dict) or not isinstance(body.get("kind"), str):
+        raise ParseError(f"{STATUS_STREAM}: missing field 'kind'", channel=CH_RECORDER, raw=text)
+    extra = set(body) - _STATUS_KEYS
+    if extra:
+        raise ParseError(
+            f"{STATUS_STREAM}: unknown field(s) {sorted(extra)}", channel=CH_RECORDER, raw=text
+        )
+    return status_event(
+        body["kind"],
+        recv_ns,
+        channel=str(body.get("channel", CH_RECORDER)),
+        stream=body.get("stream_id"),
+        message=str(body.get("message", "")),
+        gap_start_ns=body.get("gap_start_ns"),
+        gap_end_ns=body.get("gap_end_ns"),
+        raw=text,
     )
 
 
