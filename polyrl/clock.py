@@ -1,0 +1,70 @@
+"""Clocks. :class:`LiveClock` is the one place polyrl reads wall time.
+
+Everything else takes time from a clock it is handed: the recorder stamps ``recv_ns`` with
+``clock.now_ns()``, the Engine ticks on the clock's decision grid. In replay the clock is
+virtual (see the replay module); live it is the wall clock — optionally offset and sped up
+so that tests and demos against the loopback venue servers can live through a 15-minute
+window roll in seconds while every component still believes it runs in real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Protocol
+
+from polyrl.events import NS_PER_S
+
+
+class Clock(Protocol):
+    """Something that says what time it is, in ns since the epoch."""
+
+    def now_ns(self) -> int: ...
+
+
+class LiveClock:
+    """Wall-clock time, optionally started at ``start_ns`` and running ``speed`` times faster.
+
+    With the defaults it is exactly ``time.time_ns()``. With ``speed=60`` one real second is
+    one virtual minute; ``start_ns`` pins the virtual time at construction (the venue servers
+    and the recorder must share the same start and speed to agree on time).
+    """
+
+    def __init__(self, *, speed: float = 1.0, start_ns: int | None = None) -> None:
+        if speed <= 0:
+            raise ValueError("clock speed must be > 0")
+        self.speed = speed
+        self._real0 = time.time_ns()
+        self._virt0 = self._real0 if start_ns is None else start_ns
+        self._identity = speed == 1.0 and start_ns is None
+
+    def now_ns(self) -> int:
+        """Current (virtual) time, ns since the epoch."""
+        real = time.time_ns()
+        if self._identity:
+            return real
+        return self._virt0 + int((real - self._real0) * self.speed)
+
+    def real_seconds(self, virtual_ns: int) -> float:
+        """How many real seconds a virtual duration takes."""
+        return virtual_ns / NS_PER_S / self.speed
+
+    async def sleep(self, virtual_seconds: float) -> None:
+        """Sleep for a virtual duration."""
+        await asyncio.sleep(max(0.0, virtual_seconds / self.speed))
+
+    async def sleep_until(self, t_ns: int) -> None:
+        """Sleep until virtual time ``t_ns`` (returns at once if it has passed)."""
+        delta = t_ns - self.now_ns()
+        if delta > 0:
+            await asyncio.sleep(delta / NS_PER_S / self.speed)
+
+    @staticmethod
+    def monotonic_s() -> float:
+        """A monotonic real-time reading for measuring durations (latency, rates)."""
+        return time.perf_counter()
+
+
+def next_grid_ns(t_ns: int, interval_ns: int) -> int:
+    """The first grid point strictly after ``t_ns`` on the grid of multiples of ``interval_ns``."""
+    return (t_ns // interval_ns + 1) * interval_ns
