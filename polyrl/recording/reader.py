@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from polyrl.errors import RecordingError, SchemaMismatch
 from polyrl.events import Event
 from polyrl.recording.schema import ARROW_SCHEMAS, STREAM_IDS, spec
+from polyrl.recording.writer import partition_files
 
 COMMON = ("recv_ns", "seq", "exch_ns", "key", "asset")
 
@@ -111,9 +112,7 @@ def list_partitions(
                     hour = int(hdir.name[5:])
                 except ValueError:
                     continue
-                files = tuple(
-                    sorted(p for p in hdir.glob("*.parquet") if not p.name.startswith("."))
-                )
+                files = tuple(partition_files(hdir))
                 if files:
                     parts.append(Partition(stream, date, hour, files))
     if not parts:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.parquet as pq
 
 from polyrl.errors import RecordingError
@@ -182,40 +183,48 @@ class RecordingWriter:
         buf._reset()
 
     def _write_table(self, table: pa.Table, path: Path) -> None:
-        cfg = self.config
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            compression = None if cfg.compression == "none" else cfg.compression
-            pq.write_table(
-                table,
-                tmp,
-                compression=compression,
-                compression_level=cfg.compression_level if compression == "zstd" else None,
-                row_group_size=128 * 1024,
-                write_statistics=["recv_ns", "seq"],
-            )
-            if cfg.fsync:
-                fd = os.open(tmp, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            os.replace(tmp, path)
-            if cfg.fsync:
-                dfd = os.open(path.parent, os.O_RDONLY)
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
-        except OSError as e:
-            try:
-                tmp.unlink(missing_ok=True)
-            except OSError:
-                pass
-            raise RecordingError(f"cannot write {path}: {e}") from None
+        _write_parquet(table, path, self.config)
         self.files_written.append(path)
         self.bytes_written += path.stat().st_size
+
+
+def _fsync_dir(directory: Path, config: RecordingConfig) -> None:
+    if config.fsync:
+        dfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+def _write_parquet(table: pa.Table, path: Path, cfg: RecordingConfig) -> None:
+    """Write ``table`` to ``path`` so that no reader ever sees a partial file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        compression = None if cfg.compression == "none" else cfg.compression
+        pq.write_table(
+            table,
+            tmp,
+            compression=compression,
+            compression_level=cfg.compression_level if compression == "zstd" else None,
+            row_group_size=128 * 1024,
+            write_statistics=["recv_ns", "seq"],
+        )
+        if cfg.fsync:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent, cfg)
+    except OSError as e:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise RecordingError(f"cannot write {path}: {e}") from None
 
 
 def build_table(stream: str, cols: dict[str, list[Any]]) -> pa.Table:
@@ -245,9 +254,76 @@ def _check_not_null(stream: str, table: pa.Table) -> None:
             raise RecordingError(f"{stream}: column {fld.name!r} has {col.null_count} null(s)")
 
 
+def _name_range(path: Path) -> tuple[int, int] | None:
+    """``part-<first>.parquet`` -> (first, first); ``part-<first>-<last>.parquet`` -> range."""
+    stem = path.name[: -len(".parquet")]
+    if not stem.startswith("part-"):
+        return None
+    bits = stem[5:].split("-")
+    try:
+        if len(bits) == 1:
+            v = int(bits[0])
+            return v, v
+        if len(bits) == 2:
+            return int(bits[0]), int(bits[1])
+    except ValueError:
+        return None
+    return None
+
+
+def partition_files(directory: Path) -> list[Path]:
+    """The visible Parquet files of one partition directory, in seq order.
+
+    Hidden temporaries are skipped, and so are parts already covered by a compacted file
+    ``part-<first>-<last>.parquet`` (left behind if a compaction was interrupted after its
+    result became visible but before the parts it replaced were deleted).
+    """
+    files = [p for p in directory.glob("*.parquet") if not p.name.startswith(".")]
+    ranges = {p: _name_range(p) for p in files}
+    compacted = [r for r in ranges.values() if r is not None and r[0] != r[1]]
+
+    def covered(p: Path) -> bool:
+        r = ranges[p]
+        if r is None or r[0] != r[1]:
+            return False
+        return any(a <= r[0] <= b for a, b in compacted)
+
+    keep = [p for p in files if not covered(p)]
+    return sorted(keep, key=lambda p: (ranges[p] or (1 << 62, 0))[0])
+
+
 def recording_files(root: Path) -> list[Path]:
-    """Every visible Parquet file under a recording root (hidden temporaries excluded)."""
-    return sorted(p for p in root.glob("*/date=*/hour=*/*.parquet") if not p.name.startswith("."))
+    """Every visible Parquet file under a recording root (see :func:`partition_files`)."""
+    out: list[Path] = []
+    for d in sorted(Path(root).glob("*/date=*/hour=*")):
+        if d.is_dir():
+            out.extend(partition_files(d))
+    return out
+
+
+def compact_partition(directory: Path, stream: str, config: RecordingConfig) -> Path | None:
+    """Merge a partition's part files into one ``part-<first>-<last>.parquet``.
+
+    The merged file becomes visible atomically; the parts it covers are deleted after
+    (readers ignore covered parts, so an interruption in between loses and duplicates
+    nothing). Returns the new file, or None when there was nothing to merge.
+    """
+    from polyrl.recording.reader import read_file
+
+    files = partition_files(directory)
+    if len(files) < 2:
+        return None
+    tables = [read_file(f, stream, None) for f in files]
+    table = pa.concat_tables(tables).cast(ARROW_SCHEMAS[stream])
+    seq = table.column("seq")
+    first, last = pa.compute.min(seq).as_py(), pa.compute.max(seq).as_py()
+    target = directory / f"part-{first:016d}-{last:016d}.parquet"
+    _write_parquet(table, target, config)
+    for f in files:
+        if f != target:
+            f.unlink(missing_ok=True)
+    _fsync_dir(directory, config)
+    return target
 
 
 def next_seq(root: Path) -> int:
