@@ -14,6 +14,7 @@ continued across restarts from what the root already holds (:func:`next_seq`).
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,10 +45,21 @@ class RecordingConfig:
     """Rows buffered per stream before a Parquet file is written."""
     fsync: bool = True
     """fsync each file and its directory before it becomes visible (crash safety)."""
+    checkpoint_s: float = 10.0
+    """Recorder: seconds between writing buffered rows to Parquet and rotating the WAL."""
+    wal_flush_s: float = 0.2
+    """Recorder: seconds between handing the write-ahead log to the OS (loss on kill -9)."""
+    wal_fsync_s: float = 1.0
+    """Recorder: seconds between fsyncs of the write-ahead log (loss on power failure)."""
+    compact_grace_s: float = 120.0
+    """Recorder: compact an hour's part files this long after the hour ends."""
 
     def __post_init__(self) -> None:
         if self.max_buffer_rows < 1:
             raise ValueError("max_buffer_rows must be >= 1")
+        for name in ("checkpoint_s", "wal_flush_s", "wal_fsync_s", "compact_grace_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0")
         if not 1 <= self.compression_level <= 22:
             raise ValueError("compression_level must be in 1..22")
 
@@ -55,6 +67,16 @@ class RecordingConfig:
 def partition_dir(root: Path, stream: str, date: str, hour: int) -> Path:
     """The directory of one stream-hour partition."""
     return root / stream / f"date={date}" / f"hour={hour:02d}"
+
+
+@dataclass(frozen=True, slots=True)
+class PendingFile:
+    """Rows taken out of the writer, still to be written to ``path``."""
+
+    stream: str
+    path: Path
+    cols: dict[str, list[Any]]
+    rows: int
 
 
 class _StreamBuffer:
@@ -106,6 +128,7 @@ class RecordingWriter:
         self._seq = next_seq(self.root) if start_seq is None else start_seq
         self._buffers: dict[str, _StreamBuffer] = {}
         self.files_written: list[Path] = []
+        self._lock = threading.Lock()
         self.rows_written = 0
         self.bytes_written = 0
 
@@ -114,8 +137,16 @@ class RecordingWriter:
         """The seq the next appended event will get."""
         return self._seq
 
-    def append(self, event: Event) -> int:
-        """Buffer one event and return the seq assigned to it."""
+    def append(self, event: Event, seq: int | None = None) -> int:
+        """Buffer one event and return the seq assigned to it.
+
+        ``seq`` forces the event's seq (crash recovery replays a write-ahead log with the
+        seqs the live run assigned); it may skip values but never go back.
+        """
+        if seq is not None:
+            if seq < self._seq:
+                raise RecordingError(f"seq {seq} would go back (next is {self._seq})")
+            self._seq = seq
         buf = self._buffers.get(event.stream)
         if buf is None:
             spec(event.stream)  # unknown stream -> ConfigError naming it
@@ -174,18 +205,46 @@ class RecordingWriter:
 
     # -----------------------------------------------------------------------------------------
 
-    def _flush_buffer(self, buf: _StreamBuffer) -> None:
-        table = build_table(buf.stream, buf.cols)
+    def detach(self) -> list[PendingFile]:
+        """Take every buffered row out of the writer as files still to be written.
+
+        Lets a caller write them on another thread (:meth:`write_pending`) while the writer
+        keeps accepting events; each buffer keeps its hour so rows stay partitioned.
+        """
+        out = []
+        for buf in self._buffers.values():
+            if buf.n:
+                out.append(self._take(buf))
+        return out
+
+    def write_pending(self, pending: Iterable[PendingFile]) -> None:
+        """Write detached rows to their Parquet files (safe to call from another thread)."""
+        for p in pending:
+            table = build_table(p.stream, p.cols)
+            self._write_table(table, p.path)
+            with self._lock:
+                self.rows_written += p.rows
+
+    def _take(self, buf: _StreamBuffer) -> PendingFile:
         directory = partition_dir(self.root, buf.stream, buf.date, buf.hour)
-        path = directory / f"part-{buf.first_seq:016d}.parquet"
-        self._write_table(table, path)
-        self.rows_written += buf.n
+        pending = PendingFile(
+            stream=buf.stream,
+            path=directory / f"part-{buf.first_seq:016d}.parquet",
+            cols=buf.cols,
+            rows=buf.n,
+        )
         buf._reset()
+        return pending
+
+    def _flush_buffer(self, buf: _StreamBuffer) -> None:
+        self.write_pending([self._take(buf)])
 
     def _write_table(self, table: pa.Table, path: Path) -> None:
         _write_parquet(table, path, self.config)
-        self.files_written.append(path)
-        self.bytes_written += path.stat().st_size
+        size = path.stat().st_size
+        with self._lock:
+            self.files_written.append(path)
+            self.bytes_written += size
 
 
 def _fsync_dir(directory: Path, config: RecordingConfig) -> None:
@@ -326,10 +385,11 @@ def compact_partition(directory: Path, stream: str, config: RecordingConfig) -> 
     return target
 
 
-def next_seq(root: Path) -> int:
-    """1 + the largest ``seq`` stored under ``root`` (0 for an empty root), from file footers."""
-    best = -1
+def max_seq_by_stream(root: Path) -> dict[str, int]:
+    """The largest ``seq`` stored per stream under ``root``, from file footers."""
+    best: dict[str, int] = {}
     for path in recording_files(root):
+        stream = path.relative_to(root).parts[0]
         try:
             md = pq.read_metadata(path)
         except Exception as e:  # noqa: BLE001 - any unreadable footer is named
@@ -338,5 +398,10 @@ def next_seq(root: Path) -> int:
         for rg in range(md.num_row_groups):
             st = md.row_group(rg).column(idx).statistics
             if st is not None and st.has_min_max:
-                best = max(best, int(st.max))
-    return best + 1
+                best[stream] = max(best.get(stream, -1), int(st.max))
+    return best
+
+
+def next_seq(root: Path) -> int:
+    """1 + the largest ``seq`` stored under ``root`` (0 for an empty root), from file footers."""
+    return max(max_seq_by_stream(root).values(), default=-1) + 1
