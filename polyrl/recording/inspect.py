@@ -207,19 +207,19 @@ def format_report(report: InspectReport) -> str:
         "",
     ]
     head = (
-        f"{'stream':<30} {report.by:<12} {'rows':>10} {'first (UTC)':<20} {'last (UTC)':<20} "
+        f"{'stream':<30} {report.by:<26} {'rows':>10} {'first (UTC)':<20} {'last (UTC)':<20} "
         f"{'rate/s':>9} {'max silence':>12} {'lat p50/p99 ms':>16}"
     )
     lines += [head, "-" * len(head)]
     for s in report.streams:
-        group = s.group if len(s.group) <= 12 else s.group[:5] + "…" + s.group[-6:]
+        group = s.group if len(s.group) <= 26 else s.group[:12] + "…" + s.group[-13:]
         lat = (
             f"{s.latency_ms_p50:.0f}/{s.latency_ms_p99:.0f}"
             if s.latency_ms_p50 is not None and s.latency_ms_p99 is not None
             else "-"
         )
         lines.append(
-            f"{s.stream:<30} {group:<12} {s.rows:>10,} {ns_to_iso(s.first_ns)[:19]:<20} "
+            f"{s.stream:<30} {group:<26} {s.rows:>10,} {ns_to_iso(s.first_ns)[:19]:<20} "
             f"{ns_to_iso(s.last_ns)[:19]:<20} {s.mean_rate_per_s:>9.2f} "
             f"{s.max_silence_s:>11.1f}s {lat:>16}"
         )

@@ -1,0 +1,66 @@
+"""The ``polyrl`` command line: thin typer commands over library functions.
+
+One module per command. User errors (:class:`~polyrl.errors.PolyrlError`) are printed to
+stderr as one line naming the file, field or option, with exit code 1 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import typer
+
+from polyrl.errors import PolyrlError
+
+app = typer.Typer(
+    name="polyrl",
+    help="Record, replay, train and paper-trade on Polymarket's 15-minute crypto Up/Down "
+    "markets (BTC, ETH, SOL, XRP). Paper trading only: nothing is ever sent to a venue.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+bench_app = typer.Typer(
+    help="Benchmarks anyone can run; their figures go in the README's performance section.",
+    no_args_is_help=True,
+)
+app.add_typer(bench_app, name="bench")
+
+
+def _register() -> None:
+    # Imported for their side effect of adding commands to `app` / `bench_app`.
+    from polyrl.cli import bench, inspect, schema, simulate  # noqa: F401
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    _register()
+    try:
+        app(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except PolyrlError as e:
+        print(f"polyrl: error: {e}", file=sys.stderr)
+        return 1
+    except typer.Exit as e:
+        return e.exit_code
+    except typer.Abort:
+        print("polyrl: aborted", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("polyrl: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show(file=sys.stderr)
+            return e.exit_code
+        raise
+    return 0
+
+
+def main() -> None:
+    """Console entry point."""
+    sys.exit(run())

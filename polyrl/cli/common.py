@@ -1,0 +1,74 @@
+"""Options and helpers shared by several commands."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from polyrl.config import Config, load_config
+from polyrl.errors import ConfigError
+from polyrl.events import ASSETS
+
+err_console = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="TOML config file (default: configs/default.toml); CLI options override it.",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+    ),
+]
+
+
+def parse_assets(text: str | None) -> tuple[str, ...] | None:
+    """``btc,eth`` -> ('btc', 'eth'); an unknown asset is an error naming the option."""
+    if text is None:
+        return None
+    items = tuple(a.strip().lower() for a in text.split(",") if a.strip())
+    bad = [a for a in items if a not in ASSETS]
+    if bad or not items:
+        raise ConfigError(f"--assets: {', '.join(bad) or 'empty'} not in {', '.join(ASSETS)}")
+    return items
+
+
+def resolve_config(path: Path | None, overrides: dict[str, Any] | None = None) -> Config:
+    """Load the config file (or the default) with CLI overrides applied."""
+    return load_config(path, {k: v for k, v in (overrides or {}).items() if v is not None})
+
+
+@contextmanager
+def progress_bar(description: str, total: float | None, unit: str = "") -> Iterator[Any]:
+    """A rich progress bar on stderr; yields ``advance_to(value)``."""
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn()
+        if unit == ""
+        else TextColumn("{task.completed:.0f}/{task.total:.0f} " + unit),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+    ]
+    with Progress(*columns, console=err_console, transient=False) as prog:
+        task = prog.add_task(description, total=total, status="")
+
+        def advance_to(value: float, status: str = "") -> None:
+            prog.update(task, completed=value, status=status)
+
+        yield advance_to

@@ -1,0 +1,46 @@
+"""``polyrl inspect ROOT``: rows, spans, rates, silences, latency, gaps and errors per stream."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import typer
+
+from polyrl.cli import app
+from polyrl.cli.common import ConfigOpt, err_console, resolve_config
+from polyrl.recording.inspect import format_report, inspect_recording
+from polyrl.sim.sample import resolve_root
+
+
+@app.command("inspect")
+def inspect_cmd(
+    root: Annotated[
+        str, typer.Argument(help="Recording root directory, or `sample` for the embedded sample.")
+    ],
+    dates: Annotated[
+        str, typer.Option("--dates", "--date", help="Date glob(s), comma-separated: 2024-06-*.")
+    ] = "*",
+    by: Annotated[
+        str, typer.Option("--by", help="Group rows per `asset` (default) or per raw `key`.")
+    ] = "asset",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Summarise what a recording holds: per stream and asset (or key) the rows, first and last
+    time, mean rate, largest silence and receive latency; per channel the connects, reconnects,
+    gaps and parse errors from recorder.status."""
+    if by not in ("asset", "key"):
+        from polyrl.errors import ConfigError
+
+        raise ConfigError(f"--by: {by!r} is not one of asset, key")
+    cfg = resolve_config(config)
+    path = resolve_root(root, cfg)
+    globs = [g.strip() for g in dates.split(",") if g.strip()] or ["*"]
+    group: Literal["asset", "key"] = "key" if by == "key" else "asset"
+    report = inspect_recording(path, globs, by=group)
+    if as_json:
+        typer.echo(report.to_json())
+    else:
+        typer.echo(format_report(report))
+        if not report.streams:
+            err_console.print("no rows")

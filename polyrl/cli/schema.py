@@ -1,0 +1,39 @@
+"""``polyrl schema [STREAM]``: the stored columns of each stream, from the code itself."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from polyrl.cli import app
+from polyrl.recording.schema import STREAMS, describe, spec
+
+
+@app.command("schema")
+def schema_cmd(
+    stream: Annotated[
+        str | None,
+        typer.Argument(help="A stream id such as polymarket.book; omit to list every stream."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Print the Arrow schema of one stream (every column, its type and meaning) or list all."""
+    if stream is None:
+        if as_json:
+            typer.echo(json.dumps([{"stream": s.id, "doc": s.doc} for s in STREAMS], indent=2))
+            return
+        width = max(len(s.id) for s in STREAMS)
+        for s in STREAMS:
+            typer.echo(f"{s.id:<{width}}  {s.doc}")
+        return
+    s = spec(stream)
+    if as_json:
+        cols = [
+            {"name": c.name, "type": str(c.type), "nullable": c.nullable, "doc": c.doc}
+            for c in s.all_columns()
+        ]
+        typer.echo(json.dumps({"stream": s.id, "doc": s.doc, "columns": cols}, indent=2))
+    else:
+        typer.echo(describe(stream))

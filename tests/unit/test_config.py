@@ -1,0 +1,59 @@
+"""Config files: defaults mirror the dataclasses; unknown or mistyped keys are named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from polyrl.config import Config, default_config_path, load_config
+from polyrl.errors import ConfigError
+
+
+def test_default_toml_is_exactly_the_dataclass_defaults() -> None:
+    path = default_config_path()
+    assert path is not None and path.name == "default.toml"
+    assert load_config(path) == Config()
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "c.toml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        (
+            "[sources]\nopen_interest_pol_s = 3\n",
+            r"c\.toml: sources\.open_interest_pol_s: unknown key",
+        ),
+        ("[sim]\njump_sd = 'big'\n", r"c\.toml: sim\.jump_sd: expected a number"),
+        ("[recording]\nfsync = 1\n", r"c\.toml: recording\.fsync: expected true or false"),
+        (
+            "[sources]\nspot_depth_levels = 7\n",
+            r"sources\.spot_depth_levels: 7 is not one of 5, 10, 20",
+        ),
+        ("[sources]\nwatchdog_s = -1\n", r"sources.*watchdog_s must be > 0"),
+        ("assets = ['btc', 'doge']\n", r"assets"),
+        ("[nonsense]\nx = 1\n", r"c\.toml: nonsense: unknown key 'nonsense'"),
+        ("[sources\n", r"invalid TOML"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path: Path, text: str, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        load_config(_write(tmp_path, text))
+
+
+def test_file_then_overrides(tmp_path: Path) -> None:
+    p = _write(tmp_path, 'assets = ["btc", "eth"]\n[sources]\nopen_interest_poll_s = 3\n')
+    cfg = load_config(p, {"assets": ["sol"]})
+    assert cfg.assets == ("sol",)
+    assert cfg.sources.open_interest_poll_s == 3.0
+    assert cfg.sources.ws_ping_s == Config().sources.ws_ping_s
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found: .*nope.toml"):
+        load_config(tmp_path / "nope.toml")
