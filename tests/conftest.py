@@ -7,6 +7,8 @@ import socket
 
 import pytest
 
+import polyrl.rl  # noqa: F401 - load the fast BLAS before any test module imports mlx
+
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
 _real_getaddrinfo = socket.getaddrinfo
