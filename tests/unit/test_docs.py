@@ -1,0 +1,30 @@
+"""The README cannot drift from the code: streams, commands and the CI test command."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from polyrl.recording.schema import STREAM_IDS
+
+REPO = Path(__file__).resolve().parents[2]
+README = (REPO / "README.md").read_text()
+
+
+def test_readme_lists_every_stream() -> None:
+    for stream in STREAM_IDS:
+        assert f"`{stream}`" in README, stream
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    block = re.search(r"```bash\n(.*?)```", README, re.S)
+    assert block is not None
+    commands = [ln for ln in block.group(1).splitlines() if ln and not ln.startswith("#")]
+    assert len(commands) == 2, commands
+    ci = (REPO / ".ci" / "run").read_text()
+    assert commands[1] in ci.splitlines()
+    assert "pytest -m 'slow or not slow'" in commands[1]
+
+
+def test_readme_has_no_unfilled_markers() -> None:
+    assert not re.search(r"\b[A-Z]{4,}_[A-Z_]{3,}\b", README), "unfilled README marker"
