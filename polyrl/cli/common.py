@@ -72,3 +72,42 @@ def progress_bar(description: str, total: float | None, unit: str = "") -> Itera
             prog.update(task, completed=value, status=status)
 
         yield advance_to
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str | None, option: str = "--duration") -> float | None:
+    """``90s``, ``10m``, ``1.5h``, ``2d`` or plain seconds -> seconds; errors name the option."""
+    if text is None:
+        return None
+    t = text.strip().lower()
+    try:
+        if t and t[-1] in _UNITS:
+            value = float(t[:-1]) * _UNITS[t[-1]]
+        else:
+            value = float(t)
+    except ValueError:
+        raise ConfigError(f"{option}: {text!r} is not a duration like 90s, 10m, 1h or 2d") from None
+    if value <= 0:
+        raise ConfigError(f"{option}: must be > 0, got {text!r}")
+    return value
+
+
+def recording_root(arg: str | Path, config: Config) -> Path:
+    """A recording root option -> a path; ``sample`` builds the embedded sample on first use
+    (with a progress bar)."""
+    from polyrl.sim.sample import SAMPLE_HOURS, SAMPLE_NAME, resolve_root, sample_root
+
+    if str(arg) != SAMPLE_NAME or (sample_root(config) / "SAMPLE.json").exists():
+        return resolve_root(arg, config)
+    total = SAMPLE_HOURS * 3600
+    with progress_bar("building the sample recording", total=total, unit="sim s") as advance:
+        first: list[int] = []
+
+        def tick(t_ns: int) -> None:
+            if not first:
+                first.append(t_ns)
+            advance((t_ns - first[0]) / 1e9)
+
+        return resolve_root(arg, config, progress=tick)
