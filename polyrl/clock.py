@@ -68,3 +68,56 @@ class LiveClock:
 def next_grid_ns(t_ns: int, interval_ns: int) -> int:
     """The first grid point strictly after ``t_ns`` on the grid of multiples of ``interval_ns``."""
     return (t_ns // interval_ns + 1) * interval_ns
+
+
+class ReplayClock:
+    """Virtual time for replay: the decision ticks a live clock would have emitted.
+
+    Ticks lie on the grid of multiples of ``interval_ns`` (the wall-clock grid live mode
+    uses), from the first grid point at or after the first event (or ``start_ns``) to the
+    last event (or ``end_ns``). :meth:`drive` interleaves them with the recording's merged
+    batches so that a tick is handed out only once every event received at or before it has
+    been: the consumer ingests each batch, then observes that batch's ticks.
+    """
+
+    def __init__(
+        self, interval_ns: int, *, start_ns: int | None = None, end_ns: int | None = None
+    ) -> None:
+        if interval_ns <= 0:
+            raise ValueError("tick interval must be > 0")
+        self.interval_ns = interval_ns
+        self.start_ns = start_ns
+        self.end_ns = end_ns
+
+    def drive(self, batches):  # type: ignore[no-untyped-def]
+        """Yield ``(batch, ticks)``: after ingesting ``batch``, observe ``ticks`` (int64 [k],
+        possibly empty); every event with ``recv_ns <= tick`` has been yielded by then."""
+        import numpy as np
+
+        iv = self.interval_ns
+        it = iter(batches)
+        cur = next(it, None)
+        nxt = next(it, None)
+        next_tick: int | None = None
+        while cur is not None:
+            if len(cur) == 0:
+                cur, nxt = nxt, next(it, None)
+                continue
+            if next_tick is None:
+                first = int(cur.recv_ns[0]) if self.start_ns is None else self.start_ns
+                next_tick = -(-first // iv) * iv
+            # Ticks strictly before the next batch's first event are complete now.
+            limit = (
+                int(nxt.recv_ns[0]) - 1 if nxt is not None and len(nxt) else int(cur.recv_ns[-1])
+            )
+            if nxt is None and self.end_ns is not None:
+                limit = max(limit, self.end_ns)
+            if self.end_ns is not None:
+                limit = min(limit, self.end_ns)
+            if next_tick <= limit:
+                ticks = np.arange(next_tick, limit + 1, iv, dtype=np.int64)
+                next_tick = int(ticks[-1]) + iv
+            else:
+                ticks = np.empty(0, dtype=np.int64)
+            yield cur, ticks
+            cur, nxt = nxt, next(it, None)

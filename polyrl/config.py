@@ -158,6 +158,30 @@ def _default_sim() -> Any:
     return SimConfig()
 
 
+def _default_features() -> Any:
+    from polyrl.features.engine import FeatureConfig
+
+    return FeatureConfig()
+
+
+def _default_engine() -> Any:
+    from polyrl.engine import EngineConfig
+
+    return EngineConfig()
+
+
+def _default_broker() -> Any:
+    from polyrl.broker import BrokerConfig
+
+    return BrokerConfig()
+
+
+def _default_baselines() -> Any:
+    from polyrl.policies.baselines import BaselineConfig
+
+    return BaselineConfig()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """Everything a polyrl command runs with. Sections mirror ``configs/default.toml``."""
@@ -170,6 +194,14 @@ class Config:
     """Where and how recordings are written (polyrl.recording.writer)."""
     sim: Any = field(default_factory=_default_sim)
     """Synthetic market parameters (polyrl.sim.config)."""
+    features: Any = field(default_factory=_default_features)
+    """Feature set and feature parameters (polyrl.features.engine)."""
+    engine: Any = field(default_factory=_default_engine)
+    """Decision ticks, fill latency, settlement timeout (polyrl.engine)."""
+    broker: Any = field(default_factory=_default_broker)
+    """Paper execution: capital, sizing, position rules, reward (polyrl.broker)."""
+    baselines: Any = field(default_factory=_default_baselines)
+    """Baseline strategy parameters (polyrl.policies.baselines)."""
 
     def __post_init__(self) -> None:
         bad = [a for a in self.assets if a not in ASSETS]
@@ -178,11 +210,23 @@ class Config:
 
 
 def _section_types() -> dict[str, type]:
+    from polyrl.broker import BrokerConfig
+    from polyrl.engine import EngineConfig
+    from polyrl.features.engine import FeatureConfig
+    from polyrl.policies.baselines import BaselineConfig
     from polyrl.recording.writer import RecordingConfig
     from polyrl.sim.config import SimConfig
     from polyrl.sources.config import SourcesConfig
 
-    return {"sources": SourcesConfig, "recording": RecordingConfig, "sim": SimConfig}
+    return {
+        "sources": SourcesConfig,
+        "recording": RecordingConfig,
+        "sim": SimConfig,
+        "features": FeatureConfig,
+        "engine": EngineConfig,
+        "broker": BrokerConfig,
+        "baselines": BaselineConfig,
+    }
 
 
 def config_from_mapping(data: Mapping[str, Any], *, source: str = "") -> Config:

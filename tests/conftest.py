@@ -51,3 +51,25 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
     monkeypatch.setattr(socket, "getaddrinfo", _guarded_getaddrinfo)
+
+
+@pytest.fixture(scope="session")
+def small_recording(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """32 simulated minutes of all four assets from 2024-06-01T00:00 (seed 3), recorded
+    through the real parsers and writer: windows 00:00 and 00:15 (both resolved inside the
+    span) and the first two minutes of 00:30."""
+    from polyrl.config import Config
+    from polyrl.events import NS_PER_S, iso_to_ns
+    from polyrl.recording.writer import RecordingConfig
+    from polyrl.sim.record import simulate_to_recording
+
+    root = tmp_path_factory.mktemp("small-rec") / "rec"
+    start = iso_to_ns("2024-06-01T00:00:00Z")
+    simulate_to_recording(
+        root,
+        start_ns=start,
+        end_ns=start + 32 * 60 * NS_PER_S,
+        seed=3,
+        config=Config(recording=RecordingConfig(fsync=False)),
+    )
+    return root

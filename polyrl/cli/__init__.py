@@ -32,7 +32,15 @@ app.add_typer(bench_app, name="bench")
 
 def _register() -> None:
     # Imported for their side effect of adding commands to `app` / `bench_app`.
-    from polyrl.cli import bench, inspect, schema, simulate  # noqa: F401
+    from polyrl.cli import (  # noqa: F401
+        backtest,
+        bench,
+        features,
+        inspect,
+        record,
+        schema,
+        simulate,
+    )
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -7,9 +7,8 @@ from typing import Annotated, Literal
 import typer
 
 from polyrl.cli import app
-from polyrl.cli.common import ConfigOpt, err_console, resolve_config
+from polyrl.cli.common import ConfigOpt, err_console, recording_root, resolve_config
 from polyrl.recording.inspect import format_report, inspect_recording
-from polyrl.sim.sample import resolve_root
 
 
 @app.command("inspect")
@@ -34,7 +33,7 @@ def inspect_cmd(
 
         raise ConfigError(f"--by: {by!r} is not one of asset, key")
     cfg = resolve_config(config)
-    path = resolve_root(root, cfg)
+    path = recording_root(root, cfg)
     globs = [g.strip() for g in dates.split(",") if g.strip()] or ["*"]
     group: Literal["asset", "key"] = "key" if by == "key" else "asset"
     report = inspect_recording(path, globs, by=group)

@@ -147,7 +147,7 @@ def read_file(path: Path, stream: str, columns: Sequence[str] | None) -> pa.Tabl
             if not fld.nullable:
                 raise SchemaMismatch(f"{stream}: column {name!r} missing from {path}")
             continue
-        if not found.field(fidx).type.equals(fld.type):
+        if not _compatible(found.field(fidx).type, fld.type):
             raise SchemaMismatch(
                 f"{stream}: column {name!r} is {found.field(fidx).type} in {path}, "
                 f"expected {fld.type}"
@@ -157,6 +157,9 @@ def read_file(path: Path, stream: str, columns: Sequence[str] | None) -> pa.Tabl
         table = pq.read_table(path, columns=present, use_threads=True)
     except Exception as e:  # noqa: BLE001
         raise RecordingError(f"unreadable recording file {path}: {e}") from None
+    if any(not table.schema.field(n).type.equals(expected.field(n).type) for n in present):
+        # Same logical type, other physical one (e.g. large_string from another writer).
+        table = table.cast(pa.schema([expected.field(n) for n in present]))
     if len(present) != len(want):
         n = table.num_rows
         cols = []
@@ -167,6 +170,19 @@ def read_file(path: Path, stream: str, columns: Sequence[str] | None) -> pa.Tabl
                 cols.append(pa.nulls(n, type=expected.field(name).type))
         table = pa.Table.from_arrays(cols, names=want)
     return table
+
+
+def _compatible(found: pa.DataType, want: pa.DataType) -> bool:
+    """Equal, or the same logical type in another width (large_string, large_list, view)."""
+    if found.equals(want):
+        return True
+    if pa.types.is_string(want):
+        return pa.types.is_large_string(found) or pa.types.is_string_view(found)
+    if pa.types.is_list(want):
+        return (
+            pa.types.is_large_list(found) or pa.types.is_list(found)
+        ) and _compatible(found.value_type, want.value_type)
+    return False
 
 
 def _columns_for(

@@ -16,10 +16,11 @@ CFG = RecordingConfig(fsync=False, checkpoint_s=0.05, wal_flush_s=0.01, wal_fsyn
 
 
 def agg_trade(i: int) -> str:
+    ms = f"1717200000{i % 1000:03d}"
+    m = "true" if i % 2 else "false"
     return (
-        '{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1717200000%03d,"s":"BTCUSDT",'
-        '"a":%d,"p":"67000.5","q":"0.01","f":%d,"l":%d,"T":1717200000%03d,"m":%s,"M":true}}'
-        % (i % 1000, i, i, i, i % 1000, "true" if i % 2 else "false")
+        f'{{"stream":"btcusdt@aggTrade","data":{{"e":"aggTrade","E":{ms},"s":"BTCUSDT",'
+        f'"a":{i},"p":"67000.5","q":"0.01","f":{i},"l":{i},"T":{ms},"m":{m},"M":true}}}}'
     )
 
 

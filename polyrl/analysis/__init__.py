@@ -1,0 +1,1 @@
+"""Analysis of runs and recordings for notebooks and reports (polars frames, matplotlib)."""

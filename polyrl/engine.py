@@ -1,0 +1,345 @@
+"""The Engine: clock + events -> features -> policy -> broker -> run log. Live and replay.
+
+The Engine never reads the wall clock or a socket. It is handed, tick by tick, the market
+part of the observation (:class:`TickObs`: features, readiness, books — from the
+FeatureEngine live, or from the per-day cache in replay, which the same FeatureEngine
+wrote) and does the agent-dependent part the same way in both modes:
+
+1. settle positions of ended windows whose outcome is known by now (the recorded
+   resolution, or after ``resolution_timeout_s`` the reference feed's verdict);
+2. roll slots whose window changed: a position still open is parked (split off the
+   broker) until its window settles; the slot starts the new window flat;
+3. add the position features (from the broker and the book at the tick) to the market
+   features, ask the policy for one action per market, force HOLD where the market is not
+   tradable, and execute through the PaperBroker at the book as it stands when the order
+   arrives (tick + fill latency);
+4. log the decision of every market, every fill, and each window's episode when it settles.
+
+A window without a recorded resolution and without usable reference ticks is voided
+(its position refunded, no PnL) and flagged ``missing``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from polyrl.broker import Books, MarketRules, PaperBroker
+from polyrl.features.engine import Window
+from polyrl.features.sets import FeatureSet
+from polyrl.policies.base import HOLD, Policy
+from polyrl.runlog import RunLog
+
+OutcomeFn = Callable[[Window, int], "tuple[str, str] | None"]
+TOKENS = ("Up", "Down")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineConfig:
+    """Decision timing and settlement (``[engine]``)."""
+
+    tick_ms: int = 500
+    """Decision interval, ms; ticks lie on the wall-clock grid of multiples of it."""
+    fill_latency_ms: int = 0
+    """Orders arrive this long after the decision and fill at the book as it stands then."""
+    resolution_timeout_s: float = 3600.0
+    """Settle from the reference feed when no resolution arrived this long after the end."""
+    min_notional: float = 1.0
+    """Smallest marketable order the venue accepts, USDC."""
+
+    def __post_init__(self) -> None:
+        if self.tick_ms <= 0:
+            raise ValueError("tick_ms must be > 0")
+        if not 0 <= self.fill_latency_ms < self.tick_ms:
+            raise ValueError("fill_latency_ms must be in [0, tick_ms)")
+        if self.resolution_timeout_s <= 0:
+            raise ValueError("resolution_timeout_s must be > 0")
+
+    @property
+    def tick_ns(self) -> int:
+        return self.tick_ms * 1_000_000
+
+    @property
+    def latency_ns(self) -> int:
+        return self.fill_latency_ms * 1_000_000
+
+
+@dataclass(slots=True)
+class TickObs:
+    """The market part of one tick's observation, M markets.
+
+    ``features`` float32 [M, F_market]; ``tradable`` bool [M]; ``window`` int32 [M] (-1 none);
+    ``top_px``/``top_size`` [M, 2, 2] best level at the tick; ``fill_px``/``fill_size``
+    [M, 2, 2, L] the books at tick + latency.
+    """
+
+    t_ns: int
+    features: np.ndarray
+    tradable: np.ndarray
+    window: np.ndarray
+    top_px: np.ndarray
+    top_size: np.ndarray
+    fill_px: np.ndarray
+    fill_size: np.ndarray
+
+
+@dataclass(slots=True)
+class _Episode:
+    window: Window
+    orders: int = 0
+    fills: int = 0
+    pnl: float = 0.0
+    fees: float = 0.0
+    first_entry_ns: int = -1
+    first_entry_time_left: float = float("nan")
+    first_entry_price: float = float("nan")
+    first_entry_token: str | None = None
+
+
+@dataclass(slots=True)
+class _Parked:
+    episode: _Episode
+    broker: PaperBroker
+
+
+@dataclass(slots=True)
+class EngineTotals:
+    """Running totals (for status lines and dashboards)."""
+
+    ticks: int = 0
+    fills: int = 0
+    realized: float = 0.0
+    fees: float = 0.0
+    settled: int = 0
+    pnl_by_asset: dict[str, float] = field(default_factory=dict)
+
+
+class Engine:
+    """Shared decision loop for live and replay (see the module doc)."""
+
+    def __init__(
+        self,
+        *,
+        assets: tuple[str, ...],
+        fset: FeatureSet,
+        policy: Policy,
+        broker: PaperBroker,
+        windows: Callable[[int], Window],
+        outcome: OutcomeFn,
+        runlog: RunLog | None,
+        config: EngineConfig,
+        log_decisions: bool = True,
+    ) -> None:
+        self.assets = assets
+        self.M = len(assets)
+        self.fset = fset
+        self.policy = policy
+        self.broker = broker
+        self.window_of = windows
+        self.outcome = outcome
+        self.runlog = runlog
+        self.config = config
+        self.log_decisions = log_decisions
+        self._cur: list[_Episode | None] = [None] * self.M
+        self._parked: list[_Parked] = []
+        self._market_ix = np.array(fset.market_index, dtype=np.int64)
+        self._pos_ix = np.array(fset.position_index, dtype=np.int64)
+        self.totals = EngineTotals(pnl_by_asset=dict.fromkeys(assets, 0.0))
+        self.last_obs: np.ndarray | None = None
+        self.last_actions: np.ndarray | None = None
+
+    # ---------------------------------------------------------------------------------------
+
+    def step(self, obs: TickObs) -> np.ndarray:
+        """One decision tick; returns the actions taken [M] (HOLD where not tradable)."""
+        t = obs.t_ns
+        self._settle_parked(t)
+        self._roll(obs, t)
+        top = Books(obs.top_px[..., None], obs.top_size[..., None])
+        full = np.empty((self.M, self.fset.dim), dtype=np.float32)
+        full[:, self._market_ix] = obs.features
+        full[:, self._pos_ix] = self.broker.position_features(top)
+        tradable = obs.tradable & (obs.window >= 0)
+        actions = np.asarray(self.policy.act(full, tradable), dtype=np.int64)
+        actions = np.where(tradable, actions, HOLD)
+        held_before = self.broker.held.copy()
+        result = self.broker.step(
+            actions, Books(obs.fill_px, obs.fill_size), tradable, t + self.config.latency_ns
+        )
+        self._book_fills(result, held_before)
+        for m in np.flatnonzero(actions != HOLD).tolist():
+            ep = self._cur[m]
+            if ep is not None:
+                ep.orders += 1
+        if self.runlog is not None and self.log_decisions:
+            self.runlog.add_columns(
+                "decisions",
+                {
+                    "t_ns": [t] * self.M,
+                    "slot": list(range(self.M)),
+                    "asset": list(self.assets),
+                    "window": obs.window.tolist(),
+                    "tradable": tradable.tolist(),
+                    "action": actions.tolist(),
+                },
+            )
+        self.totals.ticks += 1
+        self.last_obs, self.last_actions = full, actions
+        return actions
+
+    def finish(self, t_ns: int, *, final_outcome: OutcomeFn | None = None) -> None:
+        """End of a replay: close every slot's episode and settle what is parked, using
+        ``final_outcome`` (default: whatever is known at ``t_ns``) for windows still open."""
+        for m in range(self.M):
+            ep = self._cur[m]
+            if ep is not None:
+                self._park_or_close(m, ep, t_ns)
+                self._cur[m] = None
+        fn = final_outcome or self.outcome
+        for p in list(self._parked):
+            got = fn(p.episode.window, t_ns)
+            if got is not None:
+                self._settle(p, got, t_ns)
+
+    # ---------------------------------------------------------------------------------------
+
+    def _roll(self, obs: TickObs, t: int) -> None:
+        changed = []
+        for m in range(self.M):
+            wi = int(obs.window[m])
+            ep = self._cur[m]
+            if ep is not None and ep.window.index == wi:
+                continue
+            if ep is not None:
+                self._park_or_close(m, ep, t)
+            self._cur[m] = _Episode(self.window_of(wi)) if wi >= 0 else None
+            if wi >= 0:
+                changed.append(m)
+        if changed:
+            idx = np.array(changed)
+            ws = [self.window_of(int(obs.window[m])) for m in changed]
+            rules = self.broker.rules
+            new = MarketRules(
+                fee_rate=rules.fee_rate.copy(),
+                fee_exponent=rules.fee_exponent.copy(),
+                fees_enabled=rules.fees_enabled.copy(),
+                min_size=rules.min_size.copy(),
+                min_notional=rules.min_notional.copy(),
+            )
+            new.fee_rate[idx] = [w.fee_rate for w in ws]
+            new.fee_exponent[idx] = [w.fee_exponent for w in ws]
+            new.fees_enabled[idx] = [w.fees_enabled for w in ws]
+            new.min_size[idx] = [w.min_size for w in ws]
+            new.min_notional[idx] = self.config.min_notional
+            self.broker.set_rules(new)
+
+    def _park_or_close(self, m: int, ep: _Episode, t: int) -> None:
+        if self.broker.held[m] >= 0:
+            self._parked.append(_Parked(ep, self.broker.split_off([m])))
+        else:
+            self.broker.reset(_one(self.M, m))
+            got = self.outcome(ep.window, t)
+            if got is not None or ep.fills == 0:
+                self._episode_row(ep, got or (None, None), t)
+            else:
+                # Flat but traded: the row waits for the outcome like a parked position.
+                self._parked.append(_Parked(ep, PaperBroker(1, self.broker.config)))
+
+    def _settle_parked(self, t: int) -> None:
+        for p in list(self._parked):
+            got = self.outcome(p.episode.window, t)
+            if got is not None:
+                self._settle(p, got, t)
+
+    def _settle(self, p: _Parked, got: tuple[str, str], t: int) -> None:
+        outcome, source = got
+        ep = p.episode
+        if p.broker.held[0] >= 0:
+            if outcome in ("Up", "Down"):
+                s = p.broker.settle_detail(np.array([True]), np.array([outcome == "Up"]))
+                for row in s.trade_rows(t):
+                    self._trade_row(row, ep, kind="settle")
+                pnl = float(s.pnl[0])
+                ep.pnl += pnl
+                self.totals.realized += pnl
+                self.totals.pnl_by_asset[ep.window.asset] += pnl
+            else:
+                p.broker.reset(np.array([True]))  # void: no PnL
+        self._parked.remove(p)
+        self._episode_row(ep, got, t)
+
+    def _episode_row(self, ep: _Episode, got: tuple[str | None, str | None], t: int) -> None:
+        self.totals.settled += 1
+        if self.runlog is None:
+            return
+        w = ep.window
+        self.runlog.add(
+            "episodes",
+            {
+                "slot": w.slot, "asset": w.asset, "condition_id": w.condition_id,
+                "slug": w.slug, "start_ns": w.start_ns, "end_ns": w.end_ns,
+                "outcome": got[0], "outcome_source": got[1], "gap": w.gap, "settled_ns": t,
+                "orders": ep.orders, "fills": ep.fills, "pnl": ep.pnl, "fees": ep.fees,
+                "first_entry_ns": ep.first_entry_ns,
+                "first_entry_time_left": ep.first_entry_time_left,
+                "first_entry_price": ep.first_entry_price,
+                "first_entry_token": ep.first_entry_token,
+            },
+        )  # fmt: skip
+
+    def _book_fills(self, result: Any, held_before: np.ndarray) -> None:
+        rows = result.trade_rows()
+        if not rows:
+            return
+        for row in rows:
+            m = row["market"]
+            ep = self._cur[m]
+            if ep is None:
+                continue
+            if row["side"] < 0:
+                kind = "close"
+            else:
+                kind = "add" if held_before[m] == row["token"] else "open"
+            self._trade_row(row, ep, kind=kind)
+            ep.fills += 1
+            ep.fees += row["fee"]
+            self.totals.fills += 1
+            self.totals.fees += row["fee"]
+            if row["realized_pnl"] is not None:
+                ep.pnl += row["realized_pnl"]
+                self.totals.realized += row["realized_pnl"]
+                self.totals.pnl_by_asset[ep.window.asset] += row["realized_pnl"]
+            if row["side"] > 0 and ep.first_entry_ns < 0:
+                ep.first_entry_ns = row["t_ns"]
+                ep.first_entry_time_left = (ep.window.end_ns - row["t_ns"]) / (
+                    ep.window.end_ns - ep.window.start_ns
+                )
+                ep.first_entry_price = row["avg_price"]
+                ep.first_entry_token = TOKENS[row["token"]]
+
+    def _trade_row(self, row: dict[str, Any], ep: _Episode, *, kind: str) -> None:
+        if self.runlog is None:
+            return
+        w = ep.window
+        pnl = row["realized_pnl"]
+        self.runlog.add(
+            "trades",
+            {
+                "t_ns": row["t_ns"], "slot": w.slot, "asset": w.asset,
+                "condition_id": w.condition_id, "slug": w.slug, "kind": kind,
+                "action": {"HOLD": 0, "BUY": 1, "SELL": 2}.get(row["action"], -1),
+                "token": TOKENS[row["token"]], "side": row["side"], "shares": row["shares"],
+                "avg_price": row["avg_price"], "notional": row["notional"], "fee": row["fee"],
+                "levels": row["levels"], "partial": row["partial"], "rejected": row["reject"],
+                "realized_pnl": pnl if pnl is not None else 0.0,
+            },
+        )  # fmt: skip
+
+
+def _one(n: int, m: int) -> np.ndarray:
+    mask = np.zeros(n, dtype=bool)
+    mask[m] = True
+    return mask

@@ -1,0 +1,295 @@
+"""The per-day feature cache: the market part of every observation, computed once.
+
+Market features and order books do not depend on what the agent does, so a replay of a
+recording day through the FeatureEngine is stored and reused by every backtest and by
+training. A cache entry is keyed by the day's recording content (a digest of its files'
+bytes, and of the warm-up hour before it and the hour after it), the feature set and its
+version, the assets, the tick interval, the fill latency and the book depth: change any of
+them and the entry is rebuilt.
+
+Building a day: the last hour of the previous day (when recorded) warms the engine up
+without ticks; every decision tick of the day is observed; the first hour of the next day
+is read for resolutions and reference ticks only, so the day's last windows get their
+outcome. The windows table records each window's outcome as the Engine will use it:
+the recorded resolution if it arrived within ``resolution_timeout_s`` of the window's end,
+else the reference feed's verdict (Up iff the tick stamped at the end >= the tick stamped at
+the start, ticks received by end + timeout), flagged ``outcome_source = "reference"``.
+
+Arrays (``.npy``, memory-mapped on load) — T ticks, M markets, F market features, L levels:
+``ticks`` int64 [T]; ``features`` float32 [T, M, F]; ``ready``, ``tradable`` bool [T, M];
+``window`` int32 [T, M]; ``top_px``/``top_size`` float64 [T, M, 2, 2] (best level at the
+tick: position PnL); ``fill_px``/``fill_size`` float64 [T, M, 2, 2, L] (books at tick +
+latency: fills). ``windows.parquet`` and ``meta.json`` complete it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from polyrl.clock import ReplayClock
+from polyrl.errors import RecordingError
+from polyrl.events import NS_PER_S, iso_to_ns
+from polyrl.features.engine import FeatureConfig, FeatureEngine, ObsBatch, Window
+from polyrl.features.sets import FEATURE_CODE_VERSION, feature_set
+from polyrl.recording.reader import RecordingReader, list_partitions
+
+CACHE_DIR = ".cache"
+CACHE_FORMAT = 1
+_ARRAYS = ("ticks", "features", "ready", "tradable", "window", "top_px", "top_size",
+           "fill_px", "fill_size")  # fmt: skip
+HOUR_NS = 3600 * NS_PER_S
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplaySpec:
+    """Everything a cache entry depends on besides the recording itself."""
+
+    assets: tuple[str, ...]
+    features: FeatureConfig
+    tick_ns: int
+    fill_latency_ns: int
+    resolution_timeout_s: float
+
+    def key_parts(self) -> dict[str, object]:
+        fs = feature_set(self.features.feature_set)
+        return {
+            "format": CACHE_FORMAT,
+            "feature_code": FEATURE_CODE_VERSION,
+            "feature_set": fs.name,
+            "feature_set_version": fs.version,
+            "features": asdict(self.features),
+            "assets": list(self.assets),
+            "tick_ns": self.tick_ns,
+            "fill_latency_ns": self.fill_latency_ns,
+            "resolution_timeout_s": self.resolution_timeout_s,
+        }
+
+
+@dataclass(slots=True)
+class DayCache:
+    """One day's cached observations (see the module doc for the arrays)."""
+
+    date: str
+    key: str
+    path: Path
+    arrays: dict[str, np.ndarray]
+    windows: pl.DataFrame
+    meta: dict[str, object]
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        try:
+            return self.arrays[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _file_digest(path: Path, memo: dict[str, list[object]]) -> str:
+    st = path.stat()
+    k = str(path)
+    hit = memo.get(k)
+    if hit is not None and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+        return str(hit[2])
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    d = h.hexdigest()
+    memo[k] = [st.st_size, st.st_mtime_ns, d]
+    return d
+
+
+def recording_digest(root: Path, files: Sequence[Path], memo_path: Path | None = None) -> str:
+    """A digest of the recording files' names and bytes (memoised by size and mtime)."""
+    memo: dict[str, list[object]] = {}
+    if memo_path is not None and memo_path.exists():
+        try:
+            memo = json.loads(memo_path.read_text())
+        except ValueError:
+            memo = {}
+    h = hashlib.blake2b(digest_size=16)
+    for f in sorted(files):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(_file_digest(f, memo).encode())
+    if memo_path is not None:
+        memo_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(memo))
+        os.replace(tmp, memo_path)
+    return h.hexdigest()
+
+
+def _day_bounds(date: str) -> tuple[int, int]:
+    start = iso_to_ns(f"{date}T00:00:00Z")
+    return start, start + 24 * HOUR_NS
+
+
+def _neighbour(date: str, days: int) -> str:
+    d = _dt.date.fromisoformat(date) + _dt.timedelta(days=days)
+    return d.isoformat()
+
+
+def _day_files(root: Path, date: str, hours: set[int] | None = None) -> list[Path]:
+    try:
+        parts = list_partitions(root, date)
+    except RecordingError:
+        return []
+    return [f for p in parts if hours is None or p.hour in hours for f in p.files]
+
+
+def cache_key(root: Path, date: str, spec: ReplaySpec) -> tuple[str, str]:
+    """(key, recording digest) of one day under ``root`` for ``spec``."""
+    memo = Path(root) / CACHE_DIR / "digests.json"
+    files = (
+        _day_files(root, _neighbour(date, -1), {23})
+        + _day_files(root, date)
+        + _day_files(root, _neighbour(date, 1), {0})
+    )
+    if not _day_files(root, date):
+        raise RecordingError(f"no recording for {date} under {root}")
+    digest = recording_digest(Path(root), files, memo)
+    h = hashlib.blake2b(digest_size=12)
+    h.update(json.dumps(spec.key_parts(), sort_keys=True).encode())
+    h.update(digest.encode())
+    return h.hexdigest(), digest
+
+
+def recording_days(root: Path, dates: str | Sequence[str]) -> list[str]:
+    """The recording days under ``root`` matching the date glob(s), in order."""
+    return sorted({p.date for p in list_partitions(root, dates)})
+
+
+def build_day(
+    root: Path,
+    date: str,
+    spec: ReplaySpec,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[dict[str, np.ndarray], list[Window], dict[str, object]]:
+    """Replay one day through the FeatureEngine (see the module doc)."""
+    day0, day1 = _day_bounds(date)
+    fe = FeatureEngine(spec.assets, spec.features, fill_latency_ns=spec.fill_latency_ns)
+    chunks: list[ObsBatch] = []
+    events = 0
+    prev = _neighbour(date, -1)
+    if _day_files(root, prev, {23}):
+        warm = RecordingReader(root, dates=prev)
+        for b in warm.hour_batches(prev, 23):
+            fe.ingest(b)
+            events += len(b)
+    reader = RecordingReader(root, dates=date)
+    hours = reader.hours()
+    clock = ReplayClock(spec.tick_ns)
+    first = None
+
+    # Drive over the day's hours in order, ticking within the day only.
+    def day_batches():  # type: ignore[no-untyped-def]
+        for d, h in hours:
+            yield from reader.hour_batches(d, h)
+            if progress is not None:
+                progress(h + 1, 24)
+
+    for batch, ticks in clock.drive(day_batches()):
+        fe.ingest(batch)
+        events += len(batch)
+        if first is None:
+            first = int(batch.recv_ns[0])
+        ticks = ticks[(ticks >= day0) & (ticks < day1)]
+        if ticks.shape[0]:
+            chunks.append(fe.observe_many(ticks))
+    # Outcomes that arrive after midnight: read the next day's first hour (resolutions and
+    # reference ticks only) without ticking.
+    nxt = _neighbour(date, 1)
+    tail_streams = ["polymarket.resolution", "reference.price", "polymarket.market"]
+    if _day_files(root, nxt, {0}):
+        try:
+            tail = RecordingReader(
+                root, dates=nxt, streams=[s for s in tail_streams if (Path(root) / s).is_dir()]
+            )
+            for b in tail.hour_batches(nxt, 0):
+                fe.ingest(b)
+        except RecordingError:
+            pass
+    if not chunks:
+        raise RecordingError(f"{date}: no decision ticks (no events under {root})")
+    arrays = _stack(chunks)
+    windows = fe.finalize_outcomes(day1 + HOUR_NS, int(spec.resolution_timeout_s * NS_PER_S))
+    meta: dict[str, object] = {
+        "date": date,
+        "events": events,
+        "ticks": int(arrays["ticks"].shape[0]),
+    }
+    return arrays, windows, meta
+
+
+def _stack(chunks: list[ObsBatch]) -> dict[str, np.ndarray]:
+    return {
+        "ticks": np.concatenate([c.ticks for c in chunks]),
+        "features": np.concatenate([c.features for c in chunks]),
+        "ready": np.concatenate([c.ready for c in chunks]),
+        "tradable": np.concatenate([c.tradable for c in chunks]),
+        "window": np.concatenate([c.window for c in chunks]),
+        "top_px": np.concatenate([c.book_px[..., 0] for c in chunks]),
+        "top_size": np.concatenate([c.book_size[..., 0] for c in chunks]),
+        "fill_px": np.concatenate([c.fill_px for c in chunks]),
+        "fill_size": np.concatenate([c.fill_size for c in chunks]),
+    }
+
+
+def windows_frame(windows: Sequence[Window]) -> pl.DataFrame:
+    """The windows table (one row per window, in index order)."""
+    rows = [asdict(w) for w in windows]
+    schema = {
+        "index": pl.Int32, "asset": pl.String, "slot": pl.Int32, "condition_id": pl.String,
+        "slug": pl.String, "up_token": pl.String, "down_token": pl.String,
+        "start_ns": pl.Int64, "end_ns": pl.Int64, "known_ns": pl.Int64,
+        "tick_size": pl.Float64, "min_size": pl.Float64, "fees_enabled": pl.Boolean,
+        "fee_rate": pl.Float64, "fee_exponent": pl.Float64, "outcome": pl.String,
+        "outcome_source": pl.String, "outcome_ns": pl.Int64, "gap": pl.Boolean,
+    }  # fmt: skip
+    return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
+
+
+def load_or_build(
+    root: Path,
+    date: str,
+    spec: ReplaySpec,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> DayCache:
+    """The day's cache entry, building (and storing) it first if needed."""
+    root = Path(root)
+    key, digest = cache_key(root, date, spec)
+    path = root / CACHE_DIR / "features" / date / key
+    if (path / "meta.json").exists():
+        try:
+            return _load(path, date, key)
+        except (OSError, ValueError, KeyError):
+            shutil.rmtree(path, ignore_errors=True)
+    arrays, windows, meta = build_day(root, date, spec, progress=progress)
+    meta.update({"key": key, "recording_digest": digest, **spec.key_parts()})
+    tmp = path.with_name(f".{key}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in _ARRAYS:
+        np.save(tmp / f"{name}.npy", arrays[name], allow_pickle=False)
+    windows_frame(windows).write_parquet(tmp / "windows.parquet")
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+    shutil.rmtree(path, ignore_errors=True)
+    os.replace(tmp, path)
+    return _load(path, date, key)
+
+
+def _load(path: Path, date: str, key: str) -> DayCache:
+    arrays = {n: np.load(path / f"{n}.npy", mmap_mode="r", allow_pickle=False) for n in _ARRAYS}
+    meta = json.loads((path / "meta.json").read_text())
+    return DayCache(date, key, path, arrays, pl.read_parquet(path / "windows.parquet"), meta)
