@@ -44,3 +44,54 @@ def bench_store_cmd(
     typer.echo(f"disk: {res.bytes_total / 1e6:,.1f} MB; per simulated hour by stream:")
     for stream, b in res.bytes_per_hour_by_stream.items():
         typer.echo(f"  {stream:<32} {b / 1e6:>8.2f} MB/h")
+
+
+@bench_app.command("replay")
+def bench_replay_cmd(
+    root: Annotated[
+        Path | None,
+        typer.Option(
+            "--root",
+            help="Recording to measure on (default: simulate --hours into "
+            "--work, once, and reuse it).",
+        ),
+    ] = None,
+    hours: Annotated[
+        float, typer.Option("--hours", help="Simulated hours when no --root is given.", min=0.1)
+    ] = 24.0,
+    seed: Annotated[int, typer.Option("--seed", help="Simulation seed.")] = 1,
+    work: Annotated[
+        Path, typer.Option("--work", help="Scratch directory (shared with bench store).")
+    ] = Path("recordings/bench-store"),
+    day: Annotated[
+        str | None, typer.Option("--day", help="Recording day to measure (default: the first).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Replay throughput for one day of four markets: cold (FeatureEngine -> cache) in events/s
+    and ticks/s, warm (load the cached observations) in seconds, and the Engine stepping
+    every tick with a baseline in ticks/s."""
+    from polyrl.features.bench import bench_replay
+    from polyrl.recording.bench import ensure_bench_recording
+
+    cfg = resolve_config(config)
+    rec = (
+        root
+        if root is not None
+        else ensure_bench_recording(
+            work, hours=hours, seed=seed, config=cfg, progress=lambda m: err_console.print(m)
+        )
+    )
+    res = bench_replay(rec, cfg, day=day)
+    if as_json:
+        typer.echo(res.to_json())
+        return
+    typer.echo(f"machine: {res.machine}")
+    typer.echo(f"day {res.day}: {res.events:,} events, {res.ticks:,} decision ticks (4 markets)")
+    typer.echo(
+        f"cold (FeatureEngine -> cache): {res.cold_seconds:8.1f} s  "
+        f"{res.cold_events_per_s:>12,.0f} events/s  {res.cold_ticks_per_s:>9,.0f} ticks/s"
+    )
+    typer.echo(f"warm (load the cached day):    {res.warm_seconds:8.2f} s")
+    typer.echo(f"Engine from the cache:          {res.engine_ticks_per_s:>12,.0f} ticks/s")

@@ -22,7 +22,7 @@ from polyrl.config import Config, load_config
 from polyrl.errors import ConfigError
 from polyrl.events import ASSETS
 
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[
     Path | None,

@@ -53,6 +53,38 @@ def _machine() -> str:
     )
 
 
+def ensure_bench_recording(
+    work: Path,
+    *,
+    hours: float,
+    seed: int,
+    config: Config,
+    start: str = "2024-06-01T00:00:00Z",
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """The simulated recording benchmarks measure on: made once under ``work``, then reused."""
+    from polyrl.sim.record import simulate_to_recording
+
+    work.mkdir(parents=True, exist_ok=True)
+    src = work / f"sim-{hours:g}h-seed{seed}"
+    marker = src / "COMPLETE"
+    if not marker.exists():
+        if src.exists():
+            shutil.rmtree(src)
+        if progress is not None:
+            progress(f"simulating {hours:g} h into {src} (once; reused by later runs)")
+        start_ns = iso_to_ns(start)
+        simulate_to_recording(
+            src,
+            start_ns=start_ns,
+            end_ns=start_ns + int(hours * 3600) * NS_PER_S,
+            seed=seed,
+            config=config,
+        )
+        marker.write_text("ok")
+    return src
+
+
 def bench_store(
     work: Path,
     *,
@@ -63,25 +95,10 @@ def bench_store(
     progress: Callable[[str], None] | None = None,
 ) -> StoreBench:
     """Run the store benchmark in ``work`` (reusing a previous simulation of the same span)."""
-    from polyrl.sim.record import simulate_to_recording
-
     say = progress or (lambda msg: None)
-    work.mkdir(parents=True, exist_ok=True)
-    src = work / f"sim-{hours:g}h-seed{seed}"
-    marker = src / "COMPLETE"
-    if not marker.exists():
-        if src.exists():
-            shutil.rmtree(src)
-        say(f"simulating {hours:g} h into {src} (once; reused by later runs)")
-        start_ns = iso_to_ns(start)
-        simulate_to_recording(
-            src,
-            start_ns=start_ns,
-            end_ns=start_ns + int(hours * 3600) * NS_PER_S,
-            seed=seed,
-            config=config,
-        )
-        marker.write_text("ok")
+    src = ensure_bench_recording(
+        work, hours=hours, seed=seed, config=config, start=start, progress=progress
+    )
     result = StoreBench(hours=hours, machine=_machine())
 
     # Write: one hour of events at a time in memory, then timed through the writer.
