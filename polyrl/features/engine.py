@@ -44,10 +44,10 @@ from polyrl.events import (
     NS_PER_S,
     WINDOW_NS,
 )
-from polyrl.features.books import TokenLevels
 from polyrl.features.series import Grid, Series
 from polyrl.features.sets import FeatureSet, feature_set
 from polyrl.recording.reader import MergedBatch
+from polyrl.sources.polymarket.book import TokenBook
 
 S = NS_PER_S
 MIN = 60 * S
@@ -179,7 +179,7 @@ class FeatureEngine:
         self.windows: list[Window] = []
         self._by_cid: dict[str, Window] = {}
         self._live: dict[str, list[Window]] = {a: [] for a in self.assets}
-        self._tokens: dict[str, TokenLevels] = {}
+        self._tokens: dict[str, TokenBook] = {}
         # Unknown at first (a replay may start mid-recording): up until a status says not.
         self._down: set[str] = set()
         self._down_since: dict[str, int] = {}
@@ -419,7 +419,7 @@ class FeatureEngine:
             elif kind == 1:
                 lv = tokens.get(e[2])
                 if lv is None:
-                    lv = tokens[e[2]] = TokenLevels()
+                    lv = tokens[e[2]] = TokenBook(e[2])
                 lv.replace(e[3], e[4], e[5], e[6])
             elif kind == 4:
                 self._status(e[0], e[2], e[3])
@@ -438,14 +438,14 @@ class FeatureEngine:
                 self._down_since.setdefault(ch, t)
             self._down |= set(TRADE_DEPENDENT_CHANNELS)
             for lv in self._tokens.values():
-                lv.unsync()
+                lv.reset()
         elif kind in ("disconnect", "connect_failed"):
             if channel in TRADE_DEPENDENT_CHANNELS:
                 self._down.add(channel)
                 self._down_since.setdefault(channel, t)
             if channel == CH_POLYMARKET_WS:
                 for lv in self._tokens.values():
-                    lv.unsync()
+                    lv.reset()
         elif kind == "connect":
             if channel in self._down:
                 self._down.discard(channel)
@@ -489,7 +489,7 @@ class FeatureEngine:
         live.append(w)
         live.sort(key=lambda x: x.start_ns)
         for tok in (up, down):
-            self._tokens.setdefault(tok, TokenLevels())
+            self._tokens.setdefault(tok, TokenBook(tok))
 
     def _current(self, asset: str, t: int) -> Window | None:
         live = self._live[asset]
@@ -678,8 +678,8 @@ class FeatureEngine:
         size: np.ndarray,
         k: int,
         m: int,
-        up: TokenLevels | None,
-        dn: TokenLevels | None,
+        up: TokenBook | None,
+        dn: TokenBook | None,
         depth: int,
     ) -> None:
         for j, lv in ((0, up), (1, dn)):

@@ -26,6 +26,8 @@ book is the truth and the reported BBO matches it only after the last entry of t
 
 from __future__ import annotations
 
+import numpy as np
+
 from polyrl.events import Event
 
 BOOK_STREAM = "polymarket.book"
@@ -35,7 +37,7 @@ PRICE_CHANGE_STREAM = "polymarket.price_change"
 class TokenBook:
     """Level-2 book of one token: price (USDC) -> size (shares), both float64."""
 
-    __slots__ = ("token", "synced", "exch_ns", "hash", "_bids", "_asks", "_sorted")
+    __slots__ = ("token", "synced", "exch_ns", "hash", "_bids", "_asks", "_sorted", "_top")
 
     def __init__(self, token: str) -> None:
         self.token = token
@@ -47,6 +49,7 @@ class TokenBook:
         self._bids: dict[float, float] = {}
         self._asks: dict[float, float] = {}
         self._sorted: tuple[list[tuple[float, float]], list[tuple[float, float]]] | None = None
+        self._top: tuple[int, tuple[np.ndarray, ...]] | None = None
 
     def _check(self, event: Event, stream: str) -> None:
         if event.stream != stream:
@@ -58,35 +61,51 @@ class TokenBook:
         """Replace both sides with a ``polymarket.book`` event's levels; the book is synced."""
         self._check(event, BOOK_STREAM)
         f = event.fields
-        # Zero-size levels mean "no level" here as in price_change, so they are not stored.
-        self._bids = {p: s for p, s in zip(f["bid_px"], f["bid_size"], strict=True) if s > 0}
-        self._asks = {p: s for p, s in zip(f["ask_px"], f["ask_size"], strict=True) if s > 0}
-        self._sorted = None
-        self.synced = True
+        self.replace(f["bid_px"], f["bid_size"], f["ask_px"], f["ask_size"])
         self.exch_ns = event.exch_ns
         self.hash = f.get("hash")
+
+    def replace(
+        self,
+        bid_px: list[float],
+        bid_size: list[float],
+        ask_px: list[float],
+        ask_size: list[float],
+    ) -> None:
+        """Both sides replaced by a full book's levels (columns); the book is synced."""
+        # Zero-size levels mean "no level" here as in price_change, so they are not stored.
+        self._bids = {p: s for p, s in zip(bid_px, bid_size, strict=True) if s > 0}
+        self._asks = {p: s for p, s in zip(ask_px, ask_size, strict=True) if s > 0}
+        self._changed()
+        self.synced = True
 
     def apply_price_change(self, event: Event) -> bool:
         """Set (or with size 0 delete) one level; False when ignored because not synced."""
         self._check(event, PRICE_CHANGE_STREAM)
-        if not self.synced:
-            return False
         f = event.fields
         side = f["side"]
-        if side == "BUY":
-            levels = self._bids
-        elif side == "SELL":
-            levels = self._asks
-        else:
+        if side not in ("BUY", "SELL"):
             raise ValueError(f"TokenBook: price_change side must be BUY or SELL, got {side!r}")
-        price, size = f["price"], f["size"]
+        applied = self.set_level(side == "BUY", f["price"], f["size"])
+        if applied:
+            self.exch_ns = event.exch_ns
+        return applied
+
+    def set_level(self, is_bid: bool, price: float, size: float) -> bool:
+        """One level's new aggregate size (0 deletes it); False when ignored (not synced)."""
+        if not self.synced:
+            return False
+        levels = self._bids if is_bid else self._asks
         if size > 0:
             levels[price] = size
         else:
             levels.pop(price, None)
-        self._sorted = None
-        self.exch_ns = event.exch_ns
+        self._changed()
         return True
+
+    def _changed(self) -> None:
+        self._sorted = None
+        self._top = None
 
     def apply(self, event: Event) -> bool:
         """Apply a book or price_change event of this token; other streams are ignored.
@@ -104,7 +123,7 @@ class TokenBook:
         """Forget all levels and wait for the next full book (after a gap or reconnect)."""
         self._bids = {}
         self._asks = {}
-        self._sorted = None
+        self._changed()
         self.synced = False
 
     def _sides(self) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
@@ -132,3 +151,25 @@ class TokenBook:
         """Lowest ask price, or None when there are no asks."""
         a = self._sides()[1]
         return a[0][0] if a else None
+
+    def top(self, depth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(bid_px, bid_size, ask_px, ask_size)`` float64 [depth] each, best first, padded
+        with NaN prices and 0 sizes; cached until the book changes (the decision loop asks
+        at every tick)."""
+        if self._top is not None and self._top[0] == depth:
+            return self._top[1]  # type: ignore[return-value]
+        bids, asks = self._sides()
+        bp = np.full(depth, np.nan)
+        bs = np.zeros(depth)
+        ap = np.full(depth, np.nan)
+        as_ = np.zeros(depth)
+        b, a = bids[:depth], asks[:depth]
+        if b:
+            bp[: len(b)] = [p for p, _ in b]
+            bs[: len(b)] = [q for _, q in b]
+        if a:
+            ap[: len(a)] = [p for p, _ in a]
+            as_[: len(a)] = [q for _, q in a]
+        out = (bp, bs, ap, as_)
+        self._top = (depth, out)
+        return out

@@ -11,6 +11,7 @@ documented formats (see the notes in each expected file), not copied from captur
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -456,6 +457,15 @@ def test_token_books_rebuild_to_the_final_books_exactly() -> None:
         assert books[token].best_ask() == ev.fields["ask_px"][0]
     # The burst really changed the books: the first and final books differ.
     assert _levels(first[0], "bid") != _levels(final[BTC_UP], "bid")
+    # What the FeatureEngine hands the broker: the top levels as arrays, padded.
+    for token, ev in final.items():
+        bp, bs, ap, as_ = books[token].top(6)
+        n_b, n_a = min(6, len(ev.fields["bid_px"])), min(6, len(ev.fields["ask_px"]))
+        assert bp[:n_b].tolist() == ev.fields["bid_px"][:n_b]
+        assert bs[:n_b].tolist() == ev.fields["bid_size"][:n_b]
+        assert ap[:n_a].tolist() == ev.fields["ask_px"][:n_a]
+        assert as_[:n_a].tolist() == ev.fields["ask_size"][:n_a]
+        assert all(math.isnan(x) for x in bp[n_b:]) and not bs[n_b:].any()
 
 
 def test_burst_bbo_runs_ahead_of_levels_until_the_burst_ends() -> None:
