@@ -102,7 +102,7 @@ class _Episode:
 @dataclass(slots=True)
 class _Parked:
     episode: _Episode
-    broker: PaperBroker
+    broker: PaperBroker | None
 
 
 @dataclass(slots=True)
@@ -237,16 +237,14 @@ class Engine:
             self.broker.set_rules(new)
 
     def _park_or_close(self, m: int, ep: _Episode, t: int) -> None:
-        if self.broker.held[m] >= 0:
-            self._parked.append(_Parked(ep, self.broker.split_off([m])))
-        else:
+        """The slot's window is over: its episode waits for the window's outcome (with the
+        position, if one is still open, split off the broker so the slot starts flat)."""
+        held = self.broker.held[m] >= 0
+        broker = self.broker.split_off([m]) if held else None
+        if not held:
             self.broker.reset(_one(self.M, m))
-            got = self.outcome(ep.window, t)
-            if got is not None or ep.fills == 0:
-                self._episode_row(ep, got or (None, None), t)
-            else:
-                # Flat but traded: the row waits for the outcome like a parked position.
-                self._parked.append(_Parked(ep, PaperBroker(1, self.broker.config)))
+        self._parked.append(_Parked(ep, broker))
+        self._settle_parked(t)
 
     def _settle_parked(self, t: int) -> None:
         for p in list(self._parked):
@@ -257,7 +255,7 @@ class Engine:
     def _settle(self, p: _Parked, got: tuple[str, str], t: int) -> None:
         outcome, source = got
         ep = p.episode
-        if p.broker.held[0] >= 0:
+        if p.broker is not None and p.broker.held[0] >= 0:
             if outcome in ("Up", "Down"):
                 s = p.broker.settle_detail(np.array([True]), np.array([outcome == "Up"]))
                 for row in s.trade_rows(t):
