@@ -17,8 +17,12 @@ from polyrl.sim.record import simulate_to_recording
 @app.command("simulate")
 def simulate_cmd(
     out: Annotated[
-        Path, typer.Option("--out", help="Directory to write the recording to (must be empty).")
-    ],
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Directory to write the recording to (must be empty); not with --serve.",
+        ),
+    ] = None,
     start: Annotated[
         str, typer.Option("--start", help="Start time, ISO 8601, UTC (e.g. 2024-06-01T00:00).")
     ] = "2024-06-01T00:00",
@@ -30,9 +34,40 @@ def simulate_cmd(
         str | None, typer.Option("--assets", help="Comma-separated subset of btc,eth,sol,xrp.")
     ] = None,
     config: ConfigOpt = None,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="Serve the simulation on 127.0.0.1 as the real venues' WebSocket and REST "
+            "endpoints (until Ctrl-C) instead of writing a recording.",
+        ),
+    ] = False,
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port",
+            help="With --serve: first port (spot WS; then futures WS, CLOB WS, RTDS WS, "
+            "HTTP). 0 picks free ports.",
+            min=0,
+        ),
+    ] = 0,
+    speed: Annotated[
+        float,
+        typer.Option("--speed", help="With --serve: clock speed (100 = a window in 9 s)."),
+    ] = 1.0,
+    config_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--config-out",
+            help="With --serve: where to write the TOML config pointing polyrl at the "
+            "servers (default: a file in the temp directory).",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Simulate BTC/ETH/SOL/XRP spot, futures, Polymarket books and the reference feed, and
-    record the raw frames through the same parsers and Parquet store as `polyrl record`."""
+    record the raw frames through the same parsers and Parquet store as `polyrl record`
+    (or, with --serve, serve them live on 127.0.0.1 for `polyrl record --config FILE`)."""
     try:
         start_ns = iso_to_ns(start)
     except ValueError:
@@ -41,6 +76,23 @@ def simulate_cmd(
         raise ConfigError("--hours must be > 0")
     cfg = resolve_config(config, {"assets": parse_assets(assets)})
     end_ns = start_ns + int(round(hours * 3600)) * NS_PER_S
+    if serve:
+        if out is not None:
+            raise ConfigError("--out and --serve exclude each other (--serve writes no recording)")
+        from polyrl.cli.serve import serve_simulation
+
+        serve_simulation(
+            config=cfg,
+            start_ns=start_ns,
+            end_ns=end_ns,
+            seed=seed,
+            speed=speed,
+            port=port,
+            config_out=config_out,
+        )
+        return
+    if out is None:
+        raise ConfigError("--out is required (the directory to write the recording to)")
     total = (end_ns - start_ns) / NS_PER_S
     with progress_bar("simulating", total=total, unit="sim s") as advance:
         summary = simulate_to_recording(

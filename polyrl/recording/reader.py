@@ -179,9 +179,9 @@ def _compatible(found: pa.DataType, want: pa.DataType) -> bool:
     if pa.types.is_string(want):
         return pa.types.is_large_string(found) or pa.types.is_string_view(found)
     if pa.types.is_list(want):
-        return (
-            pa.types.is_large_list(found) or pa.types.is_list(found)
-        ) and _compatible(found.value_type, want.value_type)
+        return (pa.types.is_large_list(found) or pa.types.is_list(found)) and _compatible(
+            found.value_type, want.value_type
+        )
     return False
 
 

@@ -585,3 +585,84 @@ def warmup_klines(
 
 def _I64() -> np.ndarray:
     return np.zeros(0, dtype=np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# REST answers on request (the loopback venue servers, polyrl.sim.serve)
+
+
+def kline_rows(
+    sk: Skeleton, cfg: SimConfig, spec: AssetSpec, seed: int, opens_ns: np.ndarray
+) -> list[str]:
+    """``GET /api/v3/klines`` rows (JSON text, one per bar) of 1m bars opening at ``opens_ns``.
+
+    ``opens_ns`` are minute boundaries inside the skeleton. Prices come from the skeleton's
+    100 ms mid exactly as :func:`warmup_klines` computes them; the random parts (trade count,
+    volume, taker share) come from a generator keyed by the bar's own minute, so a bar reads
+    the same in every response whatever else was requested with it. (The warm-up frames of a
+    simulation draw theirs per request instead, so their volumes differ from these.)
+    """
+    opens = np.asarray(opens_ns, dtype=np.int64)
+    bars = int(opens.size)
+    if bars == 0:
+        return []
+    i = spec.index
+    minute = 60 * NS_PER_S
+    per = minute // STEP_NS
+    k = (opens[:, None] - sk.t0_ns) // STEP_NS + np.arange(per)[None, :]
+    k = np.clip(k, 0, sk.n - 1)
+    tick = spec.spot_tick
+    px = np.rint(np.exp(sk.logp[i, k]) * _E8 / tick).astype(np.int64) * tick
+    o, c = px[:, 0], px[:, -1]
+    hi, lo = px.max(axis=1), px.min(axis=1)
+    burst = sk.burst_spot[i, np.minimum(k[:, 0] // STEPS_PER_S, sk.m - 1)]
+    volatile = sk.regime[k[:, 0]] == 1
+    act = np.where(volatile, cfg.volatile_activity_mult, 1.0) * np.exp(
+        burst - 0.5 * cfg.burst_sd**2
+    )
+    lam = cfg.spot_trade_rate[i] * 60.0 * act
+    trades = np.empty(bars, dtype=np.int64)
+    z_vol = np.empty(bars)
+    z_buy = np.empty(bars)
+    for b, (t_open, rate) in enumerate(zip(opens.tolist(), lam.tolist(), strict=True)):
+        g = rng(seed, TAG_KLINES, i, t_open // minute)
+        trades[b] = g.poisson(rate)
+        z_vol[b], z_buy[b] = g.standard_normal(2)
+    mean_usd = cfg.spot_trade_usd[i] * math.exp(0.5 * cfg.trade_size_sigma**2)
+    mid = (o + c) / 2.0 / _E8
+    vol_usd = trades * mean_usd * np.exp(0.3 * z_vol)
+    volume = np.rint(vol_usd / mid * _E8 / spec.spot_step).astype(np.int64) * spec.spot_step
+    ret = (c - o) / np.maximum(o, 1)
+    sd = sk.step_vol[i] * math.sqrt(per)
+    buy_share = np.clip(0.5 + 0.2 * np.tanh(ret / sd) + 0.05 * z_buy, 0.05, 0.95)
+    taker = np.rint(volume / spec.spot_step * buy_share).astype(np.int64) * spec.spot_step
+    vwap = (o + hi + lo + c) / 4.0 / _E8
+    qvol = np.rint(volume / _E8 * vwap * _E8).astype(np.int64)
+    tq = np.rint(taker / _E8 * vwap * _E8).astype(np.int64)
+    ms = opens // NS_PER_MS
+    f8 = "%d.%08d"
+    row = f'[%d,"{f8}","{f8}","{f8}","{f8}","{f8}",%d,"{f8}",%d,"{f8}","{f8}","0"]'
+    cols = _fmt_cols(
+        ms,
+        *_split(o, 8),
+        *_split(hi, 8),
+        *_split(lo, 8),
+        *_split(c, 8),
+        *_split(volume, 8),
+        ms + 59_999,
+        *_split(qvol, 8),
+        trades,
+        *_split(taker, 8),
+        *_split(tq, 8),
+    )
+    return [row % tuple(r) for r in cols]
+
+
+def open_interest_text(sk: Skeleton, spec: AssetSpec, t_ns: int) -> str:
+    """``GET /fapi/v1/openInterest`` response at ``t_ns``: the skeleton's open interest of
+    that second (contracts, in the contract's quantity precision), ``time`` = ``t_ns`` in ms."""
+    i = spec.index
+    oi = math.exp(float(sk.log_oi[i, int(sk.second_index(t_ns))]))
+    qd = spec.fut_qty_decimals
+    value = fixed(int(round(oi * 10.0**qd)), qd)
+    return f'{{"openInterest":"{value}","symbol":"{spec.symbol}","time":{t_ns // NS_PER_MS}}}'

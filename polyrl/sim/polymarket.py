@@ -120,6 +120,16 @@ def _num(x: float) -> float | int:
     return int(x) if float(x).is_integer() else x
 
 
+def listing_time_ns(cfg: SimConfig, seed: int, asset: str, window_start_ns: int) -> int:
+    """When a window's market is listed on Gamma (its ``createdAt``), ns.
+
+    ``listing_lead_s`` before the window plus a deterministic 0-600 s jitter per market, so
+    a server answering Gamma lookups lists a market from exactly this time.
+    """
+    jitter_us = int.from_bytes(_digest(seed, asset, window_start_ns, "created")[:4], "big")
+    return window_start_ns - int(cfg.listing_lead_s * NS_PER_S) + jitter_us % 600_000_000 * 1_000
+
+
 def gamma_market(
     ids: MarketIds,
     cfg: SimConfig,
@@ -141,8 +151,7 @@ def gamma_market(
     """
     asset = ids.asset
     ws, we = ids.window_start_ns, ids.window_end_ns
-    jitter = int.from_bytes(_digest(seed, asset, ws, "created")[:4], "big") % 600_000_000
-    created = ws - int(cfg.listing_lead_s * NS_PER_S) + jitter * 1_000
+    created = listing_time_ns(cfg, seed, asset, ws)
     ended = now_ns >= we
     window = TWAP_WINDOW_S.get(sources.reference_feed)
     stream = f"{asset}-usd" if window is None else f"{asset}-usd-twap-{window}s-streams"

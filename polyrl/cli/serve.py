@@ -1,0 +1,150 @@
+"""``polyrl simulate --serve``: the simulated venues on 127.0.0.1 until Ctrl-C.
+
+Starts every loopback venue server (:mod:`polyrl.sim.serve`) on the simulation, writes a
+TOML config whose ``[sources]`` points polyrl at them (so ``polyrl record --config FILE``
+can run against them from another terminal) and prints the endpoints, the config path and
+the clock (speed and start) the recorder must share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from polyrl.clock import LiveClock
+from polyrl.config import Config, to_dict
+from polyrl.errors import ConfigError
+from polyrl.events import NS_PER_S, ns_to_iso
+from polyrl.sim.serve import ServeConfig, SimContent, VenueServers
+from polyrl.sources.config import SourcesConfig
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        # JSON string escapes are valid TOML basic-string escapes.
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise ConfigError(f"cannot write {v!r} to TOML")
+
+
+def serve_toml(
+    config: Config, sources: SourcesConfig, *, speed: float, start_ns: int, anchor_ns: int
+) -> str:
+    """A config file: ``assets`` and the full ``[sources]`` section (URLs at the servers).
+
+    The header says how the servers' clock runs, so a recorder can share it: virtual time =
+    ``start + (wall time - anchor) * speed``.
+    """
+    lines = [
+        "# Written by `polyrl simulate --serve`: polyrl pointed at the loopback venue servers.",
+        f"# The servers' clock runs {speed:g}x: it read {ns_to_iso(start_ns)} at wall time",
+        f"# {ns_to_iso(anchor_ns)} (virtual = start + (wall - anchor) x speed). A recorder",
+        "# run against them must use the same speed and the same virtual time.",
+        f"assets = {_toml_value(list(config.assets))}",
+        "",
+        "[sources]",
+    ]
+    for key, value in to_dict(sources).items():
+        if value is not None:
+            lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def serve_simulation(
+    *,
+    config: Config,
+    start_ns: int,
+    end_ns: int,
+    seed: int,
+    speed: float,
+    port: int,
+    config_out: Path | None,
+) -> None:
+    """Serve the simulation of ``[start_ns, end_ns)`` until SIGINT/SIGTERM."""
+    if speed <= 0:
+        raise ConfigError("--speed must be > 0")
+    if not 0 <= port <= 65_530:
+        raise ConfigError("--port must be within [0, 65530]")
+    path = (
+        config_out
+        if config_out is not None
+        else Path(tempfile.gettempdir()) / f"polyrl-serve-{os.getpid()}.toml"
+    )
+    content = SimContent(config, start_ns=start_ns, end_ns=end_ns, seed=seed)
+    wall = LiveClock()
+    clock = LiveClock(speed=speed, start_ns=start_ns)
+    anchor_ns = wall.now_ns()  # the wall time at which `clock` read start_ns (within µs)
+    # A server that runs for hours keeps no per-frame log.
+    servers = VenueServers(
+        content, clock=clock, config=ServeConfig(base_port=port, log_frames=False)
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            _serve(
+                servers,
+                config,
+                path,
+                speed=speed,
+                start_ns=start_ns,
+                end_ns=end_ns,
+                anchor_ns=anchor_ns,
+            )
+        )
+    print("stopped", flush=True)
+
+
+async def _serve(
+    servers: VenueServers,
+    config: Config,
+    path: Path,
+    *,
+    speed: float,
+    start_ns: int,
+    end_ns: int,
+    anchor_ns: int,
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await servers.start()
+    except OSError as e:
+        raise ConfigError(f"--port: cannot bind the venue servers: {e}") from None
+    try:
+        sources = servers.sources_config(config.sources)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(
+                serve_toml(config, sources, speed=speed, start_ns=start_ns, anchor_ns=anchor_ns)
+            )
+        except OSError as e:
+            raise ConfigError(f"--config-out: cannot write {path}: {e}") from None
+        out = sys.stdout
+        for key, url in servers.urls().items():
+            print(f"{key:<22} {url}", file=out)
+        print(f"config: {path}", file=out)
+        print(
+            f"clock: speed {speed:g}, read {ns_to_iso(start_ns)} at wall time "
+            f"{ns_to_iso(anchor_ns)}; simulation until {ns_to_iso(end_ns)} "
+            f"({(end_ns - start_ns) / NS_PER_S / speed:.0f} s real); the venue time now is "
+            "GET <binance_spot_rest>/api/v3/time",
+            file=out,
+        )
+        print("serving until Ctrl-C", file=out, flush=True)
+        await stop.wait()
+    finally:
+        await servers.stop()
