@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Protocol
 
 from polyrl.events import NS_PER_S
@@ -22,6 +23,31 @@ class Clock(Protocol):
     def now_ns(self) -> int: ...
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClockConfig:
+    """The live clock (``[clock]``): the wall clock unless running against loopback venues.
+
+    Two processes share an accelerated clock when they share all three values: virtual time
+    = ``start + (wall time - anchor_real_ns) x speed`` (``polyrl simulate --serve`` writes
+    them into the config it prints).
+    """
+
+    speed: float = 1.0
+    """How many times faster than real time the clock runs."""
+    start: str = ""
+    """ISO time the clock reads at its anchor; empty = the wall clock."""
+    anchor_real_ns: int = 0
+    """Wall time (ns since the epoch) at which the clock reads ``start``; 0 = at start-up."""
+
+    def __post_init__(self) -> None:
+        if self.speed <= 0:
+            raise ValueError("speed must be > 0")
+        if self.start:
+            from polyrl.events import iso_to_ns
+
+            iso_to_ns(self.start)
+
+
 class LiveClock:
     """Wall-clock time, optionally started at ``start_ns`` and running ``speed`` times faster.
 
@@ -30,13 +56,37 @@ class LiveClock:
     and the recorder must share the same start and speed to agree on time).
     """
 
-    def __init__(self, *, speed: float = 1.0, start_ns: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        speed: float = 1.0,
+        start_ns: int | None = None,
+        anchor_real_ns: int | None = None,
+    ) -> None:
         if speed <= 0:
             raise ValueError("clock speed must be > 0")
         self.speed = speed
-        self._real0 = time.time_ns()
+        self._real0 = time.time_ns() if anchor_real_ns is None else anchor_real_ns
         self._virt0 = self._real0 if start_ns is None else start_ns
         self._identity = speed == 1.0 and start_ns is None
+
+    @classmethod
+    def from_config(cls, cfg: ClockConfig) -> LiveClock:
+        """The clock a ``[clock]`` section describes (the wall clock by default)."""
+        if cfg.start == "":
+            return cls(speed=cfg.speed)
+        from polyrl.events import iso_to_ns
+
+        return cls(
+            speed=cfg.speed,
+            start_ns=iso_to_ns(cfg.start),
+            anchor_real_ns=cfg.anchor_real_ns if cfg.anchor_real_ns > 0 else None,
+        )
+
+    @property
+    def anchor_real_ns(self) -> int:
+        """The wall time (ns) at which the clock read its start."""
+        return self._real0
 
     def now_ns(self) -> int:
         """Current (virtual) time, ns since the epoch."""

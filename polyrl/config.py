@@ -176,6 +176,12 @@ def _default_broker() -> Any:
     return BrokerConfig()
 
 
+def _default_clock() -> Any:
+    from polyrl.clock import ClockConfig
+
+    return ClockConfig()
+
+
 def _default_baselines() -> Any:
     from polyrl.policies.baselines import BaselineConfig
 
@@ -202,6 +208,8 @@ class Config:
     """Paper execution: capital, sizing, position rules, reward (polyrl.broker)."""
     baselines: Any = field(default_factory=_default_baselines)
     """Baseline strategy parameters (polyrl.policies.baselines)."""
+    clock: Any = field(default_factory=_default_clock)
+    """The live clock: wall time, or a shared accelerated clock for loopback runs."""
 
     def __post_init__(self) -> None:
         bad = [a for a in self.assets if a not in ASSETS]
@@ -211,6 +219,7 @@ class Config:
 
 def _section_types() -> dict[str, type]:
     from polyrl.broker import BrokerConfig
+    from polyrl.clock import ClockConfig
     from polyrl.engine import EngineConfig
     from polyrl.features.engine import FeatureConfig
     from polyrl.policies.baselines import BaselineConfig
@@ -226,6 +235,7 @@ def _section_types() -> dict[str, type]:
         "engine": EngineConfig,
         "broker": BrokerConfig,
         "baselines": BaselineConfig,
+        "clock": ClockConfig,
     }
 
 

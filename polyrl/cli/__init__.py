@@ -59,12 +59,13 @@ def run(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("polyrl: interrupted", file=sys.stderr)
         return 130
-    except Exception as e:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show(file=sys.stderr)
-            return e.exit_code
+    except Exception as e:
+        # Usage errors (bad option, missing argument) from the click typer is built on (a
+        # vendored copy in recent typer): anything that can show itself with an exit code.
+        show, code = getattr(e, "show", None), getattr(e, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show(file=sys.stderr)
+            return code
         raise
     return 0
 

@@ -77,14 +77,15 @@ def record_cmd(
         ),
     ] = None,
     clock_speed: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--clock-speed",
-            help="Run the clock this many times faster than real "
-            "time (only for loopback venue servers running at the same speed).",
+            help="Run the clock this many times faster than real time (only against "
+            "loopback venue servers; normally taken from the [clock] section that "
+            "`polyrl simulate --serve` writes into its config).",
             min=0.001,
         ),
-    ] = 1.0,
+    ] = None,
     clock_start: Annotated[
         str | None,
         typer.Option(
@@ -106,13 +107,18 @@ def record_cmd(
     cfg = resolve_config(config, {"assets": parse_assets(assets)})
     root = out if out is not None else Path(cfg.recording.root)
     seconds = parse_duration(duration)
-    start_ns = None
-    if clock_start is not None:
-        try:
-            start_ns = iso_to_ns(clock_start)
-        except ValueError:
-            raise ConfigError(f"--clock-start: {clock_start!r} is not an ISO 8601 time") from None
-    clock = LiveClock(speed=clock_speed, start_ns=start_ns)
+    if clock_speed is not None or clock_start is not None:
+        start_ns = None
+        if clock_start is not None:
+            try:
+                start_ns = iso_to_ns(clock_start)
+            except ValueError:
+                raise ConfigError(
+                    f"--clock-start: {clock_start!r} is not an ISO 8601 time"
+                ) from None
+        clock = LiveClock(speed=clock_speed or 1.0, start_ns=start_ns)
+    else:
+        clock = LiveClock.from_config(cfg.clock)
     adapters = default_adapters(cfg)
     rec = Recorder(root, config=cfg.recording, clock=clock)
     if rec.recovery.segments:

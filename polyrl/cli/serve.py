@@ -51,7 +51,7 @@ def serve_toml(
         "# Written by `polyrl simulate --serve`: polyrl pointed at the loopback venue servers.",
         f"# The servers' clock runs {speed:g}x: it read {ns_to_iso(start_ns)} at wall time",
         f"# {ns_to_iso(anchor_ns)} (virtual = start + (wall - anchor) x speed). A recorder",
-        "# run against them must use the same speed and the same virtual time.",
+        "# run against them shares the [clock] below.",
         f"assets = {_toml_value(list(config.assets))}",
         "",
         "[sources]",
@@ -59,6 +59,13 @@ def serve_toml(
     for key, value in to_dict(sources).items():
         if value is not None:
             lines.append(f"{key} = {_toml_value(value)}")
+    lines += [
+        "",
+        "[clock]",
+        f"speed = {_toml_value(float(speed))}",
+        f"start = {_toml_value(ns_to_iso(start_ns))}",
+        f"anchor_real_ns = {anchor_ns}",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -83,9 +90,8 @@ def serve_simulation(
         else Path(tempfile.gettempdir()) / f"polyrl-serve-{os.getpid()}.toml"
     )
     content = SimContent(config, start_ns=start_ns, end_ns=end_ns, seed=seed)
-    wall = LiveClock()
     clock = LiveClock(speed=speed, start_ns=start_ns)
-    anchor_ns = wall.now_ns()  # the wall time at which `clock` read start_ns (within µs)
+    anchor_ns = clock.anchor_real_ns  # the wall time at which `clock` read start_ns
     # A server that runs for hours keeps no per-frame log.
     servers = VenueServers(
         content, clock=clock, config=ServeConfig(base_port=port, log_frames=False)

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from polyrl.config import Config
+from polyrl.errors import RecordingError
 from polyrl.events import NS_PER_S, iso_to_ns
 from polyrl.recording.reader import RecordingReader
 from polyrl.recording.writer import RecordingWriter, recording_files
@@ -150,3 +151,120 @@ def bench_store(
     result.bytes_total = sum(sizes.values())
     result.bytes_per_hour_by_stream = {s: b / hours for s, b in sorted(sizes.items())}
     return result
+
+
+@dataclass(slots=True)
+class RecordBench:
+    """Figures of one ``polyrl bench record`` run (the recorder is a child process)."""
+
+    speed: float
+    seconds: float
+    simulated_s: float = 0.0
+    frames: int = 0
+    rows: int = 0
+    frames_per_s: float = 0.0
+    cpu_fraction: float = 0.0
+    frames_per_cpu_s: float = 0.0
+    cpu_per_1000_fps: float = 0.0
+    rss_mb_samples: list[float] = field(default_factory=list)
+    peak_rss_mb: float = 0.0
+    machine: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def _proc_cpu_s(pid: int) -> float:
+    import os
+
+    with open(f"/proc/{pid}/stat") as fh:
+        parts = fh.read().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_rss_mb(pid: int, key: str = "VmRSS") -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bench_record(
+    work: Path,
+    *,
+    speed: float,
+    seconds: float,
+    config: Config,
+    progress: Callable[[str], None] | None = None,
+) -> RecordBench:
+    """Serve simulated markets at ``speed`` x real time from this process and run
+    ``polyrl record`` against them in a child process for ``seconds``: frames it recorded
+    per second, its CPU use and its memory (sampled every second, and the peak)."""
+    import dataclasses
+    import signal
+    import subprocess
+    import sys
+
+    import polars as pl
+
+    from polyrl.cli.serve import serve_toml
+    from polyrl.clock import LiveClock
+    from polyrl.sim.serve import ServeConfig, ServersThread, SimContent, VenueServers
+
+    say = progress or (lambda m: None)
+    root = work / "record"
+    if root.exists():
+        shutil.rmtree(root)
+    work.mkdir(parents=True, exist_ok=True)
+    start_ns = iso_to_ns("2024-06-01T00:00:00Z")
+    span = int((seconds + 60) * speed) * NS_PER_S
+    clock = LiveClock(speed=speed, start_ns=start_ns)
+    content = SimContent(config, start_ns=start_ns, end_ns=start_ns + span, seed=1)
+    servers = VenueServers(content, clock=clock, config=ServeConfig(log_frames=False))
+    res = RecordBench(speed=speed, seconds=seconds, machine=_machine())
+    with ServersThread(servers) as v:
+        sources = dataclasses.replace(
+            v.sources_config(config.sources), watchdog_s=max(config.sources.watchdog_s, 60.0)
+        )
+        cfg_path = work / "bench-record.toml"
+        text = serve_toml(
+            config, sources, speed=speed, start_ns=start_ns, anchor_ns=clock.anchor_real_ns
+        )
+        cfg_path.write_text(text)
+        say(f"serving at {speed:g}x; recording for {seconds:g} s into {root}")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "polyrl", "record", "--config", str(cfg_path), "--out",
+             str(root), "--quiet"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(2.0)  # start-up (imports, connections) is not part of the rate
+        t0 = time.perf_counter()
+        cpu0 = _proc_cpu_s(proc.pid)
+        while time.perf_counter() - t0 < seconds and proc.poll() is None:
+            time.sleep(1.0)
+            res.rss_mb_samples.append(round(_proc_rss_mb(proc.pid), 1))
+        if proc.poll() is not None:
+            raise RecordingError(f"the recorder exited early: {proc.stderr.read()[-2000:]}")
+        cpu = _proc_cpu_s(proc.pid) - cpu0
+        elapsed = time.perf_counter() - t0
+        res.peak_rss_mb = _proc_rss_mb(proc.pid, "VmHWM")
+        cut = clock.now_ns()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=300)
+        if proc.returncode != 0:
+            raise RecordingError(f"the recorder failed: {err[-2000:]}")
+    first = start_ns + int(2.0 * speed * NS_PER_S)
+    reader = RecordingReader(root, raw=True, columns=[])
+    frames = rows = 0
+    for stream in reader.streams:
+        df = reader.read_stream(stream).filter(pl.col("recv_ns").is_between(first, cut))
+        rows += df.height
+        frames += df.select(["recv_ns", "raw"]).unique().height
+    res.simulated_s = seconds * speed
+    res.frames, res.rows = frames, rows
+    res.frames_per_s = frames / elapsed
+    res.cpu_fraction = cpu / elapsed
+    res.frames_per_cpu_s = frames / cpu if cpu > 0 else float("nan")
+    res.cpu_per_1000_fps = res.cpu_fraction / (res.frames_per_s / 1000.0)
+    return res

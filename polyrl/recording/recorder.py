@@ -156,6 +156,8 @@ class Recorder:
         self._compacted: set[tuple[str, str, int]] = set()
         self._checkpoint_lock = asyncio.Lock()
         self._stopping = False
+        self._rows_since_checkpoint = 0
+        self._early: asyncio.Task[None] | None = None
         self.error: BaseException | None = None
 
     # -- the hot path --------------------------------------------------------------------
@@ -168,7 +170,18 @@ class Recorder:
             ch = self.channels[frame.channel] = ChannelStat()
         ch.frames += 1
         ch.last_frame_ns = frame.recv_ns
-        for ev in self.parser.parse(frame):
+        events = self.parser.parse(frame)
+        self._rows_since_checkpoint += len(events)
+        if self._rows_since_checkpoint >= self.config.checkpoint_rows and not self._stopping:
+            self._rows_since_checkpoint = 0
+            if self._early is None or self._early.done():
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:  # emit() outside a loop (tests, recovery): no hurry
+                    loop = None
+                if loop is not None:
+                    self._early = loop.create_task(self.checkpoint())
+        for ev in events:
             self.writer.append(ev)
             st = self.streams.get(ev.stream)
             if st is None:
@@ -214,13 +227,18 @@ class Recorder:
     async def checkpoint(self) -> None:
         """Write every buffered row to Parquet (off the loop) and retire the WAL segment."""
         async with self._checkpoint_lock:
+            self._rows_since_checkpoint = 0
             pending = self.writer.detach()
             old = self._segment
             if not pending and old.frames == 0:
                 return
             self._segment = self._new_segment()
             old.flush(fsync=self.config.fsync)
-            await asyncio.to_thread(self.writer.write_pending, pending)
+            try:
+                await asyncio.to_thread(self.writer.write_pending, pending)
+            except BaseException:
+                old.close(delete=False)  # its frames are not all in Parquet: keep them
+                raise
             for p in pending:
                 stream = p.path.relative_to(self.root).parts[0]
                 date, hour = p.path.parent.parent.name[5:], int(p.path.parent.name[5:])
@@ -228,8 +246,14 @@ class Recorder:
             old.close(delete=True)
 
     def _flush_sync(self) -> None:
-        """Final, synchronous flush (shutdown)."""
-        self.writer.flush()
+        """Final, synchronous flush (shutdown). The WAL reaches the disk first; it is deleted
+        only once every row is in Parquet, so a failing disk loses nothing received."""
+        self._segment.flush(fsync=True)
+        try:
+            self.writer.flush()
+        except BaseException:
+            self._segment.close(delete=False)
+            raise
         for p in self.writer.files_written:
             rel = p.relative_to(self.root).parts
             self._touched.add((rel[0], rel[1][5:], int(rel[2][5:])))
@@ -297,9 +321,11 @@ class Recorder:
                     self.error = t.exception()
         finally:
             self._stopping = True
-            for t in [*tasks, *background, *watch]:
+            pending = [*tasks, *background, *watch]
+            for t in pending:
                 t.cancel()
-            await asyncio.gather(*tasks, *background, *watch, return_exceptions=True)
+            # Wait for them to wind down, but never let one stuck adapter hold the data hostage.
+            await asyncio.wait(pending, timeout=5.0)
             self.status("stop", CH_RECORDER, "clean stop")
             async with self._checkpoint_lock:
                 self._flush_sync()

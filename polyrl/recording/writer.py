@@ -47,6 +47,8 @@ class RecordingConfig:
     """fsync each file and its directory before it becomes visible (crash safety)."""
     checkpoint_s: float = 10.0
     """Recorder: seconds between writing buffered rows to Parquet and rotating the WAL."""
+    checkpoint_rows: int = 100_000
+    """Recorder: also checkpoint as soon as this many rows are buffered (bounds memory)."""
     wal_flush_s: float = 0.2
     """Recorder: seconds between handing the write-ahead log to the OS (loss on kill -9)."""
     wal_fsync_s: float = 1.0
@@ -57,6 +59,8 @@ class RecordingConfig:
     def __post_init__(self) -> None:
         if self.max_buffer_rows < 1:
             raise ValueError("max_buffer_rows must be >= 1")
+        if self.checkpoint_rows < 1:
+            raise ValueError("checkpoint_rows must be >= 1")
         for name in ("checkpoint_s", "wal_flush_s", "wal_fsync_s", "compact_grace_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")

@@ -187,7 +187,10 @@ class WsConnection:
                     return "reconnect requested", last
                 wait = self.clock.real_seconds(int(min(cfg.watchdog_s, age_left) * 1e9))
                 try:
-                    msg = await asyncio.wait_for(ws.recv(), timeout=max(wait, 0.001))
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+                    # cancellation that races with a message, and shutdown would hang.
+                    async with asyncio.timeout(max(wait, 0.001)):
+                        msg = await ws.recv()
                 except TimeoutError:
                     if (self.clock.now_ns() - born) / 1e9 >= cfg.max_connection_age_s:
                         continue
@@ -206,8 +209,23 @@ class WsConnection:
                 pinger.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await pinger
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(), timeout=1.0)
+            await self._close_and_drain(ws)
+
+    async def _close_and_drain(self, ws: ClientConnection) -> None:
+        """Close, and keep every message the server sent before it saw our close: they were
+        sent while the connection was open and are data like any other."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                await ws.close()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                while True:
+                    msg = await ws.recv()
+                    text = msg if isinstance(msg, str) else msg.decode("utf-8", errors="replace")
+                    self.frames += 1
+                    self.sink.emit(
+                        Frame(channel=self.channel, recv_ns=self.clock.now_ns(), text=text)
+                    )
 
     async def _ping(self, ws: ClientConnection) -> None:
         assert self.text_ping_s is not None

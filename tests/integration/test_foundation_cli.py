@@ -108,7 +108,20 @@ def test_schema_command_prints_every_stream_from_the_code() -> None:
 
 
 @pytest.mark.parametrize(
-    "args", [(), ("schema",), ("simulate",), ("inspect",), ("bench",), ("bench", "store")]
+    "args",
+    [
+        (),
+        ("schema",),
+        ("simulate",),
+        ("inspect",),
+        ("record",),
+        ("backtest",),
+        ("features",),
+        ("bench",),
+        ("bench", "store"),
+        ("bench", "replay"),
+        ("bench", "record"),
+    ],
 )
 def test_every_command_has_help(args: tuple[str, ...]) -> None:
     res = run_cli(*args, "--help")
@@ -123,3 +136,13 @@ def test_bad_option_is_a_clear_error(tmp_path: Path) -> None:
     assert "--assets" in res.stderr and "doge" in res.stderr
     res = run_cli("simulate", "--out", str(tmp_path / "x"), "--start", "yesterday")
     assert res.returncode == 1 and "--start" in res.stderr
+
+
+def test_record_into_an_unusable_directory_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    res = run_cli("record", "--out", str(blocker / "rec"), "--duration", "5s", "--quiet")
+    assert res.returncode == 1
+    assert "cannot create recording root" in res.stderr and "Traceback" not in res.stderr
+    res = run_cli("record", "--duration", "soon")
+    assert res.returncode == 1 and "--duration" in res.stderr

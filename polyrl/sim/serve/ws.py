@@ -352,6 +352,11 @@ class WsServer:
             if keep:
                 log.frames.append(rec)
             conn.recent.append(rec)
+            if ws.protocol.close_sent is not None:
+                # websockets lets a data frame follow our own close frame (state CLOSING),
+                # but a client discards anything after the close: not delivered.
+                rec.delivered = False
+                return
             try:
                 await ws.send(text)
             except ConnectionClosed:

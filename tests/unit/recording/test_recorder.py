@@ -124,3 +124,26 @@ def test_crash_is_recovered_from_the_wal_exactly_once(tmp_path: Path) -> None:
     assert segment_paths(tmp_path) == []
     # A second recovery finds nothing to do.
     assert recover(tmp_path, CFG).segments == 0
+
+
+def test_a_write_failure_stops_recording_loudly_and_loses_nothing(tmp_path: Path) -> None:
+    """Disk trouble (here: a file where a partition directory must go) is a clear error
+    naming the path; every frame received stays in the write-ahead log and is recovered."""
+    import pytest
+
+    from polyrl.errors import RecordingError
+
+    adapter = FakeSpot(3_000)
+    (tmp_path / "binance.spot.trade").write_text("not a directory")
+
+    async def main() -> None:
+        rec = Recorder(tmp_path, config=CFG, clock=LiveClock())
+        await rec.run([adapter], install_signal_handlers=False)
+
+    with pytest.raises(RecordingError, match=r"cannot write .*binance\.spot\.trade"):
+        asyncio.run(main())
+    assert segment_paths(tmp_path), "the frames must still be in the write-ahead log"
+    (tmp_path / "binance.spot.trade").unlink()
+    recover(tmp_path, CFG)
+    ids = _trade_ids(tmp_path)
+    assert ids == list(range(len(ids))) and len(ids) == adapter.sent
