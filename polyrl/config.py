@@ -176,6 +176,18 @@ def _default_broker() -> Any:
     return BrokerConfig()
 
 
+def _default_ppo() -> Any:
+    from polyrl.rl.ppo import PPOConfig
+
+    return PPOConfig()
+
+
+def _default_train() -> Any:
+    from polyrl.rl.train import TrainConfig
+
+    return TrainConfig()
+
+
 def _default_clock() -> Any:
     from polyrl.clock import ClockConfig
 
@@ -210,6 +222,10 @@ class Config:
     """Baseline strategy parameters (polyrl.policies.baselines)."""
     clock: Any = field(default_factory=_default_clock)
     """The live clock: wall time, or a shared accelerated clock for loopback runs."""
+    ppo: Any = field(default_factory=_default_ppo)
+    """PPO hyperparameters (polyrl.rl.ppo; defaults in configs/ppo.toml)."""
+    train: Any = field(default_factory=_default_train)
+    """Training run settings (polyrl.rl.train)."""
 
     def __post_init__(self) -> None:
         bad = [a for a in self.assets if a not in ASSETS]
@@ -224,6 +240,8 @@ def _section_types() -> dict[str, type]:
     from polyrl.features.engine import FeatureConfig
     from polyrl.policies.baselines import BaselineConfig
     from polyrl.recording.writer import RecordingConfig
+    from polyrl.rl.ppo import PPOConfig
+    from polyrl.rl.train import TrainConfig
     from polyrl.sim.config import SimConfig
     from polyrl.sources.config import SourcesConfig
 
@@ -236,6 +254,8 @@ def _section_types() -> dict[str, type]:
         "broker": BrokerConfig,
         "baselines": BaselineConfig,
         "clock": ClockConfig,
+        "ppo": PPOConfig,
+        "train": TrainConfig,
     }
 
 
@@ -257,23 +277,38 @@ def config_from_mapping(data: Mapping[str, Any], *, source: str = "") -> Config:
         raise ConfigError(f"{_loc(source, 'assets')}: {e}") from None
 
 
-DEFAULT_CONFIG_NAME = "default.toml"
+DEFAULT_CONFIG_NAMES = ("default.toml", "ppo.toml")
+
+
+def default_config_paths() -> list[Path]:
+    """``configs/default.toml`` and ``configs/ppo.toml`` of the checkout this package runs
+    from, where they exist (a wheel install has neither: the dataclass defaults equal them)."""
+    base = Path(__file__).resolve().parent.parent / "configs"
+    return [base / n for n in DEFAULT_CONFIG_NAMES if (base / n).exists()]
 
 
 def default_config_path() -> Path | None:
-    """``configs/default.toml`` of the checkout this package runs from, if there is one."""
-    here = Path(__file__).resolve().parent.parent / "configs" / DEFAULT_CONFIG_NAME
-    return here if here.exists() else None
+    """``configs/default.toml``, if there is one."""
+    paths = [p for p in default_config_paths() if p.name == "default.toml"]
+    return paths[0] if paths else None
 
 
 def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
-    """Defaults, then ``path`` (or ``configs/default.toml``), then ``overrides``."""
+    """Dataclass defaults, then ``configs/default.toml`` and ``configs/ppo.toml``, then the
+    file at ``path`` (a partial config is fine: it overrides what it names), then
+    ``overrides``. An unknown or mistyped key anywhere is a ConfigError naming file and key."""
     data: dict[str, Any] = {}
-    source = ""
-    p = path if path is not None else default_config_path()
-    if p is not None:
-        data = read_toml(p)
-        source = str(p)
+    sources = []
+    for p in default_config_paths():
+        layer = read_toml(p)
+        config_from_mapping(layer, source=str(p))  # validate each file on its own
+        data = merge(data, layer)
+        sources.append(str(p))
+    if path is not None:
+        layer = read_toml(path)
+        config_from_mapping(merge(data, layer), source=str(path))
+        data = merge(data, layer)
+        sources.append(str(path))
     if overrides:
         data = merge(data, overrides)
-    return config_from_mapping(data, source=source)
+    return config_from_mapping(data, source=" + ".join(sources) if overrides is None else "options")

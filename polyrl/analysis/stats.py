@@ -130,3 +130,22 @@ def _pct(x: float) -> str:
 
 def _num(x: float) -> str:
     return "-" if x != x else f"{x:+.3f}"
+
+
+def paired_difference_ci(
+    a: pl.DataFrame, b: pl.DataFrame, *, n: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float, float]:
+    """Mean PnL-per-window difference of run ``a`` over run ``b`` on the same windows, with
+    a percentile bootstrap interval (windows resampled in pairs).
+
+    ``a`` and ``b`` are episodes tables; they are joined on ``condition_id`` (windows only
+    one of them has are left out). Returns (mean difference, low, high).
+    """
+    j = a.select("condition_id", "pnl").join(
+        b.select("condition_id", pl.col("pnl").alias("pnl_b")), on="condition_id"
+    )
+    d = (j["pnl"] - j["pnl_b"]).to_numpy()
+    if d.shape[0] == 0:
+        return float("nan"), float("nan"), float("nan")
+    lo, hi = bootstrap_mean_ci(d, n=n, seed=seed, level=level)
+    return float(d.mean()), lo, hi

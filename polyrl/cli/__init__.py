@@ -40,6 +40,7 @@ def _register() -> None:
         record,
         schema,
         simulate,
+        train,
     )
 
 

@@ -111,3 +111,35 @@ def recording_root(arg: str | Path, config: Config) -> Path:
             advance((t_ns - first[0]) / 1e9)
 
         return resolve_root(arg, config, progress=tick)
+
+
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Override any config key: --set ppo.ent_coef=0.05 (repeatable; TOML values).",
+    ),
+]
+
+
+def parse_sets(items: list[str] | None) -> dict[str, Any]:
+    """``["ppo.ent_coef=0.05", "train.envs=16"]`` -> nested overrides; errors name the item."""
+    import tomllib
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected SECTION.KEY=VALUE")
+        try:
+            value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()  # a bare word: take it as a string
+        node = out
+        parts = [p.strip() for p in key.split(".")]
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {p} is not a section")
+        node[parts[-1]] = value
+    return out

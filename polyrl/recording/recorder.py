@@ -108,6 +108,9 @@ def recover(root: Path, config: RecordingConfig) -> RecoveryReport:
     writer: RecordingWriter | None = None
     for path in segs:
         header, frames = read_segment(path)
+        if header is None:  # died while being created: holds nothing
+            report.segments += 1
+            continue
         if writer is None:
             writer = RecordingWriter(root, config=config, start_seq=header.start_seq)
         parser = Parser()
@@ -123,9 +126,9 @@ def recover(root: Path, config: RecordingConfig) -> RecoveryReport:
                     report.rows_already_on_disk += 1
                 seq += 1
         report.segments += 1
-    assert writer is not None
-    writer.close()
-    report.files = list(writer.files_written)
+    if writer is not None:
+        writer.close()
+        report.files = list(writer.files_written)
     for path in segs:
         path.unlink(missing_ok=True)
     return report

@@ -75,6 +75,7 @@ class WalSegment:
             separators=(",", ":"),
         ).encode()
         self._write(MAGIC + struct.pack("<I", len(head)) + head)
+        self.flush()  # a segment on disk always starts with its whole header
         self.frames = 0
         self.bytes = 0
 
@@ -115,14 +116,24 @@ class WalSegment:
                 self.path.unlink(missing_ok=True)
 
 
-def read_segment(path: Path) -> tuple[SegmentHeader, Iterator[Frame]]:
-    """A segment's header and its intact frames (a torn or corrupt tail is dropped)."""
+def read_segment(path: Path) -> tuple[SegmentHeader | None, Iterator[Frame]]:
+    """A segment's header and its intact frames (a torn or corrupt tail is dropped).
+
+    A segment cut short inside its header (the process died as it was being created) holds
+    no frames: its header is None. Anything else that does not start like a segment is an
+    error naming the file.
+    """
     data = path.read_bytes()
-    if not data.startswith(MAGIC) or len(data) < len(MAGIC) + 4:
+    n = len(data)
+    if not data.startswith(MAGIC[: min(n, len(MAGIC))]):
         raise RecordingError(f"{path} is not a polyrl write-ahead log segment")
+    if n < len(MAGIC) + 4:
+        return None, iter(())
     pos = len(MAGIC)
     (hlen,) = struct.unpack_from("<I", data, pos)
     pos += 4
+    if n < pos + hlen:
+        return None, iter(())
     try:
         head = json.loads(data[pos : pos + hlen])
     except ValueError:

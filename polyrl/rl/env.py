@@ -176,6 +176,8 @@ class ReplayEnv:
         self.cursor = 0
         self._perm = self._permutation(0)
         self.episodes_done = 0
+        self._acc = _Accounts(n_envs)
+        self.record_trades = True
 
     # -- episode order ---------------------------------------------------------------------
 
@@ -212,6 +214,7 @@ class ReplayEnv:
         rules.min_size[envs] = s.min_size[e]
         self.broker.set_rules(rules, mask)
         self.broker.reset(mask)
+        self._acc.reset(envs)
 
     # -- gathering ---------------------------------------------------------------------------
 
@@ -263,8 +266,9 @@ class ReplayEnv:
         """Apply ``actions`` [N]; returns (next obs [N, F], rewards [N], dones [N], info).
 
         ``info``: ``result`` (the broker's StepResult), ``t_ns`` [N] step times, ``episode``
-        [N] episode ids of this step, ``settled`` (Settlement or None) and ``finished``
-        (ids of episodes that ended with this step).
+        [N] episode ids of this step, ``trades`` (rows of the RunLog's trades table: the
+        step's fills and settlements) and ``episodes`` (rows of the episodes table, one per
+        episode that ended with this step).
         """
         day, k, slot = self._where()
         t = self.tick_times()
@@ -273,30 +277,34 @@ class ReplayEnv:
             self._gather("fill_size", day, k, slot).astype(np.float64),
         )
         episode = self.ep.copy()
-        result = self.broker.step(
-            np.asarray(actions, dtype=np.int64),
-            books,
-            np.ones(self.N, dtype=bool),
-            t + self.latency_ns,
-        )
+        acts = np.asarray(actions, dtype=np.int64)
+        held_before = self.broker.held.copy()
+        result = self.broker.step(acts, books, np.ones(self.N, dtype=bool), t + self.latency_ns)
         rewards = result.rewards.copy()
+        trades = self._acc.fills(self, result, held_before, acts) if self.record_trades else []
         self.pos += 1
         done = self.pos >= self.store.length[self.ep]
-        settled = None
+        episodes: list[dict[str, Any]] = []
         if done.any():
             s = self.store
             win = s.settle[self.ep] & done
             if win.any():
                 settled = self.broker.settle_detail(win, s.up_won[self.ep])
                 rewards += settled.pnl
+                if self.record_trades:
+                    trades += self._acc.settlements(self, settled, t)
+                else:
+                    self._acc.pnl += settled.pnl
             void = done & ~s.settle[self.ep]
             if void.any():
                 self.broker.reset(void)
-            self.episodes_done += int(done.sum())
-            self._start(np.flatnonzero(done))
+            finished = np.flatnonzero(done)
+            episodes = [self._acc.episode_row(self, int(i), int(t[i])) for i in finished]
+            self.episodes_done += int(finished.shape[0])
+            self._start(finished)
         info = {
-            "result": result, "t_ns": t, "episode": episode, "settled": settled,
-            "finished": episode[done],
+            "result": result, "t_ns": t, "episode": episode, "trades": trades,
+            "episodes": episodes,
         }  # fmt: skip
         return self.observe(), rewards, done, info
 
@@ -324,6 +332,98 @@ class ReplayEnv:
         self.broker.load_state_dict(
             {k: np.array(v, dtype=ref[k].dtype) for k, v in state["broker"].items()}
         )
+
+
+class _Accounts:
+    """Per-env accounting of the episode in play: the RunLog's trades and episodes rows."""
+
+    TOKENS = ("Up", "Down")
+    ACTIONS = {"HOLD": 0, "BUY": 1, "SELL": 2}
+
+    def __init__(self, n: int) -> None:
+        self.pnl = np.zeros(n)
+        self.fees = np.zeros(n)
+        self.fills_n = np.zeros(n, dtype=np.int64)
+        self.orders = np.zeros(n, dtype=np.int64)
+        self.first_ns = np.full(n, -1, dtype=np.int64)
+        self.first_left = np.full(n, np.nan)
+        self.first_px = np.full(n, np.nan)
+        self.first_tok: list[str | None] = [None] * n
+
+    def reset(self, envs: np.ndarray) -> None:
+        self.pnl[envs] = 0.0
+        self.fees[envs] = 0.0
+        self.first_left[envs] = np.nan
+        self.first_px[envs] = np.nan
+        self.fills_n[envs] = 0
+        self.orders[envs] = 0
+        self.first_ns[envs] = -1
+        for i in envs.tolist():
+            self.first_tok[i] = None
+
+    def _row(self, env: ReplayEnv, e: int, row: dict[str, Any], kind: str) -> dict[str, Any]:
+        info = env.store.info.row(e, named=True)
+        pnl = row["realized_pnl"]
+        return {
+            "env": row["market"], "t_ns": row["t_ns"], "slot": int(env.store.slot[e]),
+            "asset": info["asset"],
+            "condition_id": info["condition_id"], "slug": info["slug"], "kind": kind,
+            "action": self.ACTIONS.get(row["action"], -1),
+            "token": self.TOKENS[row["token"]], "side": row["side"], "shares": row["shares"],
+            "avg_price": row["avg_price"], "notional": row["notional"], "fee": row["fee"],
+            "levels": row["levels"], "partial": row["partial"], "rejected": row["reject"],
+            "realized_pnl": pnl if pnl is not None else 0.0,
+        }  # fmt: skip
+
+    def fills(
+        self, env: ReplayEnv, res: Any, held_before: np.ndarray, acts: np.ndarray
+    ) -> list[dict[str, Any]]:
+        self.orders += acts != 0
+        out = []
+        for row in res.trade_rows():
+            i = row["market"]
+            e = int(env.ep[i])
+            if row["side"] < 0:
+                kind = "close"
+            else:
+                kind = "add" if held_before[i] == row["token"] else "open"
+            out.append(self._row(env, e, row, kind))
+            self.fills_n[i] += 1
+            self.fees[i] += row["fee"]
+            if row["realized_pnl"] is not None:
+                self.pnl[i] += row["realized_pnl"]
+            if row["side"] > 0 and self.first_ns[i] < 0:
+                info = env.store.info.row(e, named=True)
+                self.first_ns[i] = row["t_ns"]
+                span = info["end_ns"] - info["start_ns"]
+                self.first_left[i] = (info["end_ns"] - row["t_ns"]) / span
+                self.first_px[i] = row["avg_price"]
+                self.first_tok[i] = self.TOKENS[row["token"]]
+        return out
+
+    def settlements(self, env: ReplayEnv, settled: Any, t: np.ndarray) -> list[dict[str, Any]]:
+        out = []
+        for row in settled.trade_rows(t):
+            i = row["market"]
+            out.append(self._row(env, int(env.ep[i]), row, "settle"))
+            self.pnl[i] += row["realized_pnl"]
+        return out
+
+    def episode_row(self, env: ReplayEnv, i: int, t: int) -> dict[str, Any]:
+        e = int(env.ep[i])
+        info = env.store.info.row(e, named=True)
+        return {
+            "slot": int(env.store.slot[e]), "asset": info["asset"],
+            "condition_id": info["condition_id"], "slug": info["slug"],
+            "start_ns": info["start_ns"], "end_ns": info["end_ns"],
+            "outcome": info["outcome"], "outcome_source": info["outcome_source"],
+            "gap": info["gap"], "settled_ns": info["end_ns"], "orders": int(self.orders[i]),
+            "fills": int(self.fills_n[i]), "pnl": float(self.pnl[i]),
+            "fees": float(self.fees[i]), "first_entry_ns": int(self.first_ns[i]),
+            "first_entry_time_left": float(self.first_left[i]),
+            "first_entry_price": float(self.first_px[i]),
+            "first_entry_token": self.first_tok[i], "episode": e, "env": i,
+        }  # fmt: skip
 
 
 def evaluate(
@@ -355,92 +455,21 @@ def evaluate(
     )
     obs = env.reset()
     live = np.ones(E, dtype=bool)  # env i still plays its first (and only counted) episode
-    held_before = np.full(E, -1, dtype=np.int8)
-    trades: dict[str, list[Any]] = {c: [] for c in TRADES}
-    ep_pnl = np.zeros(E)
-    ep_fees = np.zeros(E)
-    ep_fills = np.zeros(E, dtype=np.int64)
-    ep_orders = np.zeros(E, dtype=np.int64)
-    first_entry = np.full(E, -1, dtype=np.int64)
-    first_left = np.full(E, np.nan)
-    first_px = np.full(E, np.nan)
-    first_tok: list[str | None] = [None] * E
-    info_rows = store.info
-    tokens = ("Up", "Down")
+    trades: list[dict[str, Any]] = []
+    episodes: list[dict[str, Any]] = []
     while live.any():
-        actions = np.asarray(policy.act(obs, live), dtype=np.int64)
-        actions = np.where(live, actions, 0)
-        ep_orders += (actions != 0) & live
-        held_before[:] = env.broker.held
+        actions = np.where(live, np.asarray(policy.act(obs, live), dtype=np.int64), 0)
+        first_pass = live.copy()
         obs, _, done, info = env.step(actions)
-        res = info["result"]
-        for row in res.trade_rows():
-            i = row["market"]
-            if not live[i]:
-                continue
-            e = int(info["episode"][i])
-            kind = (
-                "close"
-                if row["side"] < 0
-                else ("add" if held_before[i] == row["token"] else "open")
-            )
-            _trade(trades, row, info_rows, e, store, kind, tokens)
-            ep_fills[e] += 1
-            ep_fees[e] += row["fee"]
-            if row["realized_pnl"] is not None:
-                ep_pnl[e] += row["realized_pnl"]
-            if row["side"] > 0 and first_entry[e] < 0:
-                first_entry[e] = row["t_ns"]
-                r = info_rows.row(e, named=True)
-                first_left[e] = (r["end_ns"] - row["t_ns"]) / (r["end_ns"] - r["start_ns"])
-                first_px[e] = row["avg_price"]
-                first_tok[e] = tokens[row["token"]]
-        s = info["settled"]
-        if s is not None:
-            end_t = info["t_ns"]
-            for row in s.trade_rows(end_t):
-                i = row["market"]
-                if not live[i]:
-                    continue
-                e = int(info["episode"][i])
-                _trade(trades, row, info_rows, e, store, "settle", tokens)
-                ep_pnl[e] += row["realized_pnl"]
+        trades += [r for r in info["trades"] if first_pass[r["env"]]]
+        episodes += [r for r in info["episodes"] if first_pass[r["env"]]]
         live &= ~done
-    ep = info_rows.with_columns(
-        pl.Series("slot", store.slot, dtype=pl.Int8),
-        pl.Series("settled_ns", info_rows["end_ns"]),
-        pl.Series("orders", ep_orders, dtype=pl.Int32),
-        pl.Series("fills", ep_fills, dtype=pl.Int32),
-        pl.Series("pnl", ep_pnl),
-        pl.Series("fees", ep_fees),
-        pl.Series("first_entry_ns", first_entry),
-        pl.Series("first_entry_time_left", first_left),
-        pl.Series("first_entry_price", first_px),
-        pl.Series("first_entry_token", first_tok, dtype=pl.String),
-    ).select([pl.col(c).cast(t) for c, t in EPISODES.items()])
-    tr = pl.DataFrame(trades, schema=TRADES).sort(["t_ns", "slot"], maintain_order=True)
+    ep = (
+        pl.DataFrame(episodes)
+        .sort("episode")
+        .select([pl.col(c).cast(t) for c, t in EPISODES.items()])
+    )
+    tr = pl.DataFrame({c: [r[c] for r in trades] for c in TRADES}, schema=TRADES).sort(
+        ["t_ns", "slot"], maintain_order=True
+    )
     return tr, ep
-
-
-def _trade(
-    trades: dict[str, list[Any]],
-    row: dict[str, Any],
-    info: pl.DataFrame,
-    e: int,
-    store: EpisodeStore,
-    kind: str,
-    tokens: tuple[str, str],
-) -> None:
-    r = info.row(e, named=True)
-    pnl = row["realized_pnl"]
-    vals = {
-        "t_ns": row["t_ns"], "slot": int(store.slot[e]), "asset": r["asset"],
-        "condition_id": r["condition_id"], "slug": r["slug"], "kind": kind,
-        "action": {"HOLD": 0, "BUY": 1, "SELL": 2}.get(row["action"], -1),
-        "token": tokens[row["token"]], "side": row["side"], "shares": row["shares"],
-        "avg_price": row["avg_price"], "notional": row["notional"], "fee": row["fee"],
-        "levels": row["levels"], "partial": row["partial"], "rejected": row["reject"],
-        "realized_pnl": pnl if pnl is not None else 0.0,
-    }  # fmt: skip
-    for c, v in vals.items():
-        trades[c].append(v)

@@ -1,7 +1,9 @@
 """The embedded ``sample`` recording: generated on first use, deterministically.
 
 ``sample`` is accepted wherever a recording root or ``--replay`` is taken. It names a small
-simulated recording (fixed start, span and seed) kept under ``<recordings root>/sample``;
+simulated recording (fixed start, span and seed) kept under ``<recordings root>/sample``:
+two hours of all four assets from 2024-06-01T23:00 UTC, so it spans two recording days
+(``polyrl train --replay sample`` trains on the first and evaluates on the second);
 if it is missing or was left incomplete it is (re)generated, which takes well under a
 minute, and every machine generates byte-identical files.
 """
@@ -17,7 +19,7 @@ from polyrl.config import Config, load_config
 from polyrl.events import NS_PER_S, iso_to_ns
 
 SAMPLE_NAME = "sample"
-SAMPLE_START = "2024-06-01T00:00:00Z"
+SAMPLE_START = "2024-06-01T23:00:00Z"
 SAMPLE_HOURS = 2.0
 SAMPLE_SEED = 20240601
 _MARKER = "SAMPLE.json"

@@ -120,11 +120,14 @@ def _check_exactly_once_in_order(v: VenueServers, tapped: list[Frame]) -> None:
 def test_record_through_every_fault(tmp_path: Path) -> None:
     cfg = _config()
     root = tmp_path / "rec"
-    speed = 20.0
-    clock = LiveClock(speed=speed, start_ns=T0)
+    # Slow enough that every fault window spans seconds of real time: the assertions on
+    # outage lengths must not depend on how busy the machine is.
+    speed = 5.0
+    t0 = ROLL - 60 * NS_PER_S
+    clock = LiveClock(speed=speed, start_ns=t0)
 
     async def main() -> tuple[VenueServers, TapRecorder]:
-        content = SimContent(cfg, start_ns=T0, end_ns=T0 + 10 * 60 * NS_PER_S, seed=SEED)
+        content = SimContent(cfg, start_ns=t0, end_ns=t0 + 10 * 60 * NS_PER_S, seed=SEED)
         async with VenueServers(content, clock=clock) as v:
             run_cfg = dataclasses.replace(cfg, sources=_sources(v, cfg))
             rec = TapRecorder(root, config=REC_CFG, clock=clock)
@@ -149,12 +152,12 @@ def test_record_through_every_fault(tmp_path: Path) -> None:
             await at(1.5)
             v.http.fail(503, seconds=20.0)
             v.clob.drop()
-            await at(4.0)
+            await at(8.0)  # past the 00:15 roll
             stop.set()
             await task
             return v, rec
 
-    v, rec = asyncio.run(asyncio.wait_for(main(), 90))
+    v, rec = asyncio.run(asyncio.wait_for(main(), 120))
     _check_exactly_once_in_order(v, rec.tapped)
     # What reached the disk is exactly what was received, parsed: nothing lost or doubled.
     disk = _rows(root).select("stream", "key", "raw", "recv_ns")
@@ -171,8 +174,10 @@ def test_record_through_every_fault(tmp_path: Path) -> None:
     stall = gaps.filter(pl.col("key") == CH_BINANCE_FUTURES_WS).row(0, named=True)
     assert (stall["gap_end_ns"] - stall["gap_start_ns"]) / NS_PER_S >= 6.0  # the watchdog
     refused = gaps.filter(pl.col("key") == CH_RTDS_WS).row(0, named=True)
-    assert (refused["gap_end_ns"] - refused["gap_start_ns"]) / NS_PER_S >= 14.0
-    assert by[(CH_RTDS_WS, "connect_failed")] >= 1
+    attempts = v.rtds.refused
+    assert attempts and by[(CH_RTDS_WS, "connect_failed")] >= len(attempts)
+    # The outage runs past the last refused attempt: reconnected only once it was allowed.
+    assert refused["gap_end_ns"] > max(a.t_ns for a in attempts)
     # Malformed frames are kept as parse errors with their raw text; recording went on.
     errs = status.filter((pl.col("kind") == "parse_error") & (pl.col("key") == CH_POLYMARKET_WS))
     assert errs.height == 3
@@ -317,6 +322,9 @@ def test_serving_a_recording_and_recording_it_again_gives_the_same_rows(tmp_path
                    "reference.price"):  # fmt: skip
         a = RecordingReader(first, streams=[stream], raw=True).read_stream(stream)
         b = RecordingReader(second, streams=[stream], raw=True).read_stream(stream)
+        if stream == "reference.price":
+            # The subscribe snapshot re-sends recent ticks as of the moment of connecting.
+            a, b = a.filter(~pl.col("backfill")), b.filter(~pl.col("backfill"))
         key = "exch_ns" if stream != "binance.spot.book_ticker" else "update_id"
         # Per key (symbol or token: a token's feed starts when it is subscribed, which the
         # two runs did at slightly different moments), over the span both runs cover.

@@ -57,3 +57,23 @@ def test_file_then_overrides(tmp_path: Path) -> None:
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found: .*nope.toml"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_ppo_toml_is_exactly_the_ppo_defaults() -> None:
+    from polyrl.config import default_config_paths, read_toml
+    from polyrl.rl.ppo import PPOConfig
+
+    (ppo,) = [p for p in default_config_paths() if p.name == "ppo.toml"]
+    data = read_toml(ppo)
+    assert set(data) == {"ppo"}
+    assert load_config().ppo == PPOConfig()
+    assert load_config(None, {"ppo": {"ent_coef": 0.01}}).ppo.ent_coef == 0.01
+
+
+def test_a_partial_config_file_overrides_only_what_it_names(tmp_path: Path) -> None:
+    p = _write(tmp_path, "[ppo]\nlr_actor = 0.001\n[train]\nenvs = 3\n")
+    cfg = load_config(p)
+    assert cfg.ppo.lr_actor == 0.001 and cfg.ppo.lr_critic == Config().ppo.lr_critic
+    assert cfg.train.envs == 3 and cfg.sources == Config().sources
+    with pytest.raises(ConfigError, match=r"c\.toml: ppo\.lr_actr: unknown key"):
+        load_config(_write(tmp_path, "[ppo]\nlr_actr = 0.001\n"))

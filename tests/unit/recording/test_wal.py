@@ -73,3 +73,17 @@ def test_close_delete_removes_file(tmp_path: Path) -> None:
     seg.append(FRAMES[0])
     seg.close(delete=True)
     assert not seg.path.exists()
+
+
+@pytest.mark.parametrize("keep", [0, 3, len(b"POLYRL-WAL-1\n") + 2, len(b"POLYRL-WAL-1\n") + 10])
+def test_a_segment_cut_inside_its_header_holds_nothing(tmp_path: Path, keep: int) -> None:
+    """kill -9 while a segment is being created leaves it short: no frames, no error."""
+    path = _write(tmp_path)
+    path.write_bytes(path.read_bytes()[:keep])
+    header, frames = read_segment(path)
+    assert header is None and list(frames) == []
+    from polyrl.recording.recorder import recover
+    from polyrl.recording.writer import RecordingConfig
+
+    report = recover(tmp_path, RecordingConfig(fsync=False))
+    assert report.segments == 1 and report.frames == 0 and not path.exists()

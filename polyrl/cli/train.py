@@ -1,0 +1,159 @@
+"""``polyrl train``: PPO on recorded days, faster than real time, with held-out evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from polyrl.cli import app
+from polyrl.cli.common import (
+    ConfigOpt,
+    SetOpt,
+    err_console,
+    parse_sets,
+    progress_bar,
+    recording_root,
+    resolve_config,
+)
+from polyrl.config import merge
+from polyrl.errors import ConfigError
+
+
+@app.command("train")
+def train_cmd(
+    replay: Annotated[
+        str,
+        typer.Option(
+            "--replay",
+            help="Date glob(s) to train on (2024-06-0*), or `sample` (the "
+            "embedded sample: train on its first day, evaluate on its second).",
+        ),
+    ],
+    eval_dates: Annotated[
+        str | None,
+        typer.Option(
+            "--eval",
+            help="Date glob(s) held out for evaluation (the deterministic "
+            "policy beside every baseline), after training and every "
+            "train.eval_every updates.",
+        ),
+    ] = None,
+    root: Annotated[
+        Path | None,
+        typer.Option("--root", help="Recording root (default: [recording] root of the config)."),
+    ] = None,
+    feature_set: Annotated[
+        str | None, typer.Option("--feature-set", help="seed18 (default) or full.")
+    ] = None,
+    updates: Annotated[
+        int | None, typer.Option("--updates", help="PPO updates to run.", min=1)
+    ] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option("--steps", help="Environment steps to run (instead of --updates).", min=1),
+    ] = None,
+    envs: Annotated[
+        int | None, typer.Option("--envs", help="Episodes stepped in lockstep.", min=1)
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Run seed.")] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume",
+            help="Checkpoint directory to continue from exactly (runs/<run>/checkpoints/last).",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Run name (default: train-<feature set>-s<seed>).")
+    ] = None,
+    runs: Annotated[Path, typer.Option("--runs", help="Where run directories go.")] = Path("runs"),
+    sets: SetOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Train the PPO agent (MLX) on replayed recordings through the vectorised replay
+    environment: the same features, paper execution and settlement as live. Writes
+    runs/<name>/ with the resolved config, metrics.parquet (one row per update),
+    episodes.parquet, checkpoints (last, best by held-out PnL, every
+    train.checkpoint_every updates) and summary.json; with --eval, prints the held-out table
+    beside the baselines. PPO settings: configs/ppo.toml, or --set ppo.KEY=VALUE."""
+    from polyrl.analysis.stats import format_table
+    from polyrl.features.cache import recording_days
+    from polyrl.rl.train import train
+
+    if updates is not None and steps is not None:
+        raise ConfigError("--updates and --steps: give one or the other")
+    overrides = parse_sets(sets)
+    if feature_set is not None:
+        overrides = merge(overrides, {"features": {"feature_set": feature_set}})
+    train_over = {
+        k: v for k, v in (("updates", updates), ("envs", envs), ("seed", seed)) if v is not None
+    }
+    if train_over:
+        overrides = merge(overrides, {"train": train_over})
+    cfg = resolve_config(config, overrides)
+    tc = cfg.train
+    if replay == "sample":
+        rec = recording_root("sample", cfg)
+        days = recording_days(rec, "*")
+        dates = days[0]
+        if eval_dates is None and len(days) > 1:
+            eval_dates = ",".join(days[1:])
+    else:
+        rec = recording_root(root if root is not None else Path(cfg.recording.root), cfg)
+        dates = replay
+    run_dir = (
+        resume.parent.parent
+        if resume is not None
+        else runs / (name or f"train-{cfg.features.feature_set}-s{tc.seed}")
+    )
+    if resume is None and (run_dir / "summary.json").exists():
+        raise ConfigError(
+            f"run directory {run_dir} already holds a run; use another --name or --resume"
+        )
+
+    with progress_bar("features (cache)", total=None) as cache_advance:
+        from polyrl.features.cache import recording_days as _days
+
+        n_days = len(_days(rec, [g for g in dates.split(",") if g]))
+        seen: dict[str, int] = {}
+
+        def cache_prog(day: str, h: int, n: int) -> None:
+            seen[day] = h
+            cache_advance(sum(seen.values()), f"{day} {h}/{n} h of {n_days} day(s)")
+
+        with progress_bar("training", total=tc.updates, unit="updates") as advance:
+
+            def prog(row: dict) -> None:  # type: ignore[type-arg]
+                advance(
+                    row["update"],
+                    f"{row['charts/sps']:,.0f} steps/s  "
+                    f"pnl/ep {row['pnl/per_episode']:+.3f}  "
+                    f"entropy {row.get('losses/entropy', float('nan')):.3f}",
+                )
+
+            result = train(
+                root=rec,
+                dates=dates,
+                eval_dates=eval_dates,
+                config=cfg,
+                tc=tc,
+                ppo_config=cfg.ppo,
+                run_dir=run_dir,
+                resume=resume,
+                total_steps=steps,
+                progress=prog,
+                cache_progress=cache_prog,
+            )
+    err_console.print(
+        f"{result.updates} updates, {result.steps:,} steps in {result.seconds:.1f} s "
+        f"({result.steps / max(result.seconds, 1e-9):,.0f} steps/s; "
+        f"{result.steps * cfg.engine.tick_ms / 1000 / max(result.seconds, 1e-9):,.0f}x real "
+        f"time per market); run in {run_dir}"
+    )
+    if result.eval_table is not None:
+        typer.echo(f"held-out evaluation ({eval_dates}):")
+        typer.echo(format_table(result.eval_table))
