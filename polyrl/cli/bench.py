@@ -146,3 +146,95 @@ def bench_record_cmd(
         f"memory: peak {res.peak_rss_mb:.0f} MB; RSS every second: "
         f"{', '.join(f'{x:.0f}' for x in res.rss_mb_samples)}"
     )
+
+
+@bench_app.command("train")
+def bench_train_cmd(
+    replay: Annotated[
+        str, typer.Option("--replay", help="Recording to train on: `sample` or a date glob.")
+    ] = "sample",
+    root: Annotated[
+        Path | None, typer.Option("--root", help="Recording root for a date glob.")
+    ] = None,
+    updates: Annotated[
+        int, typer.Option("--updates", help="Timed updates per setting.", min=1)
+    ] = 3,
+    big_envs: Annotated[int, typer.Option("--big-envs", help="Envs of setting (b).", min=1)] = 128,
+    big_minibatch: Annotated[
+        int, typer.Option("--big-minibatch", help="Minibatch of setting (b).", min=64)
+    ] = 4096,
+    against: Annotated[
+        str | None,
+        typer.Option(
+            "--against",
+            help="`sb3`: also run stable-baselines3 PPO (same network "
+            "and settings, on a trivial 18-dim env) in this run; needs the `bench` "
+            "extra: pip install -e '.[bench]'.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """End-to-end PPO training speed (environment + updates, env-steps/s) for (a) the seed's
+    settings (4 markets, buffer 512, minibatch 64, 10 epochs) and (b) many envs with large
+    minibatches (10 epochs): on the real replay environment, on a trivial 18-dim env, and
+    (--against sb3) stable-baselines3 on that trivial env; the speed-up over real time (the
+    seed stepped 4 markets at 2 Hz: 8 steps/s) and the fraction of the compute ceiling."""
+    import json as _json
+
+    from polyrl.cli.backtest import replay_source
+    from polyrl.errors import ConfigError
+    from polyrl.features.sets import feature_set
+    from polyrl.replay import load_days
+    from polyrl.rl.bench import bench_ppo, bench_replay_train, bench_sb3
+    from polyrl.rl.env import EpisodeStore
+
+    if against not in (None, "sb3"):
+        raise ConfigError(f"--against: {against!r} is not `sb3`")
+    cfg = resolve_config(config)
+    rec, dates = replay_source(replay, root, cfg)
+    store = EpisodeStore.build(load_days(rec, dates, cfg))
+    fset = feature_set(cfg.features.feature_set)
+    settings = {"a": (4, 512, 64), "b": (big_envs, 512, big_minibatch)}
+    rows = []
+    for name, (n, buf, mb) in settings.items():
+        err_console.print(f"setting ({name}): {n} envs, buffer {buf}, minibatch {mb}, 10 epochs")
+        rep = bench_replay_train(
+            store,
+            fset,
+            cfg.broker,
+            n_envs=n,
+            buffer_steps=buf,
+            minibatch_size=mb,
+            n_epochs=10,
+            updates=updates,
+        )
+        toy = bench_ppo(n, buf, mb, 10, updates)
+        row = {"setting": name, "replay": rep, "toy": toy}
+        if against == "sb3":
+            try:
+                row["sb3"] = bench_sb3(n, buf, mb, 10, updates)
+            except ImportError as e:
+                raise ConfigError(f"--against sb3: {e}") from None
+        rows.append(row)
+    if as_json:
+        typer.echo(_json.dumps(rows, indent=2))
+        return
+    sb3_a = rows[0].get("sb3", {}).get("steps_per_s")
+    typer.echo(
+        f"{'setting':<8} {'replay env':>12} {'real-time x':>12} {'toy env':>10} "
+        f"{'ceiling':>8} {'SB3 toy':>9} {'vs SB3 same':>12} {'vs SB3 (a)':>11}"
+    )
+    for r in rows:
+        rep, toy, sb3 = r["replay"]["steps_per_s"], r["toy"], r.get("sb3")
+        same = f"{rep / sb3['steps_per_s']:.1f}x" if sb3 else "-"
+        vs_a = f"{rep / sb3_a:.1f}x" if sb3_a else "-"
+        s3 = f"{sb3['steps_per_s']:,.0f}" if sb3 else "-"
+        typer.echo(
+            f"({r['setting']})      {rep:>12,.0f} {rep / 8:>12,.0f} "
+            f"{toy['steps_per_s']:>10,.0f} {toy['ceiling_fraction']:>8.0%} {s3:>9} "
+            f"{same:>12} {vs_a:>11}"
+        )
+    typer.echo(
+        f"matmul: {rows[0]['toy']['matmul_gflops']:.0f} GFLOP/s float32 ({rows[0]['toy']['blas']})"
+    )

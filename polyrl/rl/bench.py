@@ -241,3 +241,59 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def bench_replay_train(
+    store: Any,
+    fset: Any,
+    broker: Any,
+    *,
+    n_envs: int,
+    buffer_steps: int,
+    minibatch_size: int,
+    n_epochs: int,
+    updates: int,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """End-to-end training steps/s on the real replay environment (rollout through the
+    PaperBroker over cached observations, plus the PPO update), after one warm-up update."""
+    from polyrl.rl.env import ReplayEnv
+    from polyrl.rl.ppo import Rollout
+
+    cfg = PPOConfig(buffer_steps=buffer_steps, minibatch_size=minibatch_size, n_epochs=n_epochs)
+    env = ReplayEnv(store, n_envs=n_envs, fset=fset, broker=broker, seed=seed)
+    ppo = PPO(fset.dim, 3, cfg, seed=seed)
+    obs = env.reset()
+
+    def one(obs: np.ndarray) -> tuple[np.ndarray, float, float]:
+        T, N = buffer_steps, n_envs
+        ob = np.empty((T, N, fset.dim), dtype=np.float32)
+        act = np.empty((T, N), dtype=np.int64)
+        lp = np.empty((T, N), dtype=np.float32)
+        val = np.empty((T, N), dtype=np.float32)
+        rew = np.empty((T, N), dtype=np.float32)
+        dn = np.empty((T, N), dtype=bool)
+        t0 = time.perf_counter()
+        for t in range(T):
+            a, logp, v = ppo.act(obs)
+            ob[t], act[t], lp[t], val[t] = obs, a, logp, v
+            obs, r, d, _ = env.step(a)
+            rew[t], dn[t] = r, d
+        t1 = time.perf_counter()
+        ppo.update(Rollout(obs=ob, actions=act, logp=lp, values=val, rewards=rew, dones=dn,
+                           last_value=ppo.value(obs)))  # fmt: skip
+        return obs, t1 - t0, time.perf_counter() - t1
+
+    obs, _, _ = one(obs)  # warm-up: tracing and compiling
+    roll = upd = 0.0
+    for _ in range(updates):
+        obs, r, u = one(obs)
+        roll += r
+        upd += u
+    samples = n_envs * buffer_steps
+    return {
+        "n_envs": n_envs, "buffer_steps": buffer_steps, "minibatch_size": minibatch_size,
+        "n_epochs": n_epochs, "updates": updates,
+        "steps_per_s": samples * updates / (roll + upd),
+        "rollout_s": roll / updates, "update_s": upd / updates,
+    }  # fmt: skip
