@@ -89,6 +89,16 @@ class RunLog:
         }
         self.metrics: list[dict[str, Any]] = []
 
+    @classmethod
+    def in_memory(cls, *, config: Mapping[str, Any]) -> RunLog:
+        """A log that keeps its rows and writes no files (parity's replay)."""
+        self = cls.__new__(cls)
+        self.dir = None  # type: ignore[assignment]
+        self.rows = {name: {c: [] for c in schema} for name, schema in TABLES.items()}
+        self.metrics = []
+        self.config = dict(config)
+        return self
+
     def add(self, table: str, row: Mapping[str, Any]) -> None:
         """One row of ``decisions``, ``trades`` or ``episodes`` (every column given)."""
         cols = self.rows[table]

@@ -35,8 +35,10 @@ def _register() -> None:
     from polyrl.cli import (  # noqa: F401
         backtest,
         bench,
+        dashboard,
         features,
         inspect,
+        live,
         record,
         schema,
         simulate,

@@ -14,6 +14,7 @@ import fnmatch
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -55,6 +56,56 @@ class MergedBatch:
 
     def __len__(self) -> int:
         return int(self.recv_ns.shape[0])
+
+    @classmethod
+    def from_events(cls, events: Sequence[Event]) -> MergedBatch:
+        """A batch of events already in ``(recv_ns, seq)`` order (live mode's per-tick batch),
+        with exactly the columns and types a RecordingReader batch has (without ``raw``)."""
+        from polyrl.recording.writer import build_table
+
+        streams = tuple(sorted({e.stream for e in events}))
+        code = {s: i for i, s in enumerate(streams)}
+        cols: dict[str, dict[str, list[Any]]] = {}
+        for e in events:
+            c = cols.get(e.stream)
+            if c is None:
+                names = ARROW_SCHEMAS[e.stream].names
+                c = cols[e.stream] = {n: [] for n in names}
+            c["recv_ns"].append(e.recv_ns)
+            c["seq"].append(e.seq)
+            c["exch_ns"].append(e.exch_ns)
+            c["key"].append(e.key)
+            c["asset"].append(e.asset)
+            c["raw"].append("")
+            for k, v in e.fields.items():
+                c[k].append(v)
+        tables = {}
+        for s, c in cols.items():
+            df = pl.from_arrow(build_table(s, c).drop_columns(["raw"]))
+            assert isinstance(df, pl.DataFrame)
+            tables[s] = df
+        return cls(
+            streams=streams,
+            stream_code=np.array([code[e.stream] for e in events], dtype=np.uint8),
+            recv_ns=np.array([e.recv_ns for e in events], dtype=np.int64),
+            seq=np.array([e.seq for e in events], dtype=np.int64),
+            tables=tables,
+        )
+
+    def slice(self, a: int, b: int | None = None) -> MergedBatch:
+        """Events ``a`` to ``b`` (exclusive) of the merged order, as a batch."""
+        n = len(self)
+        b = n if b is None else min(b, n)
+        a = max(0, min(a, b))
+        before = np.bincount(self.stream_code[:a], minlength=len(self.streams))
+        inside = np.bincount(self.stream_code[a:b], minlength=len(self.streams))
+        tables = {}
+        for s, t in self.tables.items():
+            i = self.streams.index(s)
+            if inside[i]:
+                tables[s] = t.slice(int(before[i]), int(inside[i]))
+        return MergedBatch(self.streams, self.stream_code[a:b], self.recv_ns[a:b],
+                           self.seq[a:b], tables)  # fmt: skip
 
     def events(self) -> Iterator[Event]:
         """The batch's events one by one, in merged order (convenient, not fast)."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -185,7 +186,9 @@ class Recorder:
                 if loop is not None:
                     self._early = loop.create_task(self.checkpoint())
         for ev in events:
-            self.writer.append(ev)
+            seq = self.writer.append(ev)
+            if self.listeners:
+                ev = dataclasses.replace(ev, seq=seq)
             st = self.streams.get(ev.stream)
             if st is None:
                 st = self.streams[ev.stream] = StreamStat()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -256,3 +257,23 @@ def test_compaction_merges_parts_and_survives_interruption(tmp_path: Path) -> No
     with RecordingWriter(tmp_path, config=cfg) as w:
         w.append(make_event("binance.spot.trade", T0 - 50 * NS_PER_S, i=9))
     assert [e.seq for e in RecordingReader(tmp_path).events()] == list(range(8))
+
+
+def test_a_batch_from_live_events_equals_the_reader_s(tmp_path: Path) -> None:
+    """Live mode builds its per-tick batches from events; replay reads them from disk: the
+    same columns, types and values either way."""
+    evs = _events()
+    with RecordingWriter(tmp_path, config=FAST) as w:
+        seqs = [w.append(e) for e in evs]
+    read = next(iter(RecordingReader(tmp_path, dates="2024-06-01").batches()))
+    import dataclasses
+
+    from polyrl.recording.reader import MergedBatch
+
+    live = MergedBatch.from_events(
+        [dataclasses.replace(e, seq=s) for e, s in zip(evs, seqs, strict=True)][:3]
+    )
+    assert live.streams == read.streams
+    assert np.array_equal(live.recv_ns, read.recv_ns) and np.array_equal(live.seq, read.seq)
+    for s in read.tables:
+        assert live.tables[s].equals(read.tables[s]), s

@@ -1,0 +1,129 @@
+"""`polyrl live` on the loopback venues: a live session, then parity with its replay."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from polyrl.clock import LiveClock
+from polyrl.config import Config
+from polyrl.events import CH_POLYMARKET_WS, NS_PER_S, iso_to_ns
+from polyrl.features.sets import feature_set
+from polyrl.live import LiveSession
+from polyrl.parity import replay_live_run
+from polyrl.policies.baselines import make_baseline
+from polyrl.recording.reader import RecordingReader
+from polyrl.recording.writer import RecordingConfig
+from polyrl.sim.serve import SimContent, VenueServers
+from polyrl.sources.adapters import default_adapters
+
+pytestmark = pytest.mark.integration
+
+T0 = iso_to_ns("2024-06-01T00:09:00Z")  # the 00:15 roll and the 00:00 window's resolution
+SEED = 9
+
+
+def _cfg(v: VenueServers) -> Config:
+    base = Config(assets=("btc", "eth"), recording=RecordingConfig(fsync=False, checkpoint_s=1.0))
+    sources = dataclasses.replace(base.sources, watchdog_s=8.0, reconnect_min_s=0.5,
+                                  reconnect_max_s=3.0, resolution_delay_s=5.0,
+                                  resolution_poll_s=10.0)  # fmt: skip
+    return dataclasses.replace(base, sources=v.sources_config(sources))
+
+
+async def _live(tmp: Path, *, speed: float, seconds: float, strategy: str = "random",
+                faults: bool = False) -> LiveSession:  # fmt: skip
+    clock = LiveClock(speed=speed, start_ns=T0)
+    sim_cfg = Config(assets=("btc", "eth"))
+    content = SimContent(sim_cfg, start_ns=T0, end_ns=T0 + 30 * 60 * NS_PER_S, seed=SEED)
+    async with VenueServers(content, clock=clock) as v:
+        cfg = _cfg(v)
+        fset = feature_set(cfg.features.feature_set)
+        policy = make_baseline(strategy, fset, cfg.baselines, seed=3)
+        session = LiveSession(
+            config=cfg, policy=policy, run_dir=tmp / "run", recording_root=tmp / "rec",
+            clock=clock, adapters=default_adapters(cfg),
+            run_config={"kind": "live", "strategy": strategy, "seed": 3},
+        )  # fmt: skip
+        stop = asyncio.Event()
+        task = asyncio.create_task(session.run(stop=stop, install_signal_handlers=False))
+        from polyrl.dashboard.server import DashboardServer
+
+        dash = DashboardServer.live(session)
+        await dash.start()
+        if faults:
+            # After the features' five-minute warm-up, with markets tradable.
+            await asyncio.sleep(seconds - 14.0)
+            v.clob.malformed(2)
+            await asyncio.sleep(1.0)
+            v.clob.drop()
+            await asyncio.sleep(13.0)
+        else:
+            await asyncio.sleep(seconds)
+        # The live dashboard's snapshot, over HTTP, while the session runs.
+        import urllib.request
+
+        body = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{dash.port}/snapshot.json").read()
+        )
+        session.dashboard_snapshot = json.loads(body)
+        page = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{dash.port}/").read()
+        )
+        assert b"polyrl dashboard" in page
+        await dash.stop()
+        stop.set()
+        await task
+        return session
+
+
+def test_live_session_through_a_disconnect_then_parity(tmp_path: Path) -> None:
+    """A live session of ~10 simulated minutes: it trades, rolls at 00:15 and settles the
+    00:00 windows at their recorded resolution; a CLOB drop (after malformed frames) stops
+    trading until the books are resent, then trading resumes; and replaying the recording
+    the session made reproduces every decision, fill and PnL."""
+    session = asyncio.run(
+        asyncio.wait_for(_live(tmp_path, speed=10.0, seconds=60.0, faults=True), 240)
+    )
+    run = tmp_path / "run"
+    summary = json.loads((run / "summary.json").read_text())
+    dec = pl.read_parquet(run / "decisions.parquet")
+    trades = pl.read_parquet(run / "trades.parquet")
+    eps = pl.read_parquet(run / "episodes.parquet")
+    assert summary["ticks"] == dec["t_ns"].n_unique() > 1000
+    assert trades.filter(pl.col("kind") == "open").height > 10
+    settled = eps.filter(pl.col("end_ns") == iso_to_ns("2024-06-01T00:15:00Z"))
+    assert settled.height == 2 and (settled["outcome_source"] == "gamma").all()
+    assert summary["latency_ms_p99"] < 250  # generous: a shared test machine
+    m = pl.read_parquet(run / "metrics.parquet")
+    assert {"latency/p50_ms", "latency/p99_ms", "pnl/realized"} <= set(m.columns)
+    assert session.first_seq is not None
+    snap = session.dashboard_snapshot
+    assert [c["asset"] for c in snap["markets"]] == ["btc", "eth"]
+    assert all(c["slug"] and 0 < c["time_left_s"] <= 900 for c in snap["markets"])
+    assert all(c["up_prob"] is not None and 0 < c["up_prob"] < 1 for c in snap["markets"])
+    assert snap["totals"]["fills"] > 0 and snap["trades"]
+    assert (run / "live.json").exists()
+    status = RecordingReader(tmp_path / "rec", streams=["recorder.status"]).read_stream(
+        "recorder.status"
+    )
+    drop = status.filter((pl.col("key") == CH_POLYMARKET_WS) & (pl.col("kind") == "disconnect"))
+    back = status.filter((pl.col("key") == CH_POLYMARKET_WS) & (pl.col("kind") == "connect"))
+    assert drop.height == 1 and back.height == 2
+    errs = status.filter(pl.col("kind") == "parse_error")
+    assert errs.height == 2
+    t_drop, t_back = int(drop["recv_ns"][0]), int(back["recv_ns"][1])
+    dec = pl.read_parquet(run / "decisions.parquet")
+    during = dec.filter(pl.col("t_ns").is_between(t_drop + 1, t_back))
+    assert during.height > 0 and not during["tradable"].any()
+    assert during.filter(pl.col("action") != 0).height == 0
+    after = dec.filter(pl.col("t_ns") > t_back + 10 * NS_PER_S)
+    assert after["tradable"].any()
+    _, report = replay_live_run(run)
+    assert report.divergence is None, str(report.divergence)
+    assert report.rows["decisions"] == dec.height and report.rows["trades"] == trades.height
