@@ -150,6 +150,12 @@ class Engine:
         self.totals = EngineTotals(pnl_by_asset=dict.fromkeys(assets, 0.0))
         self.last_obs: np.ndarray | None = None
         self.last_actions: np.ndarray | None = None
+        self.last_rewards: np.ndarray = np.zeros(self.M)
+        """The broker's per-market rewards of the last step (realized PnL by default)."""
+        self.on_roll: Callable[[int], None] | None = None
+        """Called with a slot whose episode just ended (its window is over)."""
+        self.on_settle: Callable[[Window, float], None] | None = None
+        """Called when a window settles, with the settlement's PnL (online training)."""
 
     # ---------------------------------------------------------------------------------------
 
@@ -170,6 +176,7 @@ class Engine:
             actions, Books(obs.fill_px, obs.fill_size), tradable, t + self.config.latency_ns
         )
         self._book_fills(result, held_before)
+        self.last_rewards = result.rewards
         for m in np.flatnonzero(actions != HOLD).tolist():
             ep = self._cur[m]
             if ep is not None:
@@ -214,6 +221,8 @@ class Engine:
             if ep is not None and ep.window.index == wi:
                 continue
             if ep is not None:
+                if self.on_roll is not None:
+                    self.on_roll(m)
                 self._park_or_close(m, ep, t)
             self._cur[m] = _Episode(self.window_of(wi)) if wi >= 0 else None
             if wi >= 0:
@@ -264,6 +273,8 @@ class Engine:
                 ep.pnl += pnl
                 self.totals.realized += pnl
                 self.totals.pnl_by_asset[ep.window.asset] += pnl
+                if self.on_settle is not None:
+                    self.on_settle(ep.window, pnl)
             else:
                 p.broker.reset(np.array([True]))  # void: no PnL
         self._parked.remove(p)

@@ -97,6 +97,11 @@ class LiveSession:
             runlog=self.runlog,
             config=config.engine,
         )
+        self.trainer = policy if hasattr(policy, "take_rollout") else None
+        if self.trainer is not None:
+            self.engine.on_roll = self.trainer.episode_end
+            self.engine.on_settle = self.trainer.settled
+        self.rl_metrics: dict[str, Any] = {}
         self._queue: list[Event] = []
         self.recorder = Recorder(
             recording_root, config=config.recording, clock=clock, listeners=[self._queue.append]
@@ -146,6 +151,9 @@ class LiveSession:
         fills_before = self.engine.totals.fills
         actions = self.engine.step(obs)
         decided = self.clock.now_ns()
+        if self.trainer is not None:
+            self.trainer.rewards(self.engine.last_rewards, obs.window)
+            self.rl_metrics["buffer"] = self.trainer.progress
         self.latency.add((decided - t) / NS_PER_S / self.clock.speed)
         self._fills_window += self.engine.totals.fills - fills_before
         self.ticks += 1
@@ -196,11 +204,34 @@ class LiveSession:
             if stop.is_set():
                 break
             self.tick(t)
+            if self.trainer is not None and self.trainer.ready():
+                await self._train_once()
             now = self.clock.now_ns()
             # Live ticks never bunch up: if the loop fell behind, skip to the next grid point.
             t = max(
                 t + self.tick_ns, next_grid_ns(now - self.latency_ns - self.tick_ns, self.tick_ns)
             )
+
+    async def _train_once(self) -> None:
+        """One PPO update on a worker thread (the recorder keeps receiving), then a
+        checkpoint and a metrics row."""
+        from polyrl.rl.checkpoint import save_checkpoint
+
+        trainer = self.trainer
+        assert trainer is not None
+        rollout = trainer.take_rollout()
+        metrics = await asyncio.to_thread(trainer.update, rollout)
+        meta = {
+            "feature_set": self.fset.name,
+            "feature_set_version": self.fset.version,
+            "update": trainer.updates,
+            "config": to_dict(self.config),
+            "live": True,
+        }
+        await asyncio.to_thread(save_checkpoint, self.run_dir / "checkpoints" / "last",
+                                trainer.ppo, meta)  # fmt: skip
+        self.rl_metrics = {**metrics, "buffer": trainer.progress, "update": trainer.updates}
+        self.runlog.metric({"t_ns": self.last_tick_ns, "update": trainer.updates, **metrics})
 
     async def run(self, *, duration_s: float | None = None, stop: asyncio.Event | None = None,
                   install_signal_handlers: bool = True) -> None:  # fmt: skip

@@ -67,6 +67,15 @@ def live_cmd(
     name: Annotated[str | None, typer.Option("--name", help="Run name.")] = None,
     runs: Annotated[Path, typer.Option("--runs", help="Where run directories go.")] = Path("runs"),
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random baseline.")] = 0,
+    train: Annotated[
+        bool,
+        typer.Option(
+            "--train",
+            help="Keep training the PPO agent online as it trades "
+            "(buffer, then update; checkpoints in runs/<name>/checkpoints/). "
+            "With --load, continues that checkpoint; alone, starts fresh.",
+        ),
+    ] = False,
     resume: Annotated[
         bool,
         typer.Option(
@@ -76,7 +85,8 @@ def live_cmd(
     sets: SetOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Paper-trade the four markets live with a checkpoint or a baseline, on the same Engine,
+    """Paper-trade the four markets live with a checkpoint or a baseline (or train online with
+    --train), on the same Engine,
     FeatureEngine and PaperBroker as replay, recording everything it sees (same guarantees as
     `polyrl record`) and writing runs/<name>/ as it goes. Nothing is ever sent to a venue.
     A status line shows fills, PnL and tick-to-decision latency p50/p99."""
@@ -85,8 +95,12 @@ def live_cmd(
     from polyrl.live import LatencyStats, LiveSession
     from polyrl.sources.adapters import default_adapters
 
-    if (load is None) == (strategy is None):
-        raise ConfigError("give exactly one of --load CKPT and --strategy NAME")
+    if load is not None and strategy is not None:
+        raise ConfigError("give one of --load CKPT and --strategy NAME, not both")
+    if load is None and strategy is None and not train:
+        raise ConfigError("give --load CKPT or --strategy NAME (or --train for a fresh agent)")
+    if train and strategy is not None:
+        raise ConfigError("--train trains the PPO agent: use it with --load or alone")
     overrides: dict[str, Any] = parse_sets(sets)
     broker: dict[str, Any] = {}
     if capital is not None:
@@ -103,7 +117,20 @@ def live_cmd(
         cfg = resolve_config(config, merge(overrides, {"broker": {"size_fraction": frac}}))
     fset = feature_set(cfg.features.feature_set)
     run_cfg: dict[str, Any] = {"kind": "live", "seed": seed}
-    if load is not None:
+    if train:
+        from polyrl.rl.checkpoint import load_checkpoint
+        from polyrl.rl.online import OnlineTrainer
+        from polyrl.rl.ppo import PPO
+
+        if load is not None:
+            ppo, _ = load_checkpoint(load, expect_obs_dim=fset.dim,
+                                     expect_feature_set=(fset.name, fset.version))  # fmt: skip
+        else:
+            ppo = PPO(fset.dim, 3, cfg.ppo, seed=seed)
+        policy = OnlineTrainer(ppo, fset, len(cfg.assets))
+        run_cfg["train_online"] = True
+        label = "ppo-online"
+    elif load is not None:
         from polyrl.policies.ppo import PPOPolicy
 
         policy = PPOPolicy.load(load, fset)  # a mismatched feature set refuses to start

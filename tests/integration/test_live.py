@@ -127,3 +127,45 @@ def test_live_session_through_a_disconnect_then_parity(tmp_path: Path) -> None:
     _, report = replay_live_run(run)
     assert report.divergence is None, str(report.divergence)
     assert report.rows["decisions"] == dec.height and report.rows["trades"] == trades.height
+
+
+@pytest.mark.slow
+def test_live_train_online_updates_and_checkpoints(tmp_path: Path) -> None:
+    """--train: the agent acts, buffers, updates and checkpoints while trading live; parity
+    refuses such a run (its policy changed as it ran)."""
+    from polyrl.errors import ConfigError
+    from polyrl.rl.checkpoint import load_checkpoint
+    from polyrl.rl.online import OnlineTrainer
+    from polyrl.rl.ppo import PPO, PPOConfig
+
+    clock = LiveClock(speed=20.0, start_ns=T0)
+    content = SimContent(Config(assets=("btc", "eth")), start_ns=T0,
+                         end_ns=T0 + 30 * 60 * NS_PER_S, seed=SEED)  # fmt: skip
+
+    async def main() -> LiveSession:
+        async with VenueServers(content, clock=clock) as v:
+            cfg = _cfg(v)
+            fset = feature_set(cfg.features.feature_set)
+            ppo = PPO(fset.dim, 3, PPOConfig(buffer_steps=32, minibatch_size=32, n_epochs=2),
+                      seed=4)  # fmt: skip
+            session = LiveSession(
+                config=cfg, policy=OnlineTrainer(ppo, fset, 2), run_dir=tmp_path / "run",
+                recording_root=tmp_path / "rec", clock=clock, adapters=default_adapters(cfg),
+                run_config={"kind": "live", "train_online": True, "seed": 4},
+            )  # fmt: skip
+            stop = asyncio.Event()
+            task = asyncio.create_task(session.run(stop=stop, install_signal_handlers=False))
+            await asyncio.sleep(24.0)
+            stop.set()
+            await task
+            return session
+
+    session = asyncio.run(asyncio.wait_for(main(), 120))
+    run = tmp_path / "run"
+    assert session.trainer is not None and session.trainer.updates >= 2
+    m = pl.read_parquet(run / "metrics.parquet").filter(pl.col("update").is_not_null())
+    assert m.height == session.trainer.updates and "losses/policy" in m.columns
+    ppo, meta = load_checkpoint(run / "checkpoints" / "last")
+    assert meta["update"] == session.trainer.updates and meta["live"]
+    with pytest.raises(ConfigError, match="trained online"):
+        replay_live_run(run)
