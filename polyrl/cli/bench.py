@@ -238,3 +238,89 @@ def bench_train_cmd(
     typer.echo(
         f"matmul: {rows[0]['toy']['matmul_gflops']:.0f} GFLOP/s float32 ({rows[0]['toy']['blas']})"
     )
+
+
+@bench_app.command("live")
+def bench_live_cmd(
+    load: Annotated[
+        Path | None,
+        typer.Option(
+            "--load",
+            help="PPO checkpoint to trade with (default: a fresh agent's, written into --work).",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
+    seconds: Annotated[float, typer.Option("--seconds", help="Real seconds to run.", min=10)] = 180,
+    speed: Annotated[
+        float, typer.Option("--speed", help="Venue clock speed (1 = real load).", min=0.1)
+    ] = 1.0,
+    work: Annotated[Path, typer.Option("--work", help="Scratch directory.")] = Path(
+        "recordings/bench-live"
+    ),
+    config: ConfigOpt = None,
+) -> None:
+    """Tick-to-decision latency (p50/p99) of `polyrl live` with the PPO policy on four
+    markets, and its CPU use, against the loopback venues at real load (--speed 1)."""
+    import dataclasses
+    import json
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from polyrl.cli.serve import serve_toml
+    from polyrl.clock import LiveClock
+    from polyrl.events import NS_PER_S, iso_to_ns
+    from polyrl.recording.bench import _machine, _proc_cpu_s, _proc_rss_mb
+    from polyrl.sim.serve import ServeConfig, ServersThread, SimContent, VenueServers
+
+    cfg = resolve_config(config)
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    if load is None:
+        from polyrl.features.sets import feature_set
+        from polyrl.rl.checkpoint import save_checkpoint
+        from polyrl.rl.ppo import PPO
+
+        fset = feature_set(cfg.features.feature_set)
+        load = work / "fresh-agent"
+        meta = {"feature_set": fset.name, "feature_set_version": fset.version}
+        save_checkpoint(load, PPO(fset.dim, 3, cfg.ppo, seed=0), meta)
+    start = iso_to_ns("2024-06-01T00:00:00Z")
+    clock = LiveClock(speed=speed, start_ns=start)
+    span = int((seconds + 120) * speed) * NS_PER_S
+    content = SimContent(cfg, start_ns=start, end_ns=start + span, seed=1)
+    servers = VenueServers(content, clock=clock, config=ServeConfig(log_frames=False))
+    with ServersThread(servers) as v:
+        sources = dataclasses.replace(v.sources_config(cfg.sources))
+        cfg_path = work / "bench-live.toml"
+        cfg_path.write_text(serve_toml(cfg, sources, speed=speed, start_ns=start,
+                                       anchor_ns=clock.anchor_real_ns))  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "polyrl", "live", "--load", str(load), "--config",
+             str(cfg_path), "--out", str(work / "rec"), "--runs", str(work), "--name", "run"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(5.0)  # start-up
+        cpu0, t0 = _proc_cpu_s(proc.pid), time.perf_counter()
+        time.sleep(seconds)
+        cpu = _proc_cpu_s(proc.pid) - cpu0
+        elapsed = time.perf_counter() - t0
+        rss = _proc_rss_mb(proc.pid, "VmHWM")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+        if proc.returncode != 0:
+            raise typer.Exit(proc.returncode)
+    summary = json.loads((work / "run" / "summary.json").read_text())
+    typer.echo(f"machine: {_machine()}")
+    typer.echo(f"{summary['ticks']:,} ticks of 4 markets in {elapsed:.0f} s at {speed:g}x")
+    typer.echo(
+        f"tick-to-decision: p50 {summary['latency_ms_p50']:.2f} ms, "
+        f"p99 {summary['latency_ms_p99']:.2f} ms"
+    )
+    typer.echo(
+        f"CPU: {cpu / elapsed:.1%} of one core (recording and trading); peak RSS {rss:.0f} MB"
+    )

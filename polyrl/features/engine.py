@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import polars as pl
 
 from polyrl.events import (
     CH_BINANCE_FUTURES_WS,
@@ -44,6 +43,7 @@ from polyrl.events import (
     NS_PER_S,
     WINDOW_NS,
 )
+from polyrl.features.columns import StreamCols, head_sums
 from polyrl.features.series import Grid, Series
 from polyrl.features.sets import FeatureSet, feature_set
 from polyrl.recording.reader import MergedBatch
@@ -146,7 +146,8 @@ class _Asset:
     first_oi_ns: int | None = None
     # per-second log price and running sum of squared 1 s returns; per-minute log price
     sec: Grid = field(default_factory=lambda: Grid(k=2))
-    mins: Grid = field(default_factory=lambda: Grid(k=1))
+    mins: Grid = field(default_factory=lambda: Grid(k=3))
+    """Per minute: log P, cumulative squared 1-minute returns, cumulative undefined returns."""
     kline_dirty: bool = False
 
 
@@ -196,175 +197,157 @@ class FeatureEngine:
         if len(batch) == 0:
             return
         self.last_recv_ns = int(batch.recv_ns[-1])
-        t = batch.tables
-        if "binance.spot.book_ticker" in t:
-            self._ingest_mid(t["binance.spot.book_ticker"])
-        if "binance.spot.depth" in t:
-            self._ingest_depth(t["binance.spot.depth"])
-        if "binance.futures.trade" in t:
-            self._ingest_trades(t["binance.futures.trade"])
-        if "binance.futures.mark" in t:
-            self._per_asset(
-                t["binance.futures.mark"],
-                lambda a, d: a.funding.append(
-                    d["recv_ns"].to_numpy(), d["funding_rate"].fill_null(0.0).to_numpy()
-                ),
-            )
-        if "binance.futures.open_interest" in t:
-            self._ingest_oi(t["binance.futures.open_interest"])
-        if "binance.futures.liquidation" in t:
-            self._per_asset(t["binance.futures.liquidation"], self._liq)
-        if "reference.price" in t:
-            self._per_asset(t["reference.price"], self._ref)
-        if "binance.spot.kline" in t:
-            self._per_asset(t["binance.spot.kline"], self._klines)
+        c = batch.columns
+        if "binance.spot.book_ticker" in c:
+            self._per_asset(c["binance.spot.book_ticker"], self._mid)
+        if "binance.spot.depth" in c:
+            self._ingest_depth(c["binance.spot.depth"])
+        if "binance.futures.trade" in c:
+            self._per_asset(c["binance.futures.trade"], self._trades)
+        if "binance.futures.mark" in c:
+            self._per_asset(c["binance.futures.mark"], self._funding)
+        if "binance.futures.open_interest" in c:
+            self._per_asset(c["binance.futures.open_interest"], self._oi)
+        if "binance.futures.liquidation" in c:
+            self._per_asset(c["binance.futures.liquidation"], self._liq)
+        if "reference.price" in c:
+            self._per_asset(c["reference.price"], self._ref)
+        if "binance.spot.kline" in c:
+            self._per_asset(c["binance.spot.kline"], self._klines)
         self._ingest_log(batch)
 
-    def _per_asset(self, df: pl.DataFrame, fn: Any) -> None:
-        df = df.filter(pl.col("asset").is_in(self.assets))
-        if df.height == 0:
-            return
-        for (asset,), part in df.group_by(["asset"], maintain_order=True):
-            fn(self._a[str(asset)], part)
+    def _per_asset(self, cols: StreamCols, fn: Any, extra: dict[str, np.ndarray] | None = None,
+                   keep: np.ndarray | None = None) -> None:  # fmt: skip
+        """Call ``fn(asset_state, cols, rows)`` per asset with that asset's row indices."""
+        assets = cols.obj("asset")
+        for name in self.assets:
+            rows = np.flatnonzero(assets == name)
+            if keep is not None:
+                rows = rows[keep[rows]]
+            if rows.shape[0]:
+                fn(self._a[name], cols, rows)
 
-    def _ingest_mid(self, df: pl.DataFrame) -> None:
-        def f(a: _Asset, d: pl.DataFrame) -> None:
-            t = d["recv_ns"].to_numpy()
-            a.mid.append(t, ((d["bid_px"] + d["ask_px"]) / 2).to_numpy())
-            if a.first_mid_ns is None:
-                a.first_mid_ns = int(t[0])
+    @staticmethod
+    def _mid(a: _Asset, c: StreamCols, r: np.ndarray) -> None:
+        t = c.num("recv_ns", np.int64)[r]
+        a.mid.append(t, (c.num("bid_px")[r] + c.num("ask_px")[r]) / 2)
+        if a.first_mid_ns is None:
+            a.first_mid_ns = int(t[0])
 
-        self._per_asset(df, f)
+    def _ingest_depth(self, c: StreamCols) -> None:
+        b1, b5 = head_sums(*c.flat("bid_qty"), 5)
+        a1, a5 = head_sums(*c.flat("ask_qty"), 5)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            imb1 = np.nan_to_num((b1 - a1) / (b1 + a1), nan=0.0, posinf=0.0, neginf=0.0)
+            imb5 = np.nan_to_num((b5 - a5) / (b5 + a5), nan=0.0, posinf=0.0, neginf=0.0)
 
-    def _ingest_depth(self, df: pl.DataFrame) -> None:
-        def f(a: _Asset, d: pl.DataFrame) -> None:
-            b1 = d["bid_qty"].list.first().fill_null(0.0)
-            a1 = d["ask_qty"].list.first().fill_null(0.0)
-            b5 = d["bid_qty"].list.head(5).list.sum()
-            a5 = d["ask_qty"].list.head(5).list.sum()
-            imb1 = ((b1 - a1) / (b1 + a1)).fill_nan(0.0).fill_null(0.0)
-            imb5 = ((b5 - a5) / (b5 + a5)).fill_nan(0.0).fill_null(0.0)
-            a.depth.append(d["recv_ns"].to_numpy(), imb1.to_numpy(), imb5.to_numpy())
+        def f(a: _Asset, c: StreamCols, r: np.ndarray) -> None:
+            a.depth.append(c.num("recv_ns", np.int64)[r], imb1[r], imb5[r])
 
-        self._per_asset(df, f)
+        self._per_asset(c, f)
 
-    def _ingest_trades(self, df: pl.DataFrame) -> None:
+    def _trades(self, a: _Asset, c: StreamCols, r: np.ndarray) -> None:
         mult = self.config.large_trade_mult
-
-        def f(a: _Asset, d: pl.DataFrame) -> None:
-            t = d["recv_ns"].to_numpy()
-            qty = d["qty"].to_numpy()
-            signed = qty * d["side"].to_numpy().astype(np.float64)
-            notional = qty * d["price"].to_numpy()
-            tr = a.trades
-            base = (
-                np.array([tr.last("cs"), tr.last("cq"), tr.last("cc"), tr.last("cn")])
-                if len(tr)
-                else np.zeros(4)
-            )
-            cs = base[0] + np.cumsum(signed)
-            cq = base[1] + np.cumsum(qty)
-            cc = base[2] + np.cumsum(np.ones_like(qty))
-            cn = base[3] + np.cumsum(notional)
-            # Mean notional over the 30 minutes before each trade (that trade excluded).
-            all_t = np.concatenate([tr.t, t])
-            all_cn = np.concatenate([tr.col("cn"), cn])
-            all_cc = np.concatenate([tr.col("cc"), cc])
-            k = len(tr)
-            j = np.searchsorted(all_t, t - 30 * MIN, side="right") - 1
-            prev = np.arange(k, k + len(t)) - 1
-            cn_prev = np.where(prev >= 0, all_cn[np.maximum(prev, 0)], 0.0)
-            cc_prev = np.where(prev >= 0, all_cc[np.maximum(prev, 0)], 0.0)
-            cn_j = np.where(j >= 0, all_cn[np.maximum(j, 0)], 0.0)
-            cc_j = np.where(j >= 0, all_cc[np.maximum(j, 0)], 0.0)
-            n = cc_prev - cc_j
+        t = c.num("recv_ns", np.int64)[r]
+        qty = c.num("qty")[r]
+        signed = qty * c.num("side")[r]
+        notional = qty * c.num("price")[r]
+        tr = a.trades
+        base = (
+            np.array([tr.last("cs"), tr.last("cq"), tr.last("cc"), tr.last("cn")])
+            if len(tr)
+            else np.zeros(4)
+        )
+        cs = base[0] + np.cumsum(signed)
+        cq = base[1] + np.cumsum(qty)
+        cc = base[2] + np.cumsum(np.ones_like(qty))
+        cn = base[3] + np.cumsum(notional)
+        # Mean notional over the 30 minutes before each trade (that trade excluded).
+        all_t = np.concatenate([tr.t, t])
+        all_cn = np.concatenate([tr.col("cn"), cn])
+        all_cc = np.concatenate([tr.col("cc"), cc])
+        k = len(tr)
+        j = np.searchsorted(all_t, t - 30 * MIN, side="right") - 1
+        prev = np.arange(k, k + len(t)) - 1
+        cn_prev = np.where(prev >= 0, all_cn[np.maximum(prev, 0)], 0.0)
+        cc_prev = np.where(prev >= 0, all_cc[np.maximum(prev, 0)], 0.0)
+        cn_j = np.where(j >= 0, all_cn[np.maximum(j, 0)], 0.0)
+        cc_j = np.where(j >= 0, all_cc[np.maximum(j, 0)], 0.0)
+        n = cc_prev - cc_j
+        with np.errstate(divide="ignore", invalid="ignore"):
             mean = np.where(n > 0, (cn_prev - cn_j) / np.maximum(n, 1), np.inf)
-            big = ((n >= 100) & (notional >= mult * mean)).astype(np.float64)
-            cbig = (tr.last("cbig") if len(tr) else 0.0) + np.cumsum(big)
-            tr.append(t, cs, cq, cc, cn, cbig)
-            if a.first_trade_ns is None:
-                a.first_trade_ns = int(t[0])
-
-        self._per_asset(df, f)
-
-    def _ingest_oi(self, df: pl.DataFrame) -> None:
-        def f(a: _Asset, d: pl.DataFrame) -> None:
-            t = d["recv_ns"].to_numpy()
-            a.oi.append(t, d["open_interest"].to_numpy())
-            if a.first_oi_ns is None:
-                a.first_oi_ns = int(t[0])
-
-        self._per_asset(df, f)
+        big = ((n >= 100) & (notional >= mult * mean)).astype(np.float64)
+        cbig = (tr.last("cbig") if len(tr) else 0.0) + np.cumsum(big)
+        tr.append(t, cs, cq, cc, cn, cbig)
+        if a.first_trade_ns is None:
+            a.first_trade_ns = int(t[0])
 
     @staticmethod
-    def _liq(a: _Asset, d: pl.DataFrame) -> None:
-        notional = (d["qty"] * d["avg_price"]).to_numpy()
+    def _funding(a: _Asset, c: StreamCols, r: np.ndarray) -> None:
+        a.funding.append(c.num("recv_ns", np.int64)[r], c.num("funding_rate", fill=0.0)[r])
+
+    @staticmethod
+    def _oi(a: _Asset, c: StreamCols, r: np.ndarray) -> None:
+        t = c.num("recv_ns", np.int64)[r]
+        a.oi.append(t, c.num("open_interest")[r])
+        if a.first_oi_ns is None:
+            a.first_oi_ns = int(t[0])
+
+    @staticmethod
+    def _liq(a: _Asset, c: StreamCols, r: np.ndarray) -> None:
+        notional = c.num("qty")[r] * c.num("avg_price")[r]
         base = a.liq.last("cl") if len(a.liq) else 0.0
-        a.liq.append(d["recv_ns"].to_numpy(), base + np.cumsum(notional))
+        a.liq.append(c.num("recv_ns", np.int64)[r], base + np.cumsum(notional))
 
     @staticmethod
-    def _ref(a: _Asset, d: pl.DataFrame) -> None:
-        d = d.filter(~pl.col("backfill"))
-        if d.height == 0:
+    def _ref(a: _Asset, c: StreamCols, r: np.ndarray) -> None:
+        r = r[~c.obj("backfill")[r].astype(bool)]
+        if r.shape[0] == 0:
             return
-        exch = d["exch_ns"].fill_null(0).to_numpy().astype(np.float64)
+        exch = c.num("exch_ns", np.int64, fill=0)[r].astype(np.float64)
         prev = a.ref.last("exch_env") if len(a.ref) else -np.inf
         env = np.maximum.accumulate(np.maximum(exch, prev))
-        recv = d["recv_ns"].to_numpy()
-        value = d["value"].to_numpy()
+        recv = c.num("recv_ns", np.int64)[r]
+        value = c.num("value")[r]
         a.ref.append(recv, exch, value, env)
         a.ref_ticks.extend(
             zip(recv.tolist(), exch.astype(np.int64).tolist(), value.tolist(), strict=True)
         )
 
     @staticmethod
-    def _klines(a: _Asset, d: pl.DataFrame) -> None:
-        d = d.filter(pl.col("closed") & (pl.col("interval") == "1m")).sort("open_ns")
-        if d.height == 0:
+    def _klines(a: _Asset, c: StreamCols, r: np.ndarray) -> None:
+        ok = c.obj("closed")[r].astype(bool) & (c.obj("interval")[r] == "1m")
+        r = r[ok]
+        if r.shape[0] == 0:
             return
-        close_at = d["open_ns"].to_numpy() + MIN
+        open_ns = c.num("open_ns", np.int64)[r]
+        order = np.argsort(open_ns, kind="stable")
+        close_at = open_ns[order] + MIN
+        close = c.num("close")[r][order]
         have = a.kline.t
         keep = close_at > (have[-1] if have.shape[0] else -(2**62))
         if keep.any():
-            a.kline.append(close_at[keep], d["close"].to_numpy()[keep])
-        known = int(d["recv_ns"].max())  # type: ignore[arg-type]
+            a.kline.append(close_at[keep], close[keep])
+        known = int(c.num("recv_ns", np.int64)[r].max())
         a.kline_known_ns = known if a.kline_known_ns is None else min(a.kline_known_ns, known)
         a.kline_dirty = True
 
     def _ingest_log(self, batch: MergedBatch) -> None:
-        present = [s for s in _LOG_STREAMS if s in batch.tables]
+        present = [s for s in _LOG_STREAMS if s in batch.columns]
         if not present:
             return
         codes = {batch.streams.index(s): s for s in present}
         sel = np.flatnonzero(np.isin(batch.stream_code, list(codes)))
-        cols: dict[str, dict[str, list[Any]]] = {}
-        for s in present:
-            df = batch.tables[s]
-            if s == "polymarket.market":
-                names = [
-                    "recv_ns",
-                    "key",
-                    "asset",
-                    "slug",
-                    "up_token",
-                    "down_token",
-                    "window_start_ns",
-                    "window_end_ns",
-                    "tick_size",
-                    "min_size",
-                    "fees_enabled",
-                    "fee_rate",
-                    "fee_exponent",
-                ]
-            elif s == "polymarket.book":
-                names = ["recv_ns", "key", "bid_px", "bid_size", "ask_px", "ask_size"]
-            elif s == "polymarket.price_change":
-                names = ["recv_ns", "key", "side", "price", "size"]
-            elif s == "polymarket.resolution":
-                names = ["recv_ns", "key", "outcome", "source"]
-            else:
-                names = ["recv_ns", "key", "kind"]
-            cols[s] = {n: df[n].to_list() for n in names}
+        names = {
+            "polymarket.market": ["recv_ns", "key", "asset", "slug", "up_token", "down_token",
+                                  "window_start_ns", "window_end_ns", "tick_size", "min_size",
+                                  "fees_enabled", "fee_rate", "fee_exponent"],
+            "polymarket.book": ["recv_ns", "key", "bid_px", "bid_size", "ask_px", "ask_size"],
+            "polymarket.price_change": ["recv_ns", "key", "side", "price", "size"],
+            "polymarket.resolution": ["recv_ns", "key", "outcome", "source"],
+            "recorder.status": ["recv_ns", "key", "kind"],
+        }  # fmt: skip
+        cols = {s: batch.columns[s].lists(names[s]) for s in present}
         counter = dict.fromkeys(present, 0)
         log = self._log
         for code in batch.stream_code[sel].tolist():
@@ -373,32 +356,15 @@ class FeatureEngine:
             counter[s] = i + 1
             c = cols[s]
             if s == "polymarket.price_change":
-                log.append(
-                    (
-                        c["recv_ns"][i],
-                        2,
-                        c["key"][i],
-                        c["side"][i] == "BUY",
-                        c["price"][i],
-                        c["size"][i],
-                    )
-                )
+                log.append((c["recv_ns"][i], 2, c["key"][i], c["side"][i] == "BUY",
+                            c["price"][i], c["size"][i]))  # fmt: skip
             elif s == "polymarket.book":
-                log.append(
-                    (
-                        c["recv_ns"][i],
-                        1,
-                        c["key"][i],
-                        c["bid_px"][i],
-                        c["bid_size"][i],
-                        c["ask_px"][i],
-                        c["ask_size"][i],
-                    )
-                )
+                log.append((c["recv_ns"][i], 1, c["key"][i], c["bid_px"][i], c["bid_size"][i],
+                            c["ask_px"][i], c["ask_size"][i]))  # fmt: skip
             elif s == "recorder.status":
                 log.append((c["recv_ns"][i], 4, c["key"][i], c["kind"][i]))
             elif s == "polymarket.market":
-                log.append((c["recv_ns"][i], 0) + tuple(c[n][i] for n in list(c)[1:]))
+                log.append((c["recv_ns"][i], 0, *(c[n][i] for n in names[s][1:])))
             else:
                 log.append((c["recv_ns"][i], 3, c["key"][i], c["outcome"][i], c["source"][i]))
 
@@ -742,16 +708,19 @@ class FeatureEngine:
 
     def _extend_minutes(self, a: _Asset, upto_m: int) -> None:
         """Sample log P at every minute boundary up to ``upto_m``: the live mid where live data
-        had started, else the 1m kline close (whatever its knowledge time: queries check it)."""
+        had started, else the 1m kline close (whatever its knowledge time: queries check it);
+        keep running sums of squared 1-minute returns and of undefined ones."""
         if a.first_mid_ns is None and not len(a.kline):
             return
         if a.kline_dirty and len(a.mins):
-            # Klines arrived after minutes were sampled without them: fill those holes.
+            # Klines arrived after minutes were sampled without them: fill those holes and
+            # redo the running sums (the grid holds about an hour: cheap).
             idx = np.arange(a.mins.start or 0, a.mins.end, dtype=np.int64)
             vals = a.mins.values(0)
             hole = ~np.isfinite(vals)
             if hole.any():
                 vals[hole] = np.log(a.kline.value_asof("close", idx[hole] * MIN))
+                self._minute_sums(a.mins, 0, 0.0, 0.0, np.nan)
         a.kline_dirty = False
         if a.mins.start is None:
             firsts = []
@@ -768,7 +737,22 @@ class FeatureEngine:
         live_from = a.first_mid_ns if a.first_mid_ns is not None else 2**62
         live = a.mid.value_asof("mid", mins)
         kl = a.kline.value_asof("close", mins) if len(a.kline) else np.full(mins.shape, np.nan)
-        a.mins.extend(start, np.log(np.where(mins >= live_from, live, kl)))
+        n0 = len(a.mins)
+        prev = a.mins.values(0)[-1] if n0 else np.nan
+        c_sq = a.mins.values(1)[-1] if n0 else 0.0
+        c_bad = a.mins.values(2)[-1] if n0 else 0.0
+        lp = np.log(np.where(mins >= live_from, live, kl))
+        a.mins.extend(start, lp, np.zeros(lp.shape), np.zeros(lp.shape))
+        self._minute_sums(a.mins, n0, c_sq, c_bad, prev)
+
+    @staticmethod
+    def _minute_sums(g: Grid, i0: int, c_sq: float, c_bad: float, prev: float) -> None:
+        """Recompute the running sums of rows 1 and 2 from grid position ``i0`` on."""
+        lp = g.values(0)[i0:]
+        r = np.diff(np.concatenate([[prev], lp]))
+        bad = ~np.isfinite(r)
+        g.values(1)[i0:] = c_sq + np.cumsum(np.where(bad, 0.0, r * r))
+        g.values(2)[i0:] = c_bad + np.cumsum(bad.astype(np.float64))
 
     def _min_vol(self, a: _Asset, q: np.ndarray, w: int) -> np.ndarray:
         """Realized vol of 1-minute log returns over the last ``w`` minutes, per sqrt(minute).
@@ -778,13 +762,18 @@ class FeatureEngine:
         """
         self._extend_minutes(a, int(q[-1] // MIN))
         m_hi = q // MIN
-        lp = np.stack([a.mins.at(m_hi - k) for k in range(w + 1)])  # [w+1, T]
-        r = lp[:-1] - lp[1:]
-        vol = np.sqrt(np.mean(r * r, axis=0))
+        sq_hi, sq_lo = a.mins.at(m_hi, 1), a.mins.at(m_hi - w, 1)
+        bad_hi, bad_lo = a.mins.at(m_hi, 2), a.mins.at(m_hi - w, 2)
+        vol = np.sqrt(np.maximum(sq_hi - sq_lo, 0.0) / w)
         live_from_m = (a.first_mid_ns // MIN + 1) if a.first_mid_ns is not None else 2**62
         needs_klines = (m_hi - w) < live_from_m
         known = a.kline_known_ns if a.kline_known_ns is not None else 2**62
-        ok = np.all(np.isfinite(r), axis=0) & (~needs_klines | (q >= known))
+        ok = (
+            np.isfinite(sq_lo)
+            & np.isfinite(sq_hi)
+            & (bad_hi - bad_lo == 0)
+            & (~needs_klines | (q >= known))
+        )
         return np.where(ok, vol, np.nan)
 
     def _series_features(self, a: _Asset, q: np.ndarray) -> dict[str, np.ndarray]:

@@ -53,44 +53,62 @@ class MergedBatch:
     recv_ns: np.ndarray
     seq: np.ndarray
     tables: Mapping[str, pl.DataFrame]
+    live: Mapping[str, Sequence[Event]] | None = None
+    """For a batch built from live events: each stream's events (``tables`` is then empty
+    until asked for); the feature engine reads them without building frames."""
 
     def __len__(self) -> int:
         return int(self.recv_ns.shape[0])
 
     @classmethod
-    def from_events(cls, events: Sequence[Event]) -> MergedBatch:
-        """A batch of events already in ``(recv_ns, seq)`` order (live mode's per-tick batch),
-        with exactly the columns and types a RecordingReader batch has (without ``raw``)."""
-        from polyrl.recording.writer import build_table
+    def from_events(cls, events: Sequence[Event], *, frames: bool = False) -> MergedBatch:
+        """A batch of events already in ``(recv_ns, seq)`` order (live mode's per-tick batch).
 
+        The feature engine reads the events directly (cheap: a live tick is short); with
+        ``frames=True`` the per-stream polars frames are built too, with exactly the columns
+        and types a RecordingReader batch has (without ``raw``).
+        """
         streams = tuple(sorted({e.stream for e in events}))
         code = {s: i for i, s in enumerate(streams)}
-        cols: dict[str, dict[str, list[Any]]] = {}
+        by: dict[str, list[Event]] = {s: [] for s in streams}
         for e in events:
-            c = cols.get(e.stream)
-            if c is None:
-                names = ARROW_SCHEMAS[e.stream].names
-                c = cols[e.stream] = {n: [] for n in names}
-            c["recv_ns"].append(e.recv_ns)
-            c["seq"].append(e.seq)
-            c["exch_ns"].append(e.exch_ns)
-            c["key"].append(e.key)
-            c["asset"].append(e.asset)
-            c["raw"].append("")
-            for k, v in e.fields.items():
-                c[k].append(v)
-        tables = {}
-        for s, c in cols.items():
-            df = pl.from_arrow(build_table(s, c).drop_columns(["raw"]))
-            assert isinstance(df, pl.DataFrame)
-            tables[s] = df
+            by[e.stream].append(e)
+        tables: dict[str, pl.DataFrame] = {}
+        if frames:
+            from polyrl.recording.writer import build_table
+
+            for s, evs in by.items():
+                names = ARROW_SCHEMAS[s].names
+                c: dict[str, list[Any]] = {n: [] for n in names}
+                for e in evs:
+                    c["recv_ns"].append(e.recv_ns)
+                    c["seq"].append(e.seq)
+                    c["exch_ns"].append(e.exch_ns)
+                    c["key"].append(e.key)
+                    c["asset"].append(e.asset)
+                    c["raw"].append("")
+                    for k, v in e.fields.items():
+                        c[k].append(v)
+                df = pl.from_arrow(build_table(s, c).drop_columns(["raw"]))
+                assert isinstance(df, pl.DataFrame)
+                tables[s] = df
         return cls(
             streams=streams,
             stream_code=np.array([code[e.stream] for e in events], dtype=np.uint8),
             recv_ns=np.array([e.recv_ns for e in events], dtype=np.int64),
             seq=np.array([e.seq for e in events], dtype=np.int64),
             tables=tables,
+            live=by,
         )
+
+    @property
+    def columns(self) -> dict[str, Any]:
+        """Each stream's rows as :class:`~polyrl.features.columns.StreamCols`."""
+        from polyrl.features.columns import StreamCols
+
+        if self.live is not None:
+            return {s: StreamCols.of_events(evs) for s, evs in self.live.items()}
+        return {s: StreamCols.of_frame(t) for s, t in self.tables.items()}
 
     def slice(self, a: int, b: int | None = None) -> MergedBatch:
         """Events ``a`` to ``b`` (exclusive) of the merged order, as a batch."""
@@ -104,8 +122,15 @@ class MergedBatch:
             i = self.streams.index(s)
             if inside[i]:
                 tables[s] = t.slice(int(before[i]), int(inside[i]))
+        live = None
+        if self.live is not None:
+            live = {}
+            for s, evs in self.live.items():
+                i = self.streams.index(s)
+                if inside[i]:
+                    live[s] = evs[int(before[i]) : int(before[i]) + int(inside[i])]
         return MergedBatch(self.streams, self.stream_code[a:b], self.recv_ns[a:b],
-                           self.seq[a:b], tables)  # fmt: skip
+                           self.seq[a:b], tables, live)  # fmt: skip
 
     def events(self) -> Iterator[Event]:
         """The batch's events one by one, in merged order (convenient, not fast)."""

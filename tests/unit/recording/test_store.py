@@ -270,10 +270,22 @@ def test_a_batch_from_live_events_equals_the_reader_s(tmp_path: Path) -> None:
 
     from polyrl.recording.reader import MergedBatch
 
-    live = MergedBatch.from_events(
-        [dataclasses.replace(e, seq=s) for e, s in zip(evs, seqs, strict=True)][:3]
-    )
+    events = [dataclasses.replace(e, seq=s) for e, s in zip(evs, seqs, strict=True)][:3]
+    live = MergedBatch.from_events(events, frames=True)
     assert live.streams == read.streams
     assert np.array_equal(live.recv_ns, read.recv_ns) and np.array_equal(live.seq, read.seq)
     for s in read.tables:
         assert live.tables[s].equals(read.tables[s]), s
+    # What the feature engine reads: the same numbers from events as from frames.
+    cheap = MergedBatch.from_events(events)
+    assert cheap.tables == {}
+    for s, cols in read.columns.items():
+        other = cheap.columns[s]
+        for c in read.tables[s].columns:
+            if read.tables[s][c].dtype.is_numeric():
+                assert np.array_equal(cols.num(c, fill=0), other.num(c, fill=0)), (s, c)
+            elif read.tables[s][c].dtype == pl.List:
+                a, b = cols.flat(c), other.flat(c)
+                assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]), (s, c)
+            else:
+                assert cols.obj(c).tolist() == other.obj(c).tolist(), (s, c)
