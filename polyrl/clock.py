@@ -109,6 +109,12 @@ class LiveClock:
         if delta > 0:
             await asyncio.sleep(delta / NS_PER_S / self.speed)
 
+    def spin_until(self, t_ns: int) -> None:
+        """Busy-wait until virtual time ``t_ns`` (for the last few milliseconds before a
+        tick, where a timer's wake-up jitter would be most of the latency)."""
+        while self.now_ns() < t_ns:
+            pass
+
     @staticmethod
     def monotonic_s() -> float:
         """A monotonic real-time reading for measuring durations (latency, rates)."""

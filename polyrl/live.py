@@ -42,6 +42,10 @@ from polyrl.runlog import RunLog, atomic_write_bytes
 METRIC_EVERY_NS = 60 * NS_PER_S
 
 
+PREPARE_LEAD_S = 0.003
+"""How long before each tick the decision loop wakes to ingest what has arrived (real s)."""
+
+
 @dataclass(slots=True)
 class LatencyStats:
     """Tick-to-decision latencies (real seconds) of the current metrics window and all."""
@@ -134,14 +138,18 @@ class LiveSession:
         del q[:k]
         return out
 
-    def tick(self, t: int) -> np.ndarray:
-        """Decide at tick ``t`` (call once the clock has passed t + fill latency)."""
-        events = self._take(t + self.latency_ns)
+    def ingest_upto(self, upto_ns: int) -> None:
+        """Feed the FeatureEngine the queued events received at or before ``upto_ns``."""
+        events = self._take(upto_ns)
         if events:
             if self.first_seq is None:
                 self.first_seq = events[0].seq
             self.last_seq = events[-1].seq
             self.fe.ingest(MergedBatch.from_events(events))
+
+    def tick(self, t: int) -> np.ndarray:
+        """Decide at tick ``t`` (call once the clock has passed t + fill latency)."""
+        self.ingest_upto(t + self.latency_ns)
         o = self.fe.observe(t)
         obs = TickObs(
             t_ns=t, features=o.features[0], tradable=o.tradable[0], window=o.window[0],
@@ -199,10 +207,17 @@ class LiveSession:
 
     async def _decide(self, stop: asyncio.Event) -> None:
         t = next_grid_ns(self.clock.now_ns(), self.tick_ns)
+        lead = int(PREPARE_LEAD_S * NS_PER_S * self.clock.speed)
         while not stop.is_set():
-            await self.clock.sleep_until(t + self.latency_ns)
+            due = t + self.latency_ns
+            # Wake a little early, ingest what has arrived, then wait out the last moments
+            # on the clock itself (an event-loop timer can fire a millisecond late): the
+            # tick's own work is then only the last few events, the features and the policy.
+            await self.clock.sleep_until(due - lead)
             if stop.is_set():
                 break
+            self.ingest_upto(self.clock.now_ns())
+            self.clock.spin_until(due)
             self.tick(t)
             if self.trainer is not None and self.trainer.ready():
                 await self._train_once()

@@ -50,7 +50,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     _register()
     try:
-        app(args=list(argv) if argv is not None else None, standalone_mode=False)
+        # Without standalone mode, click hands back typer.Exit's code instead of raising it.
+        code = app(args=list(argv) if argv is not None else None, standalone_mode=False)
     except PolyrlError as e:
         print(f"polyrl: error: {e}", file=sys.stderr)
         return 1
@@ -70,7 +71,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             show(file=sys.stderr)
             return code
         raise
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def main() -> None:

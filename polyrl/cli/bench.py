@@ -313,7 +313,8 @@ def bench_live_cmd(
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
         if proc.returncode != 0:
-            raise typer.Exit(proc.returncode)
+            typer.echo(err, err=True, nl=False)
+            raise typer.Exit(proc.returncode if proc.returncode > 0 else 1)
     summary = json.loads((work / "run" / "summary.json").read_text())
     typer.echo(f"machine: {_machine()}")
     typer.echo(f"{summary['ticks']:,} ticks of 4 markets in {elapsed:.0f} s at {speed:g}x")

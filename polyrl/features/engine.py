@@ -782,39 +782,45 @@ class FeatureEngine:
             return self._series_features_nan(a, q)
 
     def _series_features_nan(self, a: _Asset, q: np.ndarray) -> dict[str, np.ndarray]:
+        # Each series is searched once for all the times it is queried at.
         stale = int(self.config.stale_s * S)
         v: dict[str, np.ndarray] = {}
-        fresh = a.mid.age(q) <= stale
-        p_now = np.where(fresh, a.mid.value_asof("mid", q), np.nan)
-        for name, lag in (("returns_1m", MIN), ("returns_5m", 5 * MIN), ("returns_10m", 10 * MIN)):
-            v[name] = np.log(p_now / self._price_at(a, q - lag, q))
-        dfresh = a.depth.age(q) <= stale
-        v["ob_imbalance_l1"] = np.where(dfresh, a.depth.value_asof("imb1", q), np.nan)
-        v["ob_imbalance_l5"] = np.where(dfresh, a.depth.value_asof("imb5", q), np.nan)
-        tr = a.trades
-        cs = lambda x: tr.cum_asof("cs", x)  # noqa: E731
-        cq = lambda x: tr.cum_asof("cq", x)  # noqa: E731
-        cc = lambda x: tr.cum_asof("cc", x)  # noqa: E731
+        mid = a.mid.lookup(q)
+        fresh = mid.age() <= stale
+        p_now = np.where(fresh, mid.value("mid"), np.nan)
+        lags = (("returns_1m", MIN), ("returns_5m", 5 * MIN), ("returns_10m", 10 * MIN))
+        p_then = self._price_at(a, np.concatenate([q - lag for _, lag in lags]), np.tile(q, 3))
+        for k, (name, _) in enumerate(lags):
+            v[name] = np.log(p_now / p_then[k * len(q) : (k + 1) * len(q)])
+        depth = a.depth.lookup(q)
+        dfresh = depth.age() <= stale
+        v["ob_imbalance_l1"] = np.where(dfresh, depth.value("imb1"), np.nan)
+        v["ob_imbalance_l5"] = np.where(dfresh, depth.value("imb5"), np.nan)
         started = a.first_trade_ns if a.first_trade_ns is not None else 2**62
-        vol60 = cq(q) - cq(q - MIN)
+        covered = np.minimum(30 * MIN, q - started)
+        # blocks: 0 now, 1 a minute ago, 2 30 s ago, 3 the covered span ago, 4 10 s ago
+        tr = a.trades.lookup(q, q - MIN, q - 30 * S, q - covered, q - 10 * S)
+        cs = lambda k: tr.cum("cs", k)  # noqa: E731
+        cq = lambda k: tr.cum("cq", k)  # noqa: E731
+        cc = lambda k: tr.cum("cc", k)  # noqa: E731
+        vol60 = cq(0) - cq(1)
         flow_ok = q - started >= MIN
         v["trade_flow"] = np.where(
             flow_ok,
-            np.where(vol60 > 0, (cs(q) - cs(q - MIN)) / np.maximum(vol60, 1e-300), 0.0),
+            np.where(vol60 > 0, (cs(0) - cs(1)) / np.maximum(vol60, 1e-300), 0.0),
             np.nan,
         )
-        d30 = cs(q) - cs(q - 30 * S)
-        d60 = cs(q - 30 * S) - cs(q - MIN)
+        d30 = cs(0) - cs(2)
+        d60 = cs(2) - cs(1)
         v["cvd_accel"] = np.where(
             flow_ok, np.where(vol60 > 0, (d30 - d60) / np.maximum(vol60, 1e-300), 0.0), np.nan
         )
-        covered = np.minimum(30 * MIN, q - started)
-        n60 = cc(q) - cc(q - MIN)
-        mean60 = (cc(q) - cc(q - covered)) / np.maximum(covered / MIN, 1e-9)
+        n60 = cc(0) - cc(1)
+        mean60 = (cc(0) - cc(3)) / np.maximum(covered / MIN, 1e-9)
         v["trade_intensity"] = np.where(
             covered >= 5 * MIN, np.log((n60 + 1.0) / (mean60 + 1.0)), np.nan
         )
-        big = tr.cum_asof("cbig", q) - tr.cum_asof("cbig", q - 10 * S)
+        big = tr.cum("cbig", 0) - tr.cum("cbig", 4)
         v["large_trade_flag"] = np.where(flow_ok, (big > 0).astype(np.float64), np.nan)
         self._extend_seconds(a, int(q[-1] // S))
         vol5 = self._sec_vol(a, q, 300)
@@ -844,14 +850,12 @@ class FeatureEngine:
             v["returns_10m"] / np.maximum(vol5 * math.sqrt(10.0), 1e-9), -5.0, 5.0
         )
         v["funding_rate"] = a.funding.value_asof("rate", q) * 1e4
-        oi_now = a.oi.value_asof("oi", q)
-        oi_then = a.oi.value_asof("oi", q - 5 * MIN)
-        v["oi_change_5m"] = np.log(oi_now / oi_then)
+        oi = a.oi.lookup(q, q - 5 * MIN)
+        v["oi_change_5m"] = np.log(oi.value("oi", 0) / oi.value("oi", 1))
         liq_ok = q - started >= 5 * MIN
+        liq = a.liq.lookup(q, q - 5 * MIN)
         v["liq_intensity"] = np.where(
-            liq_ok,
-            np.log1p((a.liq.cum_asof("cl", q) - a.liq.cum_asof("cl", q - 5 * MIN)) / 1e4),
-            np.nan,
+            liq_ok, np.log1p((liq.cum("cl", 0) - liq.cum("cl", 1)) / 1e4), np.nan
         )
         v["_ready"] = fresh
         return v

@@ -75,6 +75,10 @@ class Series:
         out[ok] = self.col(name)[i[ok]]
         return out
 
+    def lookup(self, *qs: np.ndarray) -> AsOf:
+        """As-of lookups of several query arrays (same length) with one search."""
+        return AsOf(self, qs)
+
     def cum_asof(self, name: str, q: np.ndarray) -> np.ndarray:
         """A cumulative column as of each query time (0 before the first row)."""
         return self.value_asof(name, q, default=0.0)
@@ -93,6 +97,38 @@ class Series:
         self._t[:k] = self._t[i : self._n]
         self._v[:, :k] = self._v[:, i : self._n]
         self._n = k
+
+
+class AsOf:
+    """The rows of a :class:`Series` as of the times of ``k`` query arrays of length ``n``
+    (one search for all): :meth:`value` and :meth:`age` give block ``k`` of the answers,
+    equal to :meth:`Series.value_asof` and :meth:`Series.age` of that query array."""
+
+    __slots__ = ("s", "n", "q", "ok", "ii")
+
+    def __init__(self, s: Series, qs: tuple[np.ndarray, ...]) -> None:
+        self.s = s
+        self.n = int(qs[0].shape[0])
+        self.q = np.concatenate(qs) if len(qs) > 1 else qs[0]
+        i = s.asof(self.q)
+        self.ok = i >= 0
+        self.ii = np.maximum(i, 0)
+
+    def value(self, name: str, k: int = 0, default: float = np.nan) -> np.ndarray:
+        sl = slice(k * self.n, (k + 1) * self.n)
+        if len(self.s) == 0:
+            return np.full(self.n, default, dtype=np.float64)
+        return np.where(self.ok[sl], self.s.col(name)[self.ii[sl]], default)
+
+    def cum(self, name: str, k: int = 0) -> np.ndarray:
+        return self.value(name, k, default=0.0)
+
+    def age(self, k: int = 0) -> np.ndarray:
+        sl = slice(k * self.n, (k + 1) * self.n)
+        big = np.iinfo(np.int64).max
+        if len(self.s) == 0:
+            return np.full(self.n, big)
+        return np.where(self.ok[sl], self.q[sl] - self.s.t[self.ii[sl]], big)
 
 
 class Grid:

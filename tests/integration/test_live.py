@@ -21,6 +21,7 @@ from polyrl.recording.reader import RecordingReader
 from polyrl.recording.writer import RecordingConfig
 from polyrl.sim.serve import SimContent, VenueServers
 from polyrl.sources.adapters import default_adapters
+from tests.integration.conftest import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -127,6 +128,20 @@ def test_live_session_through_a_disconnect_then_parity(tmp_path: Path) -> None:
     _, report = replay_live_run(run)
     assert report.divergence is None, str(report.divergence)
     assert report.rows["decisions"] == dec.height and report.rows["trades"] == trades.height
+    ok = run_cli("parity", str(run))
+    assert ok.returncode == 0 and "parity: identical" in ok.stdout, ok.stderr
+    # A run whose log disagrees with its recording: parity names the tick and exits 1.
+    row = dec.filter(pl.col("tradable")).row(0, named=True)
+    tampered = dec.with_columns(
+        pl.when((pl.col("t_ns") == row["t_ns"]) & (pl.col("asset") == row["asset"]))
+        .then(((pl.col("action") + 1) % 3).cast(pl.Int8))
+        .otherwise(pl.col("action"))
+        .alias("action")
+    )
+    tampered.write_parquet(run / "decisions.parquet")
+    bad = run_cli("parity", str(run))
+    assert bad.returncode == 1 and "DIVERGED" in bad.stderr, bad.stdout + bad.stderr
+    assert str(row["t_ns"]) in bad.stderr or "tick" in bad.stderr
 
 
 @pytest.mark.slow
