@@ -21,6 +21,7 @@ A window without a recorded resolution and without usable reference ticks is voi
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from polyrl.broker import Books, MarketRules, PaperBroker
+from polyrl.errors import CheckpointError
 from polyrl.features.engine import Window
 from polyrl.features.sets import FeatureSet
 from polyrl.policies.base import HOLD, Policy
@@ -211,6 +213,45 @@ class Engine:
             if got is not None:
                 self._settle(p, got, t_ns)
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a restarted Engine needs to carry on (JSON-ready): the broker, each
+        slot's episode in play and each parked position (windows by condition id), totals."""
+        return {
+            "broker": _arrays_to_lists(self.broker.state_dict()),
+            "current": [_episode_state(ep) if ep is not None else None for ep in self._cur],
+            "parked": [
+                {**_episode_state(p.episode),
+                 "broker": _arrays_to_lists(p.broker.state_dict()) if p.broker else None}
+                for p in self._parked
+            ],
+            "totals": dataclasses.asdict(self.totals),
+        }  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any], windows: dict[str, Window]) -> None:
+        """Restore :meth:`state_dict` output; ``windows`` maps condition ids to the windows
+        the FeatureEngine knows. A window the state names but ``windows`` lacks, or a
+        missing key, raises ``CheckpointError`` naming it."""
+        try:
+            self.broker.load_state_dict(_lists_to_arrays(state["broker"], self.broker))
+            cur = [
+                _episode_from(_window(windows, e["condition_id"]), e) if e else None
+                for e in state["current"]
+            ]
+            parked = []
+            for p in state["parked"]:
+                broker = None
+                if p["broker"] is not None:
+                    broker = PaperBroker(1, self.broker.config)
+                    broker.load_state_dict(_lists_to_arrays(p["broker"], broker))
+                parked.append(_Parked(_episode_from(_window(windows, p["condition_id"]), p),
+                                      broker))  # fmt: skip
+            totals = EngineTotals(**state["totals"])
+        except KeyError as e:
+            raise CheckpointError(f"engine state: missing key {e}") from None
+        if len(cur) != self.M:
+            raise CheckpointError(f"engine state: {len(cur)} slots, this engine has {self.M}")
+        self._cur, self._parked, self.totals = cur, parked, totals
+
     # ---------------------------------------------------------------------------------------
 
     def _roll(self, obs: TickObs, t: int) -> None:
@@ -352,3 +393,33 @@ def _one(n: int, m: int) -> np.ndarray:
     mask = np.zeros(n, dtype=bool)
     mask[m] = True
     return mask
+
+
+def _episode_state(ep: _Episode) -> dict[str, Any]:
+    """An episode's running counters (everything but its window) and its window's id."""
+    out: dict[str, Any] = {"condition_id": ep.window.condition_id}
+    for f in dataclasses.fields(ep):
+        if f.name != "window":
+            out[f.name] = getattr(ep, f.name)
+    return out
+
+
+def _episode_from(w: Window, state: dict[str, Any]) -> _Episode:
+    names = {f.name for f in dataclasses.fields(_Episode)} - {"window"}
+    return _Episode(w, **{k: v for k, v in state.items() if k in names})
+
+
+def _window(windows: dict[str, Window], cid: str) -> Window:
+    w = windows.get(cid)
+    if w is None:
+        raise CheckpointError(f"engine state: window {cid} is not among the known windows")
+    return w
+
+
+def _arrays_to_lists(state: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+    return {k: v.tolist() for k, v in state.items()}
+
+
+def _lists_to_arrays(state: dict[str, list[Any]], like: PaperBroker) -> dict[str, np.ndarray]:
+    ref = like.state_dict()
+    return {k: np.array(v, dtype=ref[k].dtype if k in ref else None) for k, v in state.items()}

@@ -297,21 +297,8 @@ class LiveSession:
 
     def save_state(self) -> None:
         """Positions and the episodes in play, for ``polyrl live --resume``."""
-        e = self.engine
         state = {
-            "broker": {k: v.tolist() for k, v in e.broker.state_dict().items()},
-            "current": [
-                ep.window.condition_id if ep is not None else None for ep in e._cur
-            ],
-            "parked": [
-                {"condition_id": p.episode.window.condition_id,
-                 "broker": {k: v.tolist() for k, v in p.broker.state_dict().items()}
-                 if p.broker is not None else None,
-                 "pnl": p.episode.pnl, "fills": p.episode.fills, "fees": p.episode.fees}
-                for p in e._parked
-            ],
-            "totals": {"realized": e.totals.realized, "fees": e.totals.fees,
-                       "fills": e.totals.fills},
+            "engine": self.engine.state_dict(),
             "last_tick_ns": self.last_tick_ns,
         }  # fmt: skip
         atomic_write_bytes(self.run_dir / "state.json", json.dumps(state).encode())
@@ -329,12 +316,16 @@ class LiveSession:
             reader = RecordingReader(recording_root, dates=dates)
         except RecordingError:
             return 0
+        last = None
         for b in reader.batches():
             keep = b.recv_ns >= since_ns
             if keep.any():
                 part = b.slice(int(np.argmax(keep)))
                 self.fe.ingest(part)
                 n += len(part)
+                last = int(part.recv_ns[-1])
+        if last is not None:
+            self.fe.catch_up(last)
         return n
 
     def resume_from(self, run_dir: Path) -> None:
@@ -346,7 +337,6 @@ class LiveSession:
         """
         import polars as pl
 
-        from polyrl.engine import _Episode, _Parked
         from polyrl.errors import CheckpointError
 
         state_path = Path(run_dir) / "state.json"
@@ -354,6 +344,8 @@ class LiveSession:
             state = json.loads(state_path.read_text())
         except (OSError, ValueError) as e:
             raise CheckpointError(f"cannot resume: {state_path}: {e}") from None
+        if "engine" not in state:
+            raise CheckpointError(f"cannot resume: {state_path} holds no engine state")
         for table in ("decisions", "trades", "episodes"):
             p = Path(run_dir) / f"{table}.parquet"
             if p.exists():
@@ -365,29 +357,11 @@ class LiveSession:
         if last is not None:
             back = int((self.config.engine.resolution_timeout_s + 1800) * NS_PER_S)
             self.warm_up(self.recorder.root, last - back)
-        e = self.engine
-        ref = e.broker.state_dict()
-        e.broker.load_state_dict({k: np.array(v, dtype=ref[k].dtype)
-                                  for k, v in state["broker"].items()})  # fmt: skip
-        by_cid = {w.condition_id: w for w in self.fe.windows}
-        for m, cid in enumerate(state.get("current", [])):
-            w = by_cid.get(cid) if cid else None
-            e._cur[m] = _Episode(w) if w is not None else None
-        for p_state in state.get("parked", []):
-            w = by_cid.get(p_state["condition_id"])
-            if w is None:
-                raise CheckpointError(
-                    f"cannot resume: window {p_state['condition_id']} of a parked position is "
-                    f"not in the recording under {self.recorder.root}"
-                )
-            broker = None
-            if p_state["broker"] is not None:
-                broker = PaperBroker(1, self.config.broker)
-                pref = broker.state_dict()
-                broker.load_state_dict({k: np.array(v, dtype=pref[k].dtype)
-                                        for k, v in p_state["broker"].items()})  # fmt: skip
-            ep = _Episode(w, pnl=p_state["pnl"], fills=p_state["fills"], fees=p_state["fees"])
-            e._parked.append(_Parked(ep, broker))
-        t = state["totals"]
-        e.totals.realized, e.totals.fees, e.totals.fills = t["realized"], t["fees"], t["fills"]
+        windows = {w.condition_id: w for w in self.fe.windows}
+        try:
+            self.engine.load_state_dict(state["engine"], windows)
+        except CheckpointError as e:
+            raise CheckpointError(
+                f"cannot resume from {state_path}: {e} (recording under {self.recorder.root})"
+            ) from None
         self.resumed = True

@@ -148,6 +148,10 @@ def live_cmd(
         raise ConfigError(
             f"run directory {run_dir} already holds a run; use another --name or --resume"
         )
+    if resume and not (run_dir / "state.json").is_file():
+        raise ConfigError(
+            f"--resume: {run_dir / 'state.json'} not found: no stopped run to continue"
+        )
     clock = LiveClock.from_config(cfg.clock)
     root = out if out is not None else Path(cfg.recording.root)
     session = LiveSession(

@@ -371,6 +371,11 @@ class FeatureEngine:
     # =========================================================================================
     # the sequential log
 
+    def catch_up(self, t: int) -> None:
+        """Apply the sequential log (markets, books, resolutions, connectivity) up to ``t``
+        without deciding: after a warm-up, the windows and books are known at once."""
+        self._advance(t)
+
     def _advance(self, t: int) -> None:
         """Apply every logged event with recv_ns <= t."""
         log = self._log

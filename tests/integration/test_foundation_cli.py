@@ -107,27 +107,50 @@ def test_schema_command_prints_every_stream_from_the_code() -> None:
     assert "Traceback" not in res.stderr
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        (),
-        ("schema",),
-        ("simulate",),
-        ("inspect",),
-        ("record",),
-        ("backtest",),
-        ("features",),
-        ("bench",),
-        ("bench", "store"),
-        ("bench", "replay"),
-        ("bench", "record"),
-    ],
-)
+def _command_paths() -> list[tuple[str, ...]]:
+    """Every command and sub-command of the real CLI (so the list cannot drift)."""
+    import typer.main
+
+    from polyrl.cli import _register, app
+
+    _register()
+    out: list[tuple[str, ...]] = []
+
+    def walk(cmd, path: tuple[str, ...]) -> None:  # noqa: ANN001
+        out.append(path)
+        for name, sub in sorted(getattr(cmd, "commands", {}).items()):
+            walk(sub, (*path, name))
+
+    walk(typer.main.get_command(app), ())
+    return out
+
+
+COMMANDS = _command_paths()
+
+
+def test_the_cli_has_every_documented_command() -> None:
+    tops = {p[0] for p in COMMANDS if p}
+    assert {"record", "train", "live", "backtest", "parity", "dashboard", "bench"} <= tops
+    assert {("bench", b) for b in ("store", "replay", "record", "train", "live")} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda p: " ".join(p) or "polyrl")
 def test_every_command_has_help(args: tuple[str, ...]) -> None:
+    """--help works and documents every option and argument."""
+    import typer.main
+
+    from polyrl.cli import app
+
     res = run_cli(*args, "--help")
     assert res.returncode == 0, res.stderr
     assert "Usage" in res.stdout
     assert len(res.stdout) > 200
+    cmd = typer.main.get_command(app)
+    for name in args:
+        cmd = cmd.commands[name]
+    assert cmd.help, f"{args}: no description"
+    undocumented = [p.name for p in cmd.params if not getattr(p, "help", None)]
+    assert not undocumented, f"polyrl {' '.join(args)}: without help: {undocumented}"
 
 
 def test_bad_option_is_a_clear_error(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from polyrl.parity import replay_live_run
 from polyrl.policies.baselines import make_baseline
 from polyrl.recording.reader import RecordingReader
 from polyrl.recording.writer import RecordingConfig
-from polyrl.sim.serve import SimContent, VenueServers
+from polyrl.sim.serve import ServersThread, SimContent, VenueServers
 from polyrl.sources.adapters import default_adapters
 from tests.integration.conftest import run_cli
 
@@ -38,49 +38,74 @@ def _cfg(v: VenueServers) -> Config:
 
 
 async def _live(tmp: Path, *, speed: float, seconds: float, strategy: str = "random",
-                faults: bool = False) -> LiveSession:  # fmt: skip
-    clock = LiveClock(speed=speed, start_ns=T0)
+                faults: bool = False, start_ns: int = T0, resume: bool = False,
+                dashboard: bool = True) -> LiveSession:  # fmt: skip
+    """A live session against the loopback venues. With ``dashboard``, also serves and
+    fetches the dashboard (and injects ``faults``: the venues share this loop then); without,
+    the venues run on their own thread, so producing minutes of simulated content at once
+    (a resumed session joining the world late) cannot stall the session's loop."""
+    clock = LiveClock(speed=speed, start_ns=start_ns)
     sim_cfg = Config(assets=("btc", "eth"))
-    content = SimContent(sim_cfg, start_ns=T0, end_ns=T0 + 30 * 60 * NS_PER_S, seed=SEED)
-    async with VenueServers(content, clock=clock) as v:
-        cfg = _cfg(v)
-        fset = feature_set(cfg.features.feature_set)
-        policy = make_baseline(strategy, fset, cfg.baselines, seed=3)
-        session = LiveSession(
-            config=cfg, policy=policy, run_dir=tmp / "run", recording_root=tmp / "rec",
-            clock=clock, adapters=default_adapters(cfg),
-            run_config={"kind": "live", "strategy": strategy, "seed": 3},
-        )  # fmt: skip
-        stop = asyncio.Event()
-        task = asyncio.create_task(session.run(stop=stop, install_signal_handlers=False))
-        from polyrl.dashboard.server import DashboardServer
+    # One simulated world from T0 (a resumed session joins it later).
+    content = SimContent(sim_cfg, start_ns=T0, end_ns=T0 + 40 * 60 * NS_PER_S, seed=SEED)
+    servers = VenueServers(content, clock=clock)
+    if not dashboard:
+        assert not faults
+        with ServersThread(servers) as v:
+            return await _session(tmp, v, clock, strategy, seconds, resume)
+    async with servers as v:
+        return await _session(tmp, v, clock, strategy, seconds, resume, dashboard=True,
+                              faults=faults)  # fmt: skip
 
-        dash = DashboardServer.live(session)
-        await dash.start()
-        if faults:
-            # After the features' five-minute warm-up, with markets tradable.
-            await asyncio.sleep(seconds - 14.0)
-            v.clob.malformed(2)
-            await asyncio.sleep(1.0)
-            v.clob.drop()
-            await asyncio.sleep(13.0)
-        else:
-            await asyncio.sleep(seconds)
-        # The live dashboard's snapshot, over HTTP, while the session runs.
-        import urllib.request
 
-        body = await asyncio.to_thread(
-            lambda: urllib.request.urlopen(f"http://127.0.0.1:{dash.port}/snapshot.json").read()
-        )
-        session.dashboard_snapshot = json.loads(body)
-        page = await asyncio.to_thread(
-            lambda: urllib.request.urlopen(f"http://127.0.0.1:{dash.port}/").read()
-        )
-        assert b"polyrl dashboard" in page
-        await dash.stop()
+async def _session(tmp: Path, v: VenueServers, clock: LiveClock, strategy: str, seconds: float,
+                   resume: bool, *, dashboard: bool = False,
+                   faults: bool = False) -> LiveSession:  # fmt: skip
+    cfg = _cfg(v)
+    fset = feature_set(cfg.features.feature_set)
+    policy = make_baseline(strategy, fset, cfg.baselines, seed=3)
+    session = LiveSession(
+        config=cfg, policy=policy, run_dir=tmp / "run", recording_root=tmp / "rec",
+        clock=clock, adapters=default_adapters(cfg),
+        run_config={"kind": "live", "strategy": strategy, "seed": 3},
+    )  # fmt: skip
+    if resume:
+        session.resume_from(tmp / "run")
+    stop = asyncio.Event()
+    task = asyncio.create_task(session.run(stop=stop, install_signal_handlers=False))
+    if not dashboard:
+        await asyncio.sleep(seconds)
         stop.set()
         await task
         return session
+    from polyrl.dashboard.server import DashboardServer
+
+    dash = DashboardServer.live(session)
+    await dash.start()
+    if faults:
+        # After the features' five-minute warm-up, with markets tradable.
+        await asyncio.sleep(seconds - 14.0)
+        v.clob.malformed(2)
+        await asyncio.sleep(1.0)
+        v.clob.drop()
+        await asyncio.sleep(13.0)
+    else:
+        await asyncio.sleep(seconds)
+    # The live dashboard's snapshot, over HTTP, while the session runs.
+    import urllib.request
+
+    body = await asyncio.to_thread(
+        lambda: urllib.request.urlopen(f"http://127.0.0.1:{dash.port}/snapshot.json").read()
+    )
+    session.dashboard_snapshot = json.loads(body)
+    page = await asyncio.to_thread(
+        lambda: urllib.request.urlopen(f"http://127.0.0.1:{dash.port}/").read()
+    )
+    assert b"polyrl dashboard" in page
+    await dash.stop()
+    stop.set()
+    await task
+    return session
 
 
 def test_live_session_through_a_disconnect_then_parity(tmp_path: Path) -> None:
@@ -184,3 +209,88 @@ def test_live_train_online_updates_and_checkpoints(tmp_path: Path) -> None:
     assert meta["update"] == session.trainer.updates and meta["live"]
     with pytest.raises(ConfigError, match="trained online"):
         replay_live_run(run)
+
+
+@pytest.mark.slow
+def test_live_resume_continues_positions_tables_and_totals(tmp_path: Path) -> None:
+    """Stop a live session with positions open in the 00:15 windows, start another with
+    --resume minutes later: the first session's rows are kept as they were, the features
+    are ready at once (warmed up from the recording, not five minutes later), the positions
+    carried over settle at the 00:30 resolution once, and totals add up."""
+    first = asyncio.run(
+        asyncio.wait_for(_live(tmp_path, speed=20.0, seconds=38.0, dashboard=False), 180)
+    )
+    run = tmp_path / "run"
+    trades1 = pl.read_parquet(run / "trades.parquet")
+    dec1 = pl.read_parquet(run / "decisions.parquet")
+    assert trades1.filter(pl.col("kind") == "open").height > 0
+    assert first.last_tick_ns is not None
+    roll, late = iso_to_ns("2024-06-01T00:15:00Z"), iso_to_ns("2024-06-01T00:24:00Z")
+    assert roll < first.last_tick_ns < late
+    held = json.loads((run / "state.json").read_text())
+    assert any(held["engine"]["current"])
+
+    restart = iso_to_ns("2024-06-01T00:25:00Z")
+    second = asyncio.run(asyncio.wait_for(
+        _live(tmp_path, speed=20.0, seconds=22.0, start_ns=restart, resume=True,
+              dashboard=False), 180))  # fmt: skip
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["resumed"] is True and second.resumed
+    trades = pl.read_parquet(run / "trades.parquet")
+    dec = pl.read_parquet(run / "decisions.parquet")
+    assert trades.head(trades1.height).equals(trades1)
+    assert dec.head(dec1.height).equals(dec1)
+    new = dec.filter(pl.col("t_ns") >= restart)
+    assert new.height > 0
+    # Ready at once: tradable as soon as the books are synced after the restart (the CLOB
+    # connects once discovery has fetched the markets), not after five minutes of warm-up.
+    status = RecordingReader(tmp_path / "rec", streams=["recorder.status"]).read_stream(
+        "recorder.status"
+    )
+    clob = status.filter(
+        (pl.col("key") == CH_POLYMARKET_WS) & (pl.col("kind") == "connect")
+        & (pl.col("recv_ns") >= restart)
+    )  # fmt: skip
+    t_books = int(clob["recv_ns"].min())
+    first_tradable = int(new.filter(pl.col("tradable"))["t_ns"].min())
+    assert first_tradable - t_books < 30 * NS_PER_S
+    eps = pl.read_parquet(run / "episodes.parquet")
+    w0 = eps.filter(pl.col("end_ns") == iso_to_ns("2024-06-01T00:30:00Z"))
+    assert sorted(w0["asset"].to_list()) == ["btc", "eth"]
+    assert (w0["outcome_source"] == "gamma").all()
+    # Each 00:15 episode counts the fills of both sessions in its window.
+    for ep in w0.iter_rows(named=True):
+        legs = trades.filter(
+            (pl.col("condition_id") == ep["condition_id"])
+            & (pl.col("kind") != "settle")
+            & (pl.col("rejected") == 0)
+        )
+        assert ep["fills"] == legs.height
+    assert summary["realized_pnl"] == pytest.approx(float(trades["realized_pnl"].sum()), abs=1e-6)
+
+
+def test_live_cli_refuses_bad_input_before_connecting(tmp_path: Path) -> None:
+    """User errors are one line on stderr, exit 1, and nothing is started or written."""
+    from polyrl.rl.checkpoint import save_checkpoint
+    from polyrl.rl.ppo import PPO, PPOConfig
+
+    full = feature_set("full")
+    ckpt = tmp_path / "ckpt"
+    save_checkpoint(ckpt, PPO(full.dim, 3, PPOConfig(), seed=0),
+                    {"feature_set": full.name, "feature_set_version": full.version})  # fmt: skip
+    runs = str(tmp_path / "runs")
+    cases = [
+        (["--load", str(ckpt), "--strategy", "random"], "not both"),
+        ([], "--load CKPT or --strategy NAME"),
+        (["--train", "--strategy", "random"], "--train"),
+        (["--strategy", "nope"], "nope"),
+        (["--load", str(ckpt)], "feature set"),
+        (["--strategy", "random", "--size", "1e9"], "--size"),
+        (["--strategy", "random", "--resume", "--name", "none"], "state.json"),
+    ]
+    for args, needle in cases:
+        res = run_cli("live", *args, "--runs", runs, "--out", str(tmp_path / "rec"), timeout=60)
+        assert res.returncode == 1, (args, res.stderr)
+        assert needle in res.stderr, (args, res.stderr)
+        assert "Traceback" not in res.stderr, args
+    assert not (tmp_path / "rec").exists()

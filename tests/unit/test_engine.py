@@ -113,32 +113,42 @@ def test_a_position_open_at_the_roll_is_parked_until_the_resolution(
         assert row["pnl"] != 0.0
 
 
-def test_engine_fed_like_live_equals_engine_fed_from_the_cache(
-    small_recording: Path, tmp_path: Path
-) -> None:
-    """Live mode steps the Engine on FeatureEngine.observe() one tick at a time; replay
-    reads the per-day cache. Same recording, same policy: the same decisions, trades and
-    episodes."""
-    cached = _backtest(small_recording, tmp_path / "cache", "momentum")
-    fset = feature_set(CFG.features.feature_set)
-    fe = FeatureEngine(tuple(CFG.assets), CFG.features)
+def _live_like(root: Path, log: RunLog, *, swap_at: int | None = None) -> dict[str, object]:
+    """Step an Engine on FeatureEngine.observe() one tick at a time, as live mode does. With
+    ``swap_at``, at the first tick at or after it with a position held or parked, the Engine
+    is replaced by a new one restored from the old one's JSON state (a live restart)."""
+    import json
+
     from polyrl.broker import PaperBroker
 
-    log = RunLog(tmp_path / "live", config={"strategy": "momentum"}, overwrite=True)
+    fset = feature_set(CFG.features.feature_set)
+    fe = FeatureEngine(tuple(CFG.assets), CFG.features)
     timeout = int(CFG.engine.resolution_timeout_s * 1e9)
-    engine = Engine(
-        assets=tuple(CFG.assets), fset=fset,
-        policy=make_baseline("momentum", fset, CFG.baselines, seed=1),
-        broker=PaperBroker(len(CFG.assets), CFG.broker),
-        windows=lambda i: fe.windows[i],
-        outcome=lambda w, t: fe.settle_outcome(w, t, timeout),
-        runlog=log, config=CFG.engine,
-    )  # fmt: skip
+
+    def make() -> Engine:
+        return Engine(
+            assets=tuple(CFG.assets), fset=fset,
+            policy=make_baseline("momentum", fset, CFG.baselines, seed=1),
+            broker=PaperBroker(len(CFG.assets), CFG.broker),
+            windows=lambda i: fe.windows[i],
+            outcome=lambda w, t: fe.settle_outcome(w, t, timeout),
+            runlog=log, config=CFG.engine,
+        )  # fmt: skip
+
+    engine = make()
+    swapped: dict[str, object] = {}
     last = 0
-    reader = RecordingReader(small_recording)
+    reader = RecordingReader(root)
     for batch, ticks in ReplayClock(CFG.engine.tick_ns).drive(reader.batches(batch_size=4096)):
         fe.ingest(batch)
         for t in ticks.tolist():
+            if swap_at is not None and not swapped and t >= swap_at:
+                state = engine.state_dict()
+                if state["parked"] or any(h >= 0 for h in state["broker"]["held"]):
+                    engine = make()
+                    engine.load_state_dict(json.loads(json.dumps(state)),
+                                           {w.condition_id: w for w in fe.windows})  # fmt: skip
+                    swapped.update(t=t, state=state)
             o = fe.observe(t)
             engine.step(TickObs(
                 t_ns=t, features=o.features[0], tradable=o.tradable[0], window=o.window[0],
@@ -150,11 +160,55 @@ def test_engine_fed_like_live_equals_engine_fed_from_the_cache(
     engine.finish(
         last, final_outcome=lambda w, t: (w.outcome or "missing", w.outcome_source or "missing")
     )
+    swapped["totals"] = engine.totals
+    return swapped
+
+
+def test_engine_fed_like_live_equals_engine_fed_from_the_cache(
+    small_recording: Path, tmp_path: Path
+) -> None:
+    """Live mode steps the Engine on FeatureEngine.observe() one tick at a time; replay
+    reads the per-day cache. Same recording, same policy: the same decisions, trades and
+    episodes."""
+    cached = _backtest(small_recording, tmp_path / "cache", "momentum")
+    log = RunLog(tmp_path / "live", config={"strategy": "momentum"}, overwrite=True)
+    _live_like(small_recording, log)
     for table in ("decisions", "trades", "episodes"):
         a, b = cached.frame(table), log.frame(table)
         assert a.height == b.height, table
         assert a.equals(b), table
     assert cached.frame("trades").height > 0
+
+
+@pytest.mark.parametrize("swap_s", [15 * 60, 15 * 60 + 1])
+def test_an_engine_restored_from_its_state_carries_on_identically(
+    small_recording: Path, tmp_path: Path, swap_s: int
+) -> None:
+    """state_dict -> JSON -> load_state_dict into a new Engine: every decision, trade,
+    episode (fills, PnL, first entry) and total is what the uninterrupted Engine produced.
+    Swapped at 00:15:00 the 00:00 windows' positions are open in their episodes (the roll
+    parks them after the swap); at 00:15:01 they are parked awaiting the resolution."""
+    whole = RunLog(tmp_path / "whole", config={}, overwrite=True)
+    ref = _live_like(small_recording, whole)
+    log = RunLog(tmp_path / "restored", config={}, overwrite=True)
+    swapped = _live_like(small_recording, log, swap_at=small_recording_t0() + swap_s * 10**9)
+    state = swapped["state"]
+    assert isinstance(state, dict)
+    if swap_s % 60 == 0:
+        assert any(h >= 0 for h in state["broker"]["held"]) and not state["parked"]
+        assert any(c and c["fills"] > 0 for c in state["current"])
+    else:
+        assert any(p["broker"] is not None for p in state["parked"])
+    for table in ("decisions", "trades", "episodes"):
+        assert whole.frame(table).equals(log.frame(table)), table
+    assert swapped["totals"] == ref["totals"]
+    assert whole.frame("episodes").filter(pl.col("fills") > 0).height > 0
+
+
+def small_recording_t0() -> int:
+    from polyrl.events import iso_to_ns
+
+    return iso_to_ns("2024-06-01T00:00:00Z")
 
 
 def test_missing_resolutions_settle_from_the_reference_and_are_flagged(
