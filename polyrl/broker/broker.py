@@ -164,6 +164,7 @@ class PaperBroker:
                 getattr(self, name)[m] = 0
 
     def _flatten(self, m: np.ndarray) -> None:
+        """Close the slots ``m`` (a mask or int indices) without settling anything."""
         self.held[m] = -1
         self.shares[m] = 0.0
         self.cost[m] = 0.0
@@ -191,14 +192,20 @@ class PaperBroker:
         """
         n = self.n
         a = np.asarray(actions)
-        if a.shape != (n,) or not np.issubdtype(a.dtype, np.integer):
+        if a.shape != (n,) or a.dtype.kind not in "iu":  # signed or unsigned integers
             raise ValueError(
                 f"actions must be an integer array of shape ({n},), got {a.dtype} {a.shape}"
             )
-        if ((a < 0) | (a > 2)).any():
+        if a.min() < 0 or a.max() > 2:
             raise ValueError(f"actions must be 0 (HOLD), 1 (BUY) or 2 (SELL), got {np.unique(a)}")
         tr = self._mask(tradable, "tradable")
-        t = np.broadcast_to(np.asarray(t_ns, dtype=np.int64), (n,)).copy()
+        all_tradable = bool(tr.all())
+        t = np.asarray(t_ns, dtype=np.int64)
+        # The common shapes without np.broadcast_to's overhead; anything else goes through it
+        # (and its error for a wrong shape).
+        t = t.copy() if t.shape == (n,) else np.full(n, t) if t.ndim == 0 else t
+        if t.shape != (n,):
+            t = np.broadcast_to(t, (n,)).copy()
         if books.n != n:
             raise ValueError(f"books has {books.n} markets, the broker has {n}")
         if self.config.check_books:
@@ -216,26 +223,29 @@ class PaperBroker:
             # An add with no capital left sends no order (so it is never "rejected" either).
             opening |= same & (self.cost < cfg.capital)
 
-        u_prev = self.unrealized.copy()  # before the legs: a full close zeroes it
+        shaped = cfg.reward == "shaped"
+        # Unrealized PnL before the legs (a full close zeroes it); only read when shaped.
+        u_prev = self.unrealized.copy() if shaped else self.unrealized
         sell, buy = Fills.none(n), Fills.none(n)
         realized = np.zeros(n)
-        for leg, wanted, token in ((sell, closing, self.held), (buy, opening, want)):
-            blocked = wanted & ~tr
-            leg.rejected[blocked] = REJECT_NOT_TRADABLE
-            leg.side[blocked] = -1 if leg is sell else 1
-            leg.token[blocked] = token[blocked]
-        closing &= tr
-        opening &= tr
+        if not all_tradable:  # otherwise nothing is blocked (the replay env's usual case)
+            for leg, wanted, token in ((sell, closing, self.held), (buy, opening, want)):
+                blocked = wanted & ~tr
+                leg.rejected[blocked] = REJECT_NOT_TRADABLE
+                leg.side[blocked] = -1 if leg is sell else 1
+                leg.token[blocked] = token[blocked]
+            closing &= tr
+            opening &= tr
 
         if closing.any():
-            emptied = self._sell(np.flatnonzero(closing), books, sell, realized)
+            emptied = self._sell(closing.nonzero()[0], books, sell, realized)
             if cfg.on_opposite == "flip":
                 opening[emptied] = True
         if opening.any():
-            self._buy(np.flatnonzero(opening), want, books, buy, t)
+            self._buy(opening.nonzero()[0], want, books, buy, t)
 
         rewards = realized.copy()
-        if cfg.reward == "shaped":
+        if shaped:
             self._mark(books, tr)
             n_fills = sell.filled.astype(np.float64) + buy.filled.astype(np.float64)
             rewards += cfg.shaping_unrealized_coef * (self.unrealized - u_prev)
@@ -256,7 +266,7 @@ class PaperBroker:
         per_level = taker_fee(
             w.shares, w.price, rate, r.fee_exponent[idx][:, None], self.config.fee_rounding
         )
-        return np.cumsum(per_level, axis=1)[:, -1]
+        return per_level.cumsum(axis=1)[:, -1]
 
     def _sell(
         self, idx: np.ndarray, books: Books, fills: Fills, realized: np.ndarray
@@ -276,9 +286,10 @@ class PaperBroker:
         reason[(reason == 0) & (touch < self.rules.min_notional[idx])] = REJECT_MIN_NOTIONAL
         fills.rejected[idx] = reason
         ok = reason == 0
-        if not ok.any():
-            return idx[:0]
-        idx, px, size, qty = idx[ok], px[ok], size[ok], qty[ok]
+        if not ok.all():
+            if not ok.any():
+                return idx[:0]
+            idx, px, size, qty = idx[ok], px[ok], size[ok], qty[ok]
 
         w = walk_sell(px, size, qty)
         fee = self._fees(idx, w)
@@ -297,10 +308,11 @@ class PaperBroker:
         self._write(fills, idx, w, fee)
 
         emptied = idx[full]
-        life = self.position_realized[emptied]
-        self.wins[emptied] += life > 0
-        self.losses[emptied] += life <= 0
-        self._flatten_mask_idx(emptied)
+        if emptied.shape[0]:
+            life = self.position_realized[emptied]
+            self.wins[emptied] += life > 0
+            self.losses[emptied] += life <= 0
+            self._flatten(emptied)
         return emptied
 
     def _buy(
@@ -322,9 +334,10 @@ class PaperBroker:
         reason[(reason == 0) & (budget < self.rules.min_notional[idx])] = REJECT_MIN_NOTIONAL
         fills.rejected[idx] = reason
         ok = reason == 0
-        if not ok.any():
-            return
-        idx, px, size, budget, token = idx[ok], px[ok], size[ok], budget[ok], token[ok]
+        if not ok.all():
+            if not ok.any():
+                return
+            idx, px, size, budget, token = idx[ok], px[ok], size[ok], budget[ok], token[ok]
 
         w = walk_buy(px, size, budget)
         fee = self._fees(idx, w)
@@ -345,11 +358,6 @@ class PaperBroker:
         fills.fee[idx] = fee
         fills.levels[idx] = w.levels
         fills.partial[idx] = ~w.complete
-
-    def _flatten_mask_idx(self, idx: np.ndarray) -> None:
-        m = np.zeros(self.n, dtype=bool)
-        m[idx] = True
-        self._flatten(m)
 
     def _mark(self, books: Books, tradable: np.ndarray) -> None:
         """Update ``mark`` and ``unrealized`` from the held tokens' best bids (shaped reward)."""
@@ -416,6 +424,8 @@ class PaperBroker:
         sell fee); 0 when flat or when the held token has no bid.
         """
         pos = self.held >= 0
+        if not pos.any():  # all flat: every feature is 0
+            return np.zeros((self.n, 3), dtype=np.float32)
         bid, has = self._best_bid_held(books)
         ok = pos & has & (self.cost > 0)
         value = self.shares * np.where(ok, bid, 0.0)

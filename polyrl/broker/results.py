@@ -37,6 +37,10 @@ REJECT_NAMES: tuple[str, ...] = (
 )
 
 
+_BLANK: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+"""Per batch size N: an all-NaN float64 [N] and an all -1 int8 [N] column (never handed out)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Fills:
     """One order leg per market for one step, arrays [N].
@@ -68,13 +72,17 @@ class Fills:
     @classmethod
     def none(cls, n: int) -> Fills:
         """N legs with no order."""
+        # Copies of cached blank columns: cheaper than np.full (a broker step makes two).
+        blank = _BLANK.get(n)
+        if blank is None:
+            blank = _BLANK[n] = (np.full(n, np.nan), np.full(n, -1, dtype=np.int8))
         return cls(
             shares=np.zeros(n),
-            avg_price=np.full(n, np.nan),
+            avg_price=blank[0].copy(),
             notional=np.zeros(n),
             fee=np.zeros(n),
             side=np.zeros(n, dtype=np.int8),
-            token=np.full(n, -1, dtype=np.int8),
+            token=blank[1].copy(),
             levels=np.zeros(n, dtype=np.int32),
             partial=np.zeros(n, dtype=bool),
             rejected=np.zeros(n, dtype=np.int8),
@@ -111,29 +119,52 @@ class StepResult:
         reject. With ``include_rejected`` rejected orders are rows too (zero shares).
         """
         rows: list[dict[str, Any]] = []
-        keep_sell = self.sell.filled | (include_rejected & (self.sell.rejected > 0))
-        keep_buy = self.buy.filled | (include_rejected & (self.buy.rejected > 0))
-        for i in np.flatnonzero(keep_sell | keep_buy):
-            for leg, keep, pnl in (
-                (self.sell, keep_sell, float(self.realized[i])),
-                (self.buy, keep_buy, None),
-            ):
+        s_filled, b_filled = self.sell.filled, self.buy.filled
+        keep_sell = s_filled | (include_rejected & (self.sell.rejected > 0))
+        keep_buy = b_filled | (include_rejected & (self.buy.rejected > 0))
+        markets = np.flatnonzero(keep_sell | keep_buy)
+        if markets.shape[0] == 0:
+            return rows
+        # Whole columns to Python once (``tolist`` gives the same ints, floats and bools as
+        # converting element by element), then the rows from plain lists.
+        t_ns, actions, realized = (a.tolist() for a in (self.t_ns, self.actions, self.realized))
+        legs = [
+            (keep.tolist(), filled.tolist(), leg.token.tolist(), leg.side.tolist(),
+             leg.shares.tolist(), leg.avg_price.tolist(), leg.notional.tolist(),
+             leg.fee.tolist(), leg.levels.tolist(), leg.partial.tolist(), leg.rejected.tolist())
+            for leg, keep, filled in (
+                (self.sell, keep_sell, s_filled), (self.buy, keep_buy, b_filled))
+        ]  # fmt: skip
+        for i in markets.tolist():
+            for n, (
+                keep,
+                filled,
+                token,
+                side,
+                shares,
+                avg,
+                notional,
+                fee,
+                levels,
+                partial,
+                rej,
+            ) in enumerate(legs):
                 if keep[i]:
                     rows.append(
                         {
-                            "t_ns": int(self.t_ns[i]),
-                            "market": int(i),
-                            "action": ACTION_NAMES[int(self.actions[i])],
-                            "token": int(leg.token[i]),
-                            "side": int(leg.side[i]),
-                            "shares": float(leg.shares[i]),
-                            "avg_price": float(leg.avg_price[i]),
-                            "notional": float(leg.notional[i]),
-                            "fee": float(leg.fee[i]),
-                            "realized_pnl": pnl if leg.filled[i] else None,
-                            "levels": int(leg.levels[i]),
-                            "partial": bool(leg.partial[i]),
-                            "reject": int(leg.rejected[i]),
+                            "t_ns": t_ns[i],
+                            "market": i,
+                            "action": ACTION_NAMES[actions[i]],
+                            "token": token[i],
+                            "side": side[i],
+                            "shares": shares[i],
+                            "avg_price": avg[i],
+                            "notional": notional[i],
+                            "fee": fee[i],
+                            "realized_pnl": realized[i] if n == 0 and filled[i] else None,
+                            "levels": levels[i],
+                            "partial": partial[i],
+                            "reject": rej[i],
                         }
                     )
         return rows

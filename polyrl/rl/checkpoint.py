@@ -6,7 +6,8 @@ Layout of ``<dir>/``::
     optimizer.safetensors   both Adam states            (opt_actor.layers.0.weight.m, ...,
                                                          opt_actor.step, opt_actor.learning_rate)
     meta.json               format, obs_dim, n_actions, seed, update count, PPOConfig,
-                            normaliser statistics, PRNG key and minibatch-generator state,
+                            normaliser statistics, action-sampling and minibatch generator
+                            states,
                             the feature set, SHA-256 of both tensor files, polyrl and mlx
                             versions, and the caller's ``meta`` verbatim (e.g. a data
                             cursor, run name)
@@ -39,7 +40,11 @@ from polyrl.errors import CheckpointError, FeatureSetMismatch
 from polyrl.rl.ppo import PPO, PPOConfig
 
 FORMAT = "polyrl.ppo-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Written by :func:`save_checkpoint`. Version 2 replaced version 1's MLX PRNG key (``rng.key``)
+with the numpy action-sampling generator's state (``rng.sample_rng``); the tensors are the
+same."""
+READABLE_VERSIONS = (1, 2)
 META = "meta.json"
 WEIGHTS = "weights.safetensors"
 OPTIMIZER = "optimizer.safetensors"
@@ -103,7 +108,7 @@ def save_checkpoint(
             "updates": state["updates"],
             "config": state["config"],
             "normaliser": state["normaliser"],
-            "rng": {"key": state["key"], "perm_rng": state["perm_rng"]},
+            "rng": {"sample_rng": state["sample_rng"], "perm_rng": state["perm_rng"]},
             "feature_set": meta.get("feature_set"),
             "feature_set_version": meta.get("feature_set_version"),
             "sha256": hashes,
@@ -138,10 +143,10 @@ def _read_meta(directory: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: corrupt JSON ({e})") from None
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a {FORMAT} file")
-    if info.get("format_version") != FORMAT_VERSION:
+    if info.get("format_version") not in READABLE_VERSIONS:
         raise CheckpointError(
             f"{path}: format_version {info.get('format_version')!r}, "
-            f"this polyrl reads {FORMAT_VERSION}"
+            f"this polyrl reads {', '.join(map(str, READABLE_VERSIONS))}"
         )
     required = ("obs_dim", "n_actions", "seed", "updates", "config", "normaliser", "rng", "meta")
     for key in required:
@@ -198,6 +203,16 @@ def _read_tensors(
     return out
 
 
+def _sample_rng_state(info: dict[str, Any]) -> dict[str, Any]:
+    """The action-sampling generator's state; for a version-1 checkpoint (which held an MLX
+    PRNG key instead) a generator seeded from that key, so old agents load and act (a resumed
+    run then samples differently than the old code would have)."""
+    if info["format_version"] == 1:
+        key = [int(k) for k in info["rng"]["key"]]
+        return dict(np.random.default_rng(key).bit_generator.state)
+    return dict(info["rng"]["sample_rng"])
+
+
 def load_checkpoint(
     directory: str | os.PathLike[str],
     *,
@@ -230,14 +245,14 @@ def load_checkpoint(
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{directory / META}: bad config or sizes: {e}") from None
     tensors = _read_tensors(directory, info, ppo.tensors())
-    state = {
-        "tensors": tensors,
-        "normaliser": info["normaliser"],
-        "key": info["rng"]["key"],
-        "perm_rng": info["rng"]["perm_rng"],
-        "updates": info["updates"],
-    }
     try:
+        state = {
+            "tensors": tensors,
+            "normaliser": info["normaliser"],
+            "sample_rng": _sample_rng_state(info),
+            "perm_rng": info["rng"]["perm_rng"],
+            "updates": info["updates"],
+        }
         ppo.load_state_dict(state)
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{directory / META}: {e}") from None

@@ -1,5 +1,5 @@
 """Proximal Policy Optimisation in MLX, top to bottom: config, actor-critic, observation
-normaliser, GAE, loss, update.
+normaliser, GAE, loss, Adam, update.
 
 The agent sees ``N`` parallel copies of an environment (markets, or replayed episodes) and
 collects ``T = buffer_steps`` steps from each before an update::
@@ -17,25 +17,44 @@ with step ``t``, so ``values[t+1]`` (or ``last_value``) is not bootstrapped acro
 Observations are stored raw; the running normaliser's statistics stay frozen while a rollout
 is collected and are updated from its observations at the end of :meth:`PPO.update`, so
 every gradient step sees observations normalised exactly as they were when the actions were
-sampled (the probability ratio starts at 1).
+sampled (the probability ratio starts at 1, to float32 rounding).
 
-Speed (see ``polyrl.rl.mlx_setup`` for the BLAS part). MLX's CPU element-wise kernels are
-slow, and every hand-off from Python to MLX costs tens of microseconds, so:
+Speed. On a CPU, MLX runs every primitive of a graph as a task on its stream thread (a few
+microseconds each, whatever its size), and ``mx.compile`` fuses element-wise chains into
+kernels that ``g++ -O3`` builds: such a kernel is vectorised only when its inputs are
+contiguous (or scalars) and no select, min/max or libm call (``sqrt``, ``exp``) feeds further
+operations in it; chains deeper than 11 operations are cut into several kernels; and scalar
+expressions fused into a per-element kernel are recomputed for every element. At minibatch 64
+the step's cost is its primitive count; at 4096 it is its matmuls and its full passes over
+the [2, B, H] activations. So (measured on a 2-core x86-64 box; each item is worth 3-30%):
 
-- the hidden activation is :func:`fast_tanh`, a rational function of plain arithmetic that
-  ``mx.compile`` fuses into one kernel (about 7x the throughput of ``mx.tanh`` on x86-64),
-  with a custom VJP ``1 - tanh^2`` from the saved output (halves forward+backward at 4096);
-- each minibatch step (gather, forward, backward, clipping, both Adam updates) is one
-  compiled call followed by one ``mx.eval``. Running several steps, or a whole epoch, per
-  compiled call or per evaluation was measured and was no faster here (the step's own
-  kernels dominate, not the hand-off), so the simple form stays;
-- ``act_deterministic`` (the live path, batch 4 every 500 ms) runs in numpy on a cached copy
-  of the weights; tests hold it equal to the MLX forward.
+- actor and critic are one stacked network (:mod:`polyrl.rl.network`): each layer is one
+  batched matmul over a leading axis of 2, so the graph has half the primitives;
+- their parameters are one [2, P] array, and so are Adam's moments: clipping and both Adam
+  updates (per-network learning rates and clip norms) are a handful of primitives;
+- the hidden biases ride inside the matmuls (a constant input feature and a bias unit, see
+  ``network.Layout``) rather than being broadcast into each layer's output and reduced out
+  of its gradient;
+- ``network.fast_tanh`` is a depth-8 rational function and a clamp, two vectorised kernels;
+- the loss reads the output by split and one-hot products, not indexing (no scatters in
+  the backward pass), and takes one softmax's exponentials for everything;
+- Adam's bias corrections are computed on the host, and the minibatches of an epoch are
+  gathered and their advantages normalised on the host, so the compiled step gets ready
+  arrays; small minibatches are evaluated asynchronously, overlapping the next step's
+  Python with this step's kernels;
+- :meth:`PPO.act` and :meth:`PPO.value` run in numpy for up to :attr:`PPO.NUMPY_MAX_BATCH`
+  rows (the seed's 4 markets: about 30 us against 150 us through MLX) and sample actions
+  from a numpy generator seeded from the run seed; larger batches run the compiled MLX
+  forward and sample the same way.
+
+Measured and dropped: several minibatch steps per compiled call (no faster); a hand-written
+backward pass (within noise of autograd once the graph is lean); a bit-trick ``rsqrt`` in
+Adam (no faster); glibc malloc tunables (no effect).
 
 Nothing here is Linux-specific: on Apple Silicon the same code runs on Metal/Accelerate.
-Determinism: every random draw comes from the run seed (MLX keys for action sampling, a numpy
-``Generator`` for minibatch order, numpy for initial weights), so two runs with one seed give
-bit-identical weights on one machine.
+Determinism: every random draw comes from the run seed (numpy generators for initial weights,
+minibatch order and action sampling), so two runs with one seed give bit-identical weights on
+one machine.
 """
 
 from __future__ import annotations
@@ -49,10 +68,9 @@ from typing import Any
 # Importing this module runs polyrl/rl/__init__.py first, which loads the BLAS (mlx_setup)
 # before the first `import mlx`.
 import mlx.core as mx
-import mlx.nn as nn
-import mlx.optimizers as optim
 import numpy as np
-from mlx.utils import tree_flatten, tree_unflatten
+
+from polyrl.rl.network import ActorCritic, augment, init_weights
 
 # ---------------------------------------------------------------------------------------------
 # Config
@@ -120,113 +138,6 @@ class PPOConfig:
             raise ValueError("anneal_updates must be > 0 when anneal_lr is true")
         if self.target_kl is not None and not self.target_kl > 0:
             raise ValueError(f"target_kl must be > 0 or None, got {self.target_kl!r}")
-
-
-# ---------------------------------------------------------------------------------------------
-# Actor-critic
-
-# Coefficients of a [13/6] rational approximation of tanh on [-7.9, 7.9] (outside it tanh is
-# +-1 to float32 precision). Max abs error against tanh is a few float32 ulp.
-_TANH_CLAMP = 7.90531110763549805
-_TANH_P = (
-    -2.76076847742355e-16,
-    2.00018790482477e-13,
-    -8.60467152213735e-11,
-    5.12229709037114e-08,
-    1.48572235717979e-05,
-    6.37261928875436e-04,
-    4.89352455891786e-03,
-)
-_TANH_Q = (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03)
-
-
-def _tanh_rational(x: mx.array) -> mx.array:
-    x = mx.clip(x, -_TANH_CLAMP, _TANH_CLAMP)
-    x2 = x * x
-    p = x2 * _TANH_P[0] + _TANH_P[1]
-    for c in _TANH_P[2:]:
-        p = x2 * p + c
-    q = x2 * _TANH_Q[0] + _TANH_Q[1]
-    for c in _TANH_Q[2:]:
-        q = x2 * q + c
-    return x * p / q
-
-
-@mx.custom_function
-def fast_tanh(x: mx.array) -> mx.array:
-    """tanh from multiplies, adds and one divide, elementwise; any shape.
-
-    MLX's own ``tanh`` kernel is the bottleneck of a small-MLP training step on x86-64 CPUs
-    (about 80M elements/s); this rational form fuses under ``mx.compile`` into one kernel
-    (about 7x faster) and agrees with tanh to a few float32 ulp.
-    """
-    return _tanh_rational(x)
-
-
-@fast_tanh.vjp
-def _fast_tanh_vjp(primals: Any, cotangent: mx.array, output: mx.array) -> mx.array:
-    # tanh' = 1 - tanh^2 from the saved output: a third of the work of differentiating the
-    # rational function (halves an MLP's forward+backward time at batch 4096).
-    return cotangent * (1.0 - output * output)
-
-
-class MLP(nn.Module):
-    """``sizes[0] -> ... -> sizes[-1]`` with fast_tanh between layers; x [B, in] -> [B, out]."""
-
-    def __init__(self, sizes: list[int]) -> None:
-        super().__init__()
-        self.layers = [nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
-
-    def __call__(self, x: mx.array) -> mx.array:
-        for layer in self.layers[:-1]:
-            x = fast_tanh(layer(x))
-        return self.layers[-1](x)
-
-
-class ActorCritic(nn.Module):
-    """Separate actor (obs -> logits [B, A]) and critic (obs -> value [B]) networks.
-
-    The seed's shapes: obs_dim -> hidden -> hidden -> n_actions (softmax applied by the
-    caller) and obs_dim -> hidden -> hidden -> 1, tanh activations. Sized from ``obs_dim`` so
-    any feature set works.
-    """
-
-    def __init__(self, obs_dim: int, n_actions: int, hidden: int) -> None:
-        super().__init__()
-        self.actor = MLP([obs_dim, hidden, hidden, n_actions])
-        self.critic = MLP([obs_dim, hidden, hidden, 1])
-
-    def __call__(self, obs: mx.array) -> tuple[mx.array, mx.array]:
-        return self.actor(obs), self.critic(obs)[:, 0]
-
-
-def _orthogonal(rng: np.random.Generator, rows: int, cols: int, gain: float) -> np.ndarray:
-    """A [rows, cols] matrix with orthonormal rows or columns, times ``gain`` (float32).
-
-    The QR runs in MLX on the CPU stream (single-threaded pinned BLAS): numpy's LAPACK runs a
-    2-thread pool that stalls for 10-600 ms at a time on a busy 2-core machine.
-    """
-    a = rng.standard_normal((max(rows, cols), min(rows, cols))).astype(np.float32)
-    q_mx, r_mx = mx.linalg.qr(mx.array(a), stream=mx.cpu)
-    q, r = np.array(q_mx), np.array(r_mx)
-    q *= np.sign(np.diag(r))  # makes the factorisation unique, so the draw is uniform
-    q = q if rows >= cols else q.T
-    return (gain * q[:rows, :cols]).astype(np.float32)
-
-
-def init_weights(model: ActorCritic, rng: np.random.Generator) -> None:
-    """CleanRL's initialisation: orthogonal weights (gain sqrt 2 hidden, 0.01 for the policy
-    head so the first policy is near uniform, 1 for the value head), zero biases.
-
-    Drawn in numpy so that the initial weights are the same on every MLX device.
-    """
-    for net, head_gain in ((model.actor, 0.01), (model.critic, 1.0)):
-        n = len(net.layers)
-        for i, layer in enumerate(net.layers):
-            out_dim, in_dim = layer.weight.shape
-            gain = head_gain if i == n - 1 else math.sqrt(2.0)
-            layer.weight = mx.array(_orthogonal(rng, out_dim, in_dim, gain))
-            layer.bias = mx.zeros((out_dim,), dtype=mx.float32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,7 +256,7 @@ METRIC_NAMES = ("policy", "value", "entropy", "approx_kl", "clip_frac")
 
 
 def ppo_loss(
-    model: ActorCritic,
+    params: list[mx.array],
     obs: mx.array,
     actions: mx.array,
     old_logp: mx.array,
@@ -358,32 +269,93 @@ def ppo_loss(
     vf_coef: float,
     clip_vloss: bool,
 ) -> tuple[mx.array, mx.array]:
-    """The PPO objective for one minibatch; shapes obs [B, F], everything else [B].
+    """The PPO objective for one minibatch; shapes obs [B, F + 1] (:func:`augment`), actions
+    [B, A] one-hot (float32), everything else [B]; ``params`` as :meth:`Layout.unpack` gives
+    them.
 
     Returns ``(loss, stats)`` with stats [5] = policy loss, value loss, entropy, approx KL
     (the ``(ratio - 1) - log ratio`` estimator, unbiased and non-negative) and the fraction of
     samples whose ratio was clipped. Pure: a function of its arguments only, so it can be
-    passed to ``nn.value_and_grad`` and compiled.
+    passed to ``mx.value_and_grad`` and compiled.
     """
-    logits, value = model(obs)
-    log_probs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
-    logp = mx.take_along_axis(log_probs, actions[:, None], axis=-1)[:, 0]
+    logits, value = ActorCritic.apply(params, obs)
+    # The softmax by hand: one exp per logit, shared by the log-probabilities, the entropy
+    # and (through autograd's saved outputs) the backward pass. The max is a constant shift.
+    z = logits - mx.stop_gradient(logits.max(axis=-1, keepdims=True))
+    e = mx.exp(z)
+    total = e.sum(axis=-1, keepdims=True)
+    log_probs = z - mx.log(total)
+    probs = e / total
+    # A one-hot product rather than take_along_axis: no gather, and no scatter in backward.
+    logp = (log_probs * actions).sum(axis=-1)
     log_ratio = logp - old_logp
     ratio = mx.exp(log_ratio)
-    pg_loss = mx.maximum(
-        -advantages * ratio, -advantages * mx.clip(ratio, 1.0 - clip_coef, 1.0 + clip_coef)
-    ).mean()
+    pg = mx.maximum(-advantages * ratio, -advantages * mx.clip(ratio, 1 - clip_coef, 1 + clip_coef))
     if clip_vloss:
         v_clipped = old_values + mx.clip(value - old_values, -clip_coef, clip_coef)
-        v_loss = 0.5 * mx.maximum((value - returns) ** 2, (v_clipped - returns) ** 2).mean()
+        v = 0.5 * mx.maximum((value - returns) ** 2, (v_clipped - returns) ** 2)
     else:
-        v_loss = 0.5 * ((value - returns) ** 2).mean()
-    entropy = -(mx.exp(log_probs) * log_probs).sum(axis=-1).mean()
-    loss = pg_loss - ent_coef * entropy + vf_coef * v_loss
-    approx_kl = ((ratio - 1.0) - log_ratio).mean()
-    clip_frac = (mx.abs(ratio - 1.0) > clip_coef).astype(mx.float32).mean()
-    stats = mx.stack([pg_loss, v_loss, entropy, approx_kl, clip_frac])
-    return loss, mx.stop_gradient(stats)
+        v = 0.5 * (value - returns) ** 2
+    entropy = -(probs * log_probs).sum(axis=-1)
+    kl = (ratio - 1.0) - log_ratio
+    clipped = (mx.abs(ratio - 1.0) > clip_coef).astype(mx.float32)
+    # The loss as one mean of per-sample terms (one reduction for the gradient to flow back
+    # through, no indexing); the five statistics in one reduction that is not differentiated.
+    loss = (pg - ent_coef * entropy + vf_coef * v).mean()
+    b = logits.shape[0]
+    stats = mx.stop_gradient(mx.concatenate([pg, v, entropy, kl, clipped])).reshape(5, b)
+    return loss, stats.mean(axis=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Adam with per-network clipping over the [2, P] parameters
+
+ADAM_BETAS = (0.9, 0.999)
+ASYNC_MAX_MINIBATCH = 1024
+"""Largest minibatch whose gradient steps are evaluated asynchronously (see PPO.update)."""
+
+
+def adam_corrections(step: int) -> tuple[float, float]:
+    """Bias corrections ``1 / (1 - beta1^t)`` and ``1 / sqrt(1 - beta2^t)`` for step t >= 1.
+
+    Computed on the host (float64) and passed in as scalars: a scalar expression inside the
+    compiled step would be fused into the per-element Adam kernel and recomputed (``pow``)
+    for every parameter.
+    """
+    b1, b2 = ADAM_BETAS
+    return 1.0 / (1.0 - b1**step), 1.0 / math.sqrt(1.0 - b2**step)
+
+
+def adam_update(
+    theta: mx.array,
+    m: mx.array,
+    v: mx.array,
+    grad: mx.array,
+    *,
+    lr: mx.array,
+    c1: mx.array,
+    c2: mx.array,
+    max_grad_norm: float,
+    eps: float,
+) -> tuple[mx.array, mx.array, mx.array]:
+    """One bias-corrected Adam step (PyTorch/CleanRL/SB3's) on [2, P] arrays (row 0 the
+    actor, row 1 the critic), after clipping each row's gradient to global norm
+    ``max_grad_norm``.
+
+    ``lr`` [2, 1] is each network's learning rate, ``c1``/``c2`` the scalar bias corrections
+    of this step. Clipping follows ``mlx.optimizers.clip_grad_norm``:
+    scale = min(max_norm / (norm + 1e-6), 1).
+    """
+    norm = mx.sqrt((grad * grad).sum(axis=1, keepdims=True))  # [2, 1]
+    # The primitive after the [2, 1] scale keeps its few operations out of the per-element
+    # kernel below (fused there, they would run once per parameter).
+    scale = mx.contiguous(mx.minimum(max_grad_norm / (norm + 1e-6), 1.0))
+    g = grad * scale
+    b1, b2 = ADAM_BETAS
+    m = b1 * m + (1.0 - b1) * g
+    v = b2 * v + (1.0 - b2) * (g * g)
+    theta = theta - (lr * c1) * m / (mx.sqrt(v) * c2 + eps)
+    return theta, m, v
 
 
 # ---------------------------------------------------------------------------------------------
@@ -423,14 +395,23 @@ class Rollout:
             )
 
 
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    """float64 log-probabilities of logits [N, A]."""
+    z = logits.astype(np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
 class PPO:
     """PPO agent: acting, value estimates, updates and complete state for exact resume.
 
     ``compile=False`` runs the same functions eagerly (the tests hold the two equal).
     """
 
-    NUMPY_MAX_BATCH = 32
-    """Largest batch :meth:`act_deterministic` runs in numpy rather than MLX."""
+    NUMPY_MAX_BATCH = 16
+    """Largest batch the forward runs in numpy rather than MLX. numpy's OpenBLAS runs a
+    matmul on one thread while m * n * k <= 262144 (16 x 128 x 128); above that it wakes a
+    thread pool, which jitters on a busy 2-core machine, so larger batches go through MLX."""
 
     def __init__(
         self,
@@ -450,50 +431,38 @@ class PPO:
         self.compiled = compile
         self.updates = 0
         # Independent streams for weights, minibatch order and action sampling, all from seed.
-        init_seq, perm_seq, key_seq = np.random.SeedSequence(seed).spawn(3)
+        init_seq, perm_seq, sample_seq = np.random.SeedSequence(seed).spawn(3)
         self.model = ActorCritic(obs_dim, n_actions, self.config.hidden)
         init_weights(self.model, np.random.default_rng(init_seq))
+        self.layout = self.model.layout
         self.normaliser = RunningNorm(obs_dim, clip=self.config.obs_clip)
         self.perm_rng = np.random.default_rng(perm_seq)
-        self.key = mx.random.key(int(key_seq.generate_state(1, dtype=np.uint32)[0]))
-        # Bias-corrected Adam, as in PyTorch/CleanRL/SB3 (MLX's default leaves it off, which
-        # makes the first steps about 3x larger than the learning rate says).
-        self.opt_actor = optim.Adam(
-            self.config.lr_actor, eps=self.config.adam_eps, bias_correction=True
-        )
-        self.opt_critic = optim.Adam(
-            self.config.lr_critic, eps=self.config.adam_eps, bias_correction=True
-        )
-        self.opt_actor.init(self.model.actor.trainable_parameters())
-        self.opt_critic.init(self.model.critic.trainable_parameters())
-        mx.eval(self.model.parameters(), self.opt_actor.state, self.opt_critic.state)
-        self._np_layers: tuple[list[tuple[np.ndarray, np.ndarray]], ...] | None = None
+        self.sample_rng = np.random.default_rng(sample_seq)
+        # Adam: first and second moments shaped like theta [2, P], and the step count (the
+        # same for actor and critic: they always step together).
+        size = (2, self.layout.size)
+        self.opt_state = {"m": mx.zeros(size), "v": mx.zeros(size)}
+        self.adam_step = 0
+        self._lrs = (self.config.lr_actor, self.config.lr_critic)
+        mx.eval(self.model.parameters(), self.opt_state)
+        self._np_layers: list[list[tuple[np.ndarray, np.ndarray]]] | None = None
+        self._mx_params: list[mx.array] | None = None
         self._build_functions()
 
     # -- compiled functions ------------------------------------------------------------------
 
     def _build_functions(self) -> None:
-        """(Re)build the act/value/train functions over the current model and optimizers.
+        """(Re)build the forward and train functions over the current model and optimizer.
 
         ``mx.compile`` keeps references to the state trees declared as inputs/outputs, so this
         runs again whenever those trees are replaced (:meth:`load_state_dict`).
         """
         cfg = self.config
-        model, opt_a, opt_c = self.model, self.opt_actor, self.opt_critic
-        loss_and_grad = nn.value_and_grad(model, ppo_loss)
+        model, opt, layout = self.model, self.opt_state, self.layout
+        loss_and_grad = mx.value_and_grad(ppo_loss)
 
-        def act_fn(obs: mx.array, key: mx.array) -> tuple[mx.array, ...]:
-            # The PRNG key is an explicit input and output (never mx.random's global state):
-            # split, sample with one half, hand back the other as the next key.
-            keys = mx.random.split(key)
-            logits, value = model(obs)
-            actions = mx.random.categorical(logits, key=keys[1])
-            log_probs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
-            logp = mx.take_along_axis(log_probs, actions[:, None], axis=-1)[:, 0]
-            return actions, logp, value, keys[0]
-
-        def forward_fn(obs: mx.array) -> tuple[mx.array, mx.array]:
-            return model(obs)
+        def forward_fn(params: list[mx.array], obs: mx.array) -> tuple[mx.array, mx.array]:
+            return ActorCritic.apply(params, obs)
 
         def train_fn(
             obs: mx.array,
@@ -502,38 +471,46 @@ class PPO:
             advantages: mx.array,
             returns: mx.array,
             values: mx.array,
-            index: mx.array,
+            lr: mx.array,
+            c1: mx.array,
+            c2: mx.array,
         ) -> mx.array:
-            """One gradient step on the rows ``index`` [M] of the [B] batch; returns stats [5]."""
-            adv = advantages[index]
-            if cfg.norm_adv:
-                adv = (adv - adv.mean()) / (mx.sqrt(adv.var()) + 1e-8)
+            """One gradient step on a ready minibatch (obs [M, F + 1] augmented, actions
+            [M, A] one-hot, the rest [M]); lr [2, 1]; c1, c2 scalars. Returns the loss
+            statistics [5]."""
             (_, stats), grads = loss_and_grad(
-                model,
-                obs[index],
-                actions[index],
-                logp[index],
-                adv,
-                returns[index],
-                values[index],
+                layout.unpack(model.theta),
+                obs,
+                actions,
+                logp,
+                advantages,
+                returns,
+                values,
                 clip_coef=cfg.clip_coef,
                 ent_coef=cfg.ent_coef,
                 vf_coef=cfg.vf_coef,
                 clip_vloss=cfg.clip_vloss,
             )
-            g_actor, _ = optim.clip_grad_norm(grads["actor"], cfg.max_grad_norm)
-            g_critic, _ = optim.clip_grad_norm(grads["critic"], cfg.max_grad_norm)
-            opt_a.update(model.actor, g_actor)
-            opt_c.update(model.critic, g_critic)
+            grad = mx.concatenate([g.reshape(2, -1) for g in grads], axis=1)
+            model.theta, opt["m"], opt["v"] = adam_update(
+                model.theta,
+                opt["m"],
+                opt["v"],
+                grad,
+                lr=lr,
+                c1=c1,
+                c2=c2,
+                max_grad_norm=cfg.max_grad_norm,
+                eps=cfg.adam_eps,
+            )
             return stats
 
         if self.compiled:
-            state = [model.state, opt_a.state, opt_c.state]
-            self._act_fn: Callable[..., Any] = mx.compile(act_fn, inputs=state)
-            self._forward_fn: Callable[..., Any] = mx.compile(forward_fn, inputs=state)
+            state = [model.state, opt]
+            self._forward_fn: Callable[..., Any] = mx.compile(forward_fn)
             self._train_fn: Callable[..., Any] = mx.compile(train_fn, inputs=state, outputs=state)
         else:
-            self._act_fn, self._forward_fn, self._train_fn = act_fn, forward_fn, train_fn
+            self._forward_fn, self._train_fn = forward_fn, train_fn
 
     # -- acting ------------------------------------------------------------------------------
 
@@ -545,38 +522,54 @@ class PPO:
             return self.normaliser.normalise(obs)
         return obs.astype(np.float32, copy=False)
 
+    def _logits_values(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Forward of raw obs [N, F]: numpy for small N, compiled MLX otherwise."""
+        if len(obs) <= self.NUMPY_MAX_BATCH:
+            return self.forward_numpy(obs)
+        return self.forward(obs)
+
     def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sample actions for raw obs [N, F] -> (actions [N] int64, logp [N], value [N]).
 
-        Draws from the agent's own PRNG key (advanced on every call), so a run is
-        reproducible from its seed and resumes exactly from a checkpoint.
+        Draws from the agent's own numpy generator (advanced on every call), so a run is
+        reproducible from its seed and resumes exactly from a checkpoint. Sampling is by
+        inverse CDF of the float64 softmax, one uniform per row.
         """
-        x = mx.array(self._prepare(obs))
-        actions, logp, value, self.key = self._act_fn(x, self.key)
-        mx.eval(actions, logp, value, self.key)
-        return (
-            np.array(actions).astype(np.int64),
-            np.array(logp, dtype=np.float32),
-            np.array(value, dtype=np.float32),
-        )
+        logits, value = self._logits_values(obs)
+        log_probs = _log_softmax(logits)
+        cdf = np.cumsum(np.exp(log_probs), axis=-1)
+        u = self.sample_rng.random(len(obs))
+        actions = np.minimum((u[:, None] >= cdf).sum(axis=-1), self.n_actions - 1)
+        logp = log_probs[np.arange(len(obs)), actions].astype(np.float32)
+        return actions.astype(np.int64), logp, value.astype(np.float32, copy=False)
 
     def forward(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """MLX forward of raw obs [N, F] -> (logits [N, A], value [N]) as numpy float32."""
-        logits, value = self._forward_fn(mx.array(self._prepare(obs)))
+        x = mx.array(augment(self._prepare(obs)))
+        logits, value = self._forward_fn(self._mlx_params(), x)
         mx.eval(logits, value)
         return np.array(logits), np.array(value)
 
-    def value(self, obs: np.ndarray) -> np.ndarray:
-        """Critic values of raw obs [N, F] -> [N] float32 (MLX, as in :meth:`act`)."""
-        return self.forward(obs)[1]
+    def _mlx_params(self) -> list[mx.array]:
+        """The stacked tensors as materialised MLX arrays, cached until the next update (the
+        acting forward then skips the slicing of ``theta``)."""
+        if self._mx_params is None:
+            self._mx_params = [mx.contiguous(t) for t in self.layout.unpack(self.model.theta)]
+            mx.eval(self._mx_params)
+        return self._mx_params
 
-    def _numpy_layers(self) -> tuple[list[tuple[np.ndarray, np.ndarray]], ...]:
-        """Actor and critic weights as numpy (W^T [in, out], b [out]) pairs, cached."""
+    def value(self, obs: np.ndarray) -> np.ndarray:
+        """Critic values of raw obs [N, F] -> [N] float32 (the same path as :meth:`act`)."""
+        return self._logits_values(obs)[1]
+
+    def _numpy_layers(self) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+        """Per network, its layers as numpy (w [in, out], b [out]), cached until the next
+        update."""
         if self._np_layers is None:
-            self._np_layers = tuple(
-                [(np.array(layer.weight).T.copy(), np.array(layer.bias)) for layer in net.layers]
-                for net in (self.model.actor, self.model.critic)
-            )
+            nets = self.layout.layers(np.array(self.model.theta))
+            self._np_layers = [
+                [(np.ascontiguousarray(w), np.ascontiguousarray(b)) for w, b in net] for net in nets
+            ]
         return self._np_layers
 
     def forward_numpy(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -588,31 +581,27 @@ class PPO:
         """
         x = self._prepare(obs)
         out = []
-        for layers in self._numpy_layers():
-            h = x
-            for w, b in layers[:-1]:
-                h = np.tanh(h @ w + b)
-            w, b = layers[-1]
-            out.append(h @ w + b)
+        for (w1, b1), (w2, b2), (w3, b3) in self._numpy_layers():
+            h = np.tanh(x @ w1 + b1)
+            h = np.tanh(h @ w2 + b2)
+            out.append(h @ w3 + b3)
         return out[0], out[1][:, 0]
 
     def act_deterministic(self, obs: np.ndarray) -> np.ndarray:
         """Greedy actions for raw obs [N, F] -> [N] int64 (argmax of the policy; eval/live).
 
         Batches of up to :attr:`NUMPY_MAX_BATCH` rows (the live tick's 4 markets) run the
-        numpy forward: about 15 us against about 85 us through MLX for N = 4. Larger batches
-        go through MLX, whose timing does not depend on numpy's BLAS thread pool (which jitters
-        on a busy 2-core machine).
+        actor alone in numpy: about 10 us against about 85 us through MLX for N = 4. Larger
+        batches go through MLX.
         """
         if len(obs) > self.NUMPY_MAX_BATCH:
             logits, _ = self.forward(obs)
             return np.argmax(logits, axis=-1).astype(np.int64)
         h = self._prepare(obs)
-        layers = self._numpy_layers()[0]
-        for w, b in layers[:-1]:
-            h = np.tanh(h @ w + b)
-        w, b = layers[-1]
-        return np.argmax(h @ w + b, axis=-1).astype(np.int64)
+        (w1, b1), (w2, b2), (w3, b3) = self._numpy_layers()[0]
+        h = np.tanh(h @ w1 + b1)
+        h = np.tanh(h @ w2 + b2)
+        return np.argmax(h @ w3 + b3, axis=-1).astype(np.int64)
 
     # -- learning ----------------------------------------------------------------------------
 
@@ -623,6 +612,41 @@ class PPO:
         if cfg.anneal_lr:
             frac = max(0.0, 1.0 - self.updates / cfg.anneal_updates)
         return cfg.lr_actor * frac, cfg.lr_critic * frac
+
+    def _minibatches(
+        self,
+        x: np.ndarray,
+        onehot: np.ndarray,
+        columns: tuple[np.ndarray, ...],
+        advantages: np.ndarray,
+    ) -> list[tuple[mx.array, ...]]:
+        """One epoch's minibatches, in a fresh random order, ready for the compiled step.
+
+        ``x`` [B, F + 1] float32 normalised, augmented obs, ``onehot`` [B, A], ``columns``
+        (logp, returns, values) [B] float32, ``advantages`` [B] float64. Samples beyond a
+        whole number of minibatches sit out the epoch (a different few each epoch); keeping
+        every step the same shape means one compiled graph. Advantages are normalised per
+        minibatch here (float64), which takes a gather and two reductions out of every step.
+        """
+        m = self.config.minibatch_size
+        n_mb = x.shape[0] // m
+        perm = self.perm_rng.permutation(x.shape[0])[: n_mb * m].reshape(n_mb, m)
+        adv = advantages[perm]
+        if self.config.norm_adv:
+            adv = (adv - adv.mean(axis=1, keepdims=True)) / (adv.std(axis=1, keepdims=True) + 1e-8)
+        adv32 = adv.astype(np.float32)
+        arrays = [x[perm], onehot[perm], *(c[perm] for c in columns)]
+        return [
+            (
+                mx.array(arrays[0][k]),
+                mx.array(arrays[1][k]),
+                mx.array(arrays[2][k]),
+                mx.array(adv32[k]),
+                mx.array(arrays[3][k]),
+                mx.array(arrays[4][k]),
+            )
+            for k in range(n_mb)
+        ]
 
     def update(self, rollout: Rollout) -> dict[str, float]:
         """One PPO update on a rollout: GAE, ``n_epochs`` shuffled passes of minibatch steps,
@@ -652,46 +676,53 @@ class PPO:
             gae_lambda=cfg.gae_lambda,
         )
         lr_a, lr_c = self.learning_rates()
-        self.opt_actor.learning_rate = lr_a
-        self.opt_critic.learning_rate = lr_c
+        self._lrs = (lr_a, lr_c)
+        lr = mx.array([[lr_a], [lr_c]], dtype=mx.float32)
 
         flat_obs = rollout.obs.reshape(batch, obs_dim)
-        x = mx.array(self._prepare(flat_obs))
-        data = (
-            x,
-            mx.array(rollout.actions.reshape(batch).astype(np.int32)),
-            mx.array(rollout.logp.reshape(batch).astype(np.float32)),
-            mx.array(advantages.reshape(batch).astype(np.float32)),
-            mx.array(returns.reshape(batch).astype(np.float32)),
-            mx.array(rollout.values.reshape(batch).astype(np.float32)),
+        x = augment(self._prepare(flat_obs))
+        onehot = np.eye(self.n_actions, dtype=np.float32)[rollout.actions.reshape(batch)]
+        columns = (
+            rollout.logp.reshape(batch).astype(np.float32),
+            returns.reshape(batch).astype(np.float32),
+            rollout.values.reshape(batch).astype(np.float32),
         )
-        # Samples beyond a whole number of minibatches sit out one epoch, a different few
-        # each epoch; keeping every step the same shape means one compiled graph.
-        n_mb = batch // cfg.minibatch_size
+        adv = advantages.reshape(batch)
+        state = [self.model.state, self.opt_state]
+        small = cfg.minibatch_size <= ASYNC_MAX_MINIBATCH
         totals = np.zeros(len(METRIC_NAMES))
         steps = 0
         epochs = 0
         for _ in range(cfg.n_epochs):
-            perm = self.perm_rng.permutation(batch)[: n_mb * cfg.minibatch_size]
-            index = mx.array(perm.reshape(n_mb, cfg.minibatch_size).astype(np.int32))
+            minibatches = self._minibatches(x, onehot, columns, adv)
             epoch_stats = mx.zeros((len(METRIC_NAMES),), dtype=mx.float32)
-            for i in range(n_mb):
-                epoch_stats = epoch_stats + self._train_fn(*data, index[i])
-                # One evaluation per gradient step: it materialises the new parameters and
-                # optimizer state so the lazy graph never spans two steps. (Running several
-                # steps, or a whole epoch, in one compiled call or one evaluation measured no
-                # faster here: the step's own kernels dominate, not the hand-off.)
-                mx.eval(epoch_stats, self.model.state, self.opt_actor.state, self.opt_critic.state)
-            epoch_stats = np.array(epoch_stats, dtype=np.float64)
-            totals += epoch_stats
-            steps += n_mb
+            for obs_mb, act_mb, logp_mb, adv_mb, ret_mb, val_mb in minibatches:
+                self.adam_step += 1
+                c1, c2 = adam_corrections(self.adam_step)
+                stats = self._train_fn(
+                    obs_mb, act_mb, logp_mb, adv_mb, ret_mb, val_mb, lr, mx.array(c1), mx.array(c2)
+                )
+                epoch_stats = epoch_stats + stats
+                # One evaluation per gradient step, so the lazy graph never spans two steps.
+                # For small minibatches it is asynchronous: building the next step's inputs
+                # and graph (Python, a few hundred microseconds) overlaps this step's kernels
+                # (13% faster at 64; at 4096 the kernels dominate and overlap does not help).
+                if small:
+                    mx.async_eval(epoch_stats, state)
+                else:
+                    mx.eval(epoch_stats, state)
+            epoch_np = np.array(epoch_stats, dtype=np.float64)
+            totals += epoch_np
+            steps += len(minibatches)
             epochs += 1
-            if cfg.target_kl is not None and epoch_stats[3] / n_mb > cfg.target_kl:
+            if cfg.target_kl is not None and epoch_np[3] / len(minibatches) > cfg.target_kl:
                 break
+        mx.eval(state)  # the last asynchronous step's parameters, before anyone reads them
 
         self.normaliser.update(flat_obs)
         self.updates += 1
         self._np_layers = None
+        self._mx_params = None
         var_ret = float(np.var(returns))
         explained = (
             float("nan")
@@ -711,34 +742,38 @@ class PPO:
 
     # -- state -------------------------------------------------------------------------------
 
-    def tensors(self) -> dict[str, mx.array]:
-        """Weights and optimizer states as flat ``name -> array`` (safetensors-ready).
+    def tensors(self) -> dict[str, np.ndarray]:
+        """Weights and optimizer states as flat ``name -> array`` (safetensors-ready numpy).
 
-        Names: ``model.<path>`` (e.g. ``model.actor.layers.0.weight``),
-        ``opt_actor.<path>`` and ``opt_critic.<path>`` (Adam ``m``/``v``, ``step``,
-        ``learning_rate``).
+        The names of two separate MLPs with two Adam optimizers, as in checkpoint format 1:
+        ``model.<net>.layers.<i>.weight`` [out, in] and ``.bias`` [out] (net ``actor`` or
+        ``critic``), ``opt_<net>.layers.<i>.<weight|bias>.<m|v>`` (Adam moments, same
+        shapes), ``opt_<net>.step`` (uint64) and ``opt_<net>.learning_rate`` (float32).
         """
-        out: dict[str, mx.array] = {}
-        for prefix, tree in (
-            ("model", self.model.parameters()),
-            ("opt_actor", self.opt_actor.state),
-            ("opt_critic", self.opt_critic.state),
-        ):
-            out |= {f"{prefix}.{k}": v for k, v in tree_flatten(tree)}
+        lay = self.layout
+        out = {f"model.{k}": v for k, v in lay.named(np.array(self.model.theta)).items()}
+        for moment in ("m", "v"):
+            named = lay.named(np.array(self.opt_state[moment]))
+            for k, v in named.items():
+                net, rest = k.split(".", 1)
+                out[f"opt_{net}.{rest}.{moment}"] = v
+        for net, lr in zip(("actor", "critic"), self._lrs, strict=True):
+            out[f"opt_{net}.step"] = np.array(self.adam_step, dtype=np.uint64)
+            out[f"opt_{net}.learning_rate"] = np.array(lr, dtype=np.float32)
         return out
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue bit-identically: config, tensors (numpy), normaliser,
-        PRNG key, minibatch generator state and update count."""
+        action-sampling and minibatch generator states and update count."""
         return {
             "config": dataclasses.asdict(self.config),
             "obs_dim": self.obs_dim,
             "n_actions": self.n_actions,
             "seed": self.seed,
             "updates": self.updates,
-            "tensors": {k: np.array(v) for k, v in self.tensors().items()},
+            "tensors": self.tensors(),
             "normaliser": self.normaliser.state_dict(),
-            "key": np.array(self.key).tolist(),
+            "sample_rng": self.sample_rng.bit_generator.state,
             "perm_rng": self.perm_rng.bit_generator.state,
         }
 
@@ -760,21 +795,33 @@ class PPO:
             shape = tuple(np.shape(given[name]))
             if shape != tuple(ref.shape):
                 raise ValueError(f"tensor {name!r} has shape {shape}, expected {tuple(ref.shape)}")
-        arrays = {k: mx.array(np.asarray(given[k])).astype(expected[k].dtype) for k in expected}
-
-        def subtree(prefix: str) -> Any:
-            n = len(prefix) + 1
-            return tree_unflatten(
-                [(k[n:], v) for k, v in arrays.items() if k.startswith(prefix + ".")]
-            )
-
-        self.model.update(subtree("model"))
-        self.opt_actor.state = subtree("opt_actor")
-        self.opt_critic.state = subtree("opt_critic")
+        lay = self.layout
+        model = {k[len("model.") :]: given[k] for k in expected if k.startswith("model.")}
+        moments = {}
+        for moment in ("m", "v"):
+            named = {}
+            for net in ("actor", "critic"):
+                prefix, suffix = f"opt_{net}.", f".{moment}"
+                for k in expected:
+                    if k.startswith(prefix) and k.endswith(suffix):
+                        named[f"{net}.{k[len(prefix) : -len(suffix)]}"] = given[k]
+            moments[moment] = lay.flatten(named, moments=True)
+        steps = {int(np.asarray(given[f"opt_{net}.step"])) for net in ("actor", "critic")}
+        if len(steps) != 1:
+            raise ValueError(f"actor and critic optimizers are at different steps {sorted(steps)}")
+        self.model.theta = mx.array(lay.flatten(model))
+        self.opt_state["m"] = mx.array(moments["m"])
+        self.opt_state["v"] = mx.array(moments["v"])
+        self.adam_step = steps.pop()
+        lr_a, lr_c = (
+            float(np.asarray(given[f"opt_{n}.learning_rate"])) for n in ("actor", "critic")
+        )
+        self._lrs = (lr_a, lr_c)
         self.normaliser.load_state_dict(state["normaliser"])
-        self.key = mx.array(np.asarray(state["key"], dtype=np.uint32))
+        self.sample_rng.bit_generator.state = state["sample_rng"]
         self.perm_rng.bit_generator.state = state["perm_rng"]
         self.updates = int(state["updates"])
         self._np_layers = None
-        mx.eval(self.model.parameters(), self.opt_actor.state, self.opt_critic.state)
+        self._mx_params = None
+        mx.eval(self.model.parameters(), self.opt_state)
         self._build_functions()

@@ -12,6 +12,7 @@ from polyrl.broker import (
     StepResult,
 )
 from polyrl.broker.book import Books
+from polyrl.broker.results import Fills
 
 from .helpers import make_books
 
@@ -379,3 +380,81 @@ def test_split_off_moves_a_position_and_settles_it_identically() -> None:
     want = b.settle_detail(np.array([False, True]), np.array([False, False]))
     assert got.pnl[0] == want.pnl[1]
     assert got.payout[0] == want.payout[1] > 0
+
+
+def test_step_takes_time_as_scalar_or_array_and_any_integer_actions() -> None:
+    books = make_books([{"up_ask": [(0.5, 100)]}] * 3)
+    tr = np.ones(3, dtype=bool)
+    for t in (7, np.int64(7), np.array([7, 7, 7]), np.array([7])):
+        r = PaperBroker(3).step(np.array([1, 0, 1], dtype=np.uint8), books, tr, t)
+        assert r.t_ns.dtype == np.int64
+        np.testing.assert_array_equal(r.t_ns, [7, 7, 7])
+        assert [row["t_ns"] for row in r.trade_rows()] == [7, 7]
+    times = np.array([1, 2, 3])
+    r = PaperBroker(3).step(np.array([1, 1, 1]), books, tr, times)
+    times[:] = 0  # the result holds its own copy
+    np.testing.assert_array_equal(r.t_ns, [1, 2, 3])
+    with pytest.raises(ValueError):
+        PaperBroker(3).step(np.array([1, 1, 1]), books, tr, np.array([1, 2]))
+    with pytest.raises(ValueError, match="integer array"):
+        PaperBroker(3).step(np.array([True, False, True]), books, tr, 0)
+
+
+def test_fills_none_hands_out_fresh_arrays() -> None:
+    a = Fills.none(4)
+    a.avg_price[:] = 1.0
+    a.token[:] = 1
+    b = Fills.none(4)
+    assert np.isnan(b.avg_price).all() and (b.token == -1).all()
+    assert b.avg_price.dtype == np.float64 and b.token.dtype == np.int8
+
+
+def _reference_trade_rows(r: StepResult, include_rejected: bool) -> list[dict[str, object]]:
+    """StepResult.trade_rows written out market by market from numpy scalars."""
+    rows = []
+    for i in range(r.actions.shape[0]):
+        for leg, pnl in ((r.sell, float(r.realized[i])), (r.buy, None)):
+            if leg.shares[i] > 0 or (include_rejected and leg.rejected[i] > 0):
+                rows.append({
+                    "t_ns": int(r.t_ns[i]), "market": i,
+                    "action": ("HOLD", "BUY", "SELL")[int(r.actions[i])],
+                    "token": int(leg.token[i]), "side": int(leg.side[i]),
+                    "shares": float(leg.shares[i]), "avg_price": float(leg.avg_price[i]),
+                    "notional": float(leg.notional[i]), "fee": float(leg.fee[i]),
+                    "realized_pnl": pnl if leg.shares[i] > 0 else None,
+                    "levels": int(leg.levels[i]), "partial": bool(leg.partial[i]),
+                    "reject": int(leg.rejected[i]),
+                })  # fmt: skip
+    return rows
+
+
+def test_trade_rows_equal_a_row_by_row_reference() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(1, 12))
+        legs = []
+        for _side in (-1, 1):
+            f = Fills.none(n)
+            sent = rng.random(n) < 0.6
+            filled = sent & (rng.random(n) < 0.7)
+            f.side[sent] = _side
+            f.token[sent] = rng.integers(0, 2, n)[sent]
+            f.shares[filled] = rng.uniform(0.1, 20, n)[filled]
+            f.notional[filled] = rng.uniform(0.1, 10, n)[filled]
+            f.avg_price[filled] = f.notional[filled] / f.shares[filled]
+            f.fee[filled] = rng.uniform(0, 0.1, n)[filled]
+            f.levels[filled] = rng.integers(1, 5, n)[filled]
+            f.partial[filled] = rng.random(n)[filled] < 0.3
+            f.rejected[sent & ~filled] = rng.integers(1, 5, n)[sent & ~filled]
+            legs.append(f)
+        r = StepResult(
+            rewards=rng.random(n), realized=rng.normal(size=n), sell=legs[0], buy=legs[1],
+            actions=rng.integers(0, 3, n).astype(np.int8), t_ns=rng.integers(0, 2**62, n),
+        )  # fmt: skip
+        for inc in (False, True):
+            got, want = r.trade_rows(include_rejected=inc), _reference_trade_rows(r, inc)
+            assert repr(got) == repr(want)  # repr: NaN prices compare equal
+            assert len(got) > 0 or not (r.sell.shares.any() or r.buy.shares.any())
+            assert [type(v) for row in got for v in row.values()] == [
+                type(v) for row in want for v in row.values()
+            ]

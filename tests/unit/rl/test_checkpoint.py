@@ -161,3 +161,28 @@ def test_feature_set_mismatch_names_both(saved: Path, expect: object) -> None:
     with pytest.raises(FeatureSetMismatch, match=r"'seed18' version 1, expected") as err:
         load_checkpoint(saved, expect_feature_set=expect)  # type: ignore[arg-type]
     assert ("other" in str(err.value)) or ("version 2" in str(err.value))
+
+
+def test_format_1_checkpoint_still_loads(saved: Path) -> None:
+    """Format 1 held an MLX PRNG key where format 2 holds the numpy sampler's state; the
+    tensors are the same. An old agent loads, acts like the new one and resumes
+    deterministically (its sampler seeded from the old key)."""
+    new, _ = load_checkpoint(saved)
+    meta = json.loads((saved / "meta.json").read_text())
+    meta["format_version"] = 1
+    meta["rng"] = {"key": [0, 12345], "perm_rng": meta["rng"]["perm_rng"]}
+    (saved / "meta.json").write_text(json.dumps(meta))
+    old, again = load_checkpoint(saved), load_checkpoint(saved)
+    a, b = weights(old[0]), weights(new)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    obs = np.random.default_rng(0).standard_normal((8, OBS_DIM)).astype(np.float32)
+    np.testing.assert_array_equal(old[0].act_deterministic(obs), new.act_deterministic(obs))
+    assert np.array_equal(old[0].act(obs)[0], again[0].act(obs)[0])
+
+
+def test_unknown_format_version_is_refused(saved: Path) -> None:
+    meta = json.loads((saved / "meta.json").read_text())
+    meta["format_version"] = 3
+    (saved / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=r"format_version 3, this polyrl reads 1, 2"):
+        load_checkpoint(saved)

@@ -26,8 +26,17 @@ def caches(small_recording: Path):  # type: ignore[no-untyped-def]
     return load_days(small_recording, "*", CFG)
 
 
+@pytest.fixture(params=["buffered", "direct"])
+def read_path(request, monkeypatch):  # type: ignore[no-untyped-def]
+    """Run a test with per-env episode buffers (small batches) and with direct reads from
+    the day caches (large batches)."""
+    if request.param == "direct":
+        monkeypatch.setattr(ReplayEnv, "EPISODE_BUFFER_BYTES", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("name", ["momentum", "mean_revert", "gating"])
-def test_env_and_engine_agree(caches, tmp_path: Path, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_env_and_engine_agree(caches, tmp_path: Path, name: str, read_path) -> None:  # type: ignore[no-untyped-def]
     """The same deterministic policy makes the same decisions, fills and PnL in the
     vectorised environment and in the Engine replaying the same recording."""
     log = RunLog(tmp_path / "engine", config={}, overwrite=True)
@@ -78,7 +87,7 @@ def test_episode_store_excludes_flagged_windows(caches) -> None:  # type: ignore
     assert int(decided.length.sum()) == decided.ticks.shape[0]
 
 
-def test_env_resumes_exactly(caches) -> None:  # type: ignore[no-untyped-def]
+def test_env_resumes_exactly(caches, read_path) -> None:  # type: ignore[no-untyped-def]
     store = EpisodeStore.build(caches, exclude_gap=False, exclude_missing=False)
     rng = np.random.default_rng(0)
     acts = rng.integers(0, 3, size=(4000, 8))
@@ -102,3 +111,27 @@ def test_env_resumes_exactly(caches) -> None:  # type: ignore[no-untyped-def]
         assert np.array_equal(o1, o2) and np.array_equal(r1, r2) and np.array_equal(d1, d2)
     # The env cycles through episodes: more finish than there are (a second pass began).
     assert sum(int(d.sum()) for _, _, d in straight) > store.n
+
+
+def test_gathers_across_days_equal_direct_indexing(caches, read_path) -> None:  # type: ignore[no-untyped-def]
+    """Envs on different days read each from its own day's cache (buffered per episode, or
+    gathered per day), exactly what indexing the caches one env at a time gives."""
+    two_days = [caches[0], caches[0]]  # the same day twice: episodes on days 0 and 1
+    store = EpisodeStore.build(two_days, exclude_gap=False, exclude_missing=False)
+    env = ReplayEnv(store, n_envs=6, fset=FSET, broker=CFG.broker, seed=1)
+    assert env._buffered == (read_path == "buffered")
+    obs = env.reset()
+    rng = np.random.default_rng(3)
+    mixed = 0
+    for _ in range(400):
+        day, k, slot = env._where()
+        mixed += len(set(day.tolist())) > 1
+        feats = [np.asarray(c.arrays["features"]) for c in two_days]
+        want = np.stack([feats[d][i, s] for d, i, s in zip(day, k, slot, strict=True)])
+        assert np.array_equal(obs[:, list(FSET.market_index)], want)
+        ticks = [
+            int(np.asarray(two_days[d].arrays["ticks"])[i]) for d, i in zip(day, k, strict=True)
+        ]
+        assert env.tick_times().tolist() == ticks
+        obs, _, _, _ = env.step(rng.integers(0, 3, size=6))
+    assert mixed > 0

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from polyrl.config import from_mapping
-from polyrl.rl.ppo import PPO, PPOConfig, Rollout, RunningNorm, fast_tanh
+from polyrl.rl.network import fast_tanh
+from polyrl.rl.ppo import PPO, PPOConfig, Rollout, RunningNorm
 from polyrl.rl.toy import N_ACTIONS, OBS_DIM, ToyEnv
 
 from .helpers import SMALL, random_rollout, train, weights
@@ -82,14 +83,16 @@ def test_fast_tanh_matches_tanh_and_its_gradient() -> None:
 
 
 def test_initial_weights_are_scaled_orthogonal() -> None:
-    ppo = PPO(OBS_DIM, N_ACTIONS, SMALL, seed=0)
-    w_in = np.array(ppo.model.actor.layers[0].weight)  # [128, 18]: orthonormal columns
+    w = weights(PPO(OBS_DIM, N_ACTIONS, SMALL, seed=0))
+    w_in = w["model.actor.layers.0.weight"]  # [128, 18]: orthonormal columns
     np.testing.assert_allclose(w_in.T @ w_in, 2.0 * np.eye(OBS_DIM), atol=1e-5)
-    w_hid = np.array(ppo.model.critic.layers[1].weight)
+    w_hid = w["model.critic.layers.1.weight"]
     np.testing.assert_allclose(w_hid @ w_hid.T, 2.0 * np.eye(128), atol=1e-5)
-    head = np.array(ppo.model.actor.layers[2].weight)  # [3, 128]: orthonormal rows * 0.01
+    head = w["model.actor.layers.2.weight"]  # [3, 128]: orthonormal rows * 0.01
     np.testing.assert_allclose(head @ head.T, 1e-4 * np.eye(N_ACTIONS), atol=1e-9)
-    assert not np.array(ppo.model.critic.layers[0].bias).any()
+    value_head = w["model.critic.layers.2.weight"]  # [1, 128]: a unit row
+    np.testing.assert_allclose(value_head @ value_head.T, [[1.0]], atol=1e-6)
+    assert not w["model.critic.layers.0.bias"].any()
 
 
 def test_numpy_forward_equals_mlx_forward() -> None:
@@ -225,7 +228,7 @@ def test_learning_rate_anneals() -> None:
     ppo = PPO(OBS_DIM, N_ACTIONS, cfg, seed=0)
     lrs = [ppo.update(random_rollout(i))["charts/learning_rate"] for i in range(3)]
     np.testing.assert_allclose(lrs, [1e-4, 0.75e-4, 0.5e-4])
-    assert float(ppo.opt_critic.learning_rate) == pytest.approx(0.5 * 3e-4)
+    assert float(ppo.tensors()["opt_critic.learning_rate"]) == pytest.approx(0.5 * 3e-4)
 
 
 def test_minibatch_larger_than_rollout_is_an_error() -> None:
