@@ -40,6 +40,7 @@ def _register() -> None:
         inspect,
         live,
         record,
+        report,
         schema,
         simulate,
         train,

@@ -1,0 +1,293 @@
+"""A run's report: its tables, its figures, and ``report.md`` tying them together.
+
+:func:`run_tables` computes what a report says about a run: the summary per strategy and
+asset, positions by time left in the window at entry, and (when there is something to
+compare with) the paired per-window difference against each baseline on the same windows.
+For a train run the strategies are its held-out evaluation (the trained policy and every
+baseline on the same days); for a backtest or live run, the run itself and any runs given
+as ``against`` (for instance ``polyrl backtest --strategy all`` on the same days).
+:func:`run_figures` draws them, and :func:`write_report` writes both as PNG and Markdown
+(what ``polyrl report`` runs).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from matplotlib.figure import Figure
+
+from polyrl.analysis import plots
+from polyrl.analysis.runs import Run, RunError, combined_results, find_runs, load_run
+from polyrl.analysis.stats import compare, summary_table, time_left_table
+from polyrl.analysis.trades import positions
+from polyrl.events import ns_to_iso
+from polyrl.runlog import TRADES
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunTables:
+    """What a report says about a run (see the module doc).
+
+    ``reference``: the strategy the report is about; ``results``: ``{strategy: (trades,
+    episodes)}`` with ``reference`` first; ``positions``: ``{strategy: positions}``;
+    ``summary`` [strategy x (assets, total)]; ``time_left`` [strategy x bucket];
+    ``comparison`` [one row per other strategy] (empty when there is none).
+    """
+
+    reference: str
+    results: dict[str, tuple[pl.DataFrame, pl.DataFrame]]
+    positions: dict[str, pl.DataFrame]
+    summary: pl.DataFrame
+    time_left: pl.DataFrame
+    comparison: pl.DataFrame
+
+
+def results_tables(
+    results: Mapping[str, tuple[pl.DataFrame, pl.DataFrame]],
+    *,
+    assets: Sequence[str],
+    capital_per_slot: float,
+    reference: str | None = None,
+    seed: int = 0,
+) -> RunTables:
+    """The tables of ``{strategy: (trades, episodes)}`` on the same days, ``reference``
+    (default: the first strategy) against the others."""
+    if not results:
+        raise ValueError("results is empty: nothing to tabulate")
+    ref = reference if reference is not None else next(iter(results))
+    if ref not in results:
+        raise KeyError(f"reference {ref!r} is not among {', '.join(results)}")
+    ordered = {ref: results[ref], **{k: v for k, v in results.items() if k != ref}}
+    return RunTables(
+        reference=ref,
+        results=ordered,
+        positions={name: positions(tr, ep) for name, (tr, ep) in ordered.items()},
+        summary=summary_table(ordered, assets=assets, capital_per_slot=capital_per_slot, seed=seed),
+        time_left=time_left_table({ref: ordered[ref]}, seed=seed),
+        comparison=compare(ordered, reference=ref, seed=seed),
+    )
+
+
+def run_tables(run: Run, *, against: Iterable[Run] = (), seed: int = 0) -> RunTables:
+    """The tables of a report on ``run`` (compared with the runs in ``against``)."""
+    results = run.results()
+    if not results:  # a train run without held-out evaluation: its training episodes
+        results = {"ppo (training)": (pl.DataFrame(schema=TRADES), run.episodes)}
+    reference = next(iter(results))
+    results = combined_results(against, into=results)
+    return results_tables(results, assets=run.assets, capital_per_slot=run.capital_per_slot,
+                          reference=reference, seed=seed)  # fmt: skip
+
+
+def _calibration_runs(t: RunTables) -> dict[str, pl.DataFrame]:
+    runs = {t.reference: t.positions[t.reference]}
+    if "random" in t.positions and t.reference != "random":
+        runs = {"random (the market)": t.positions["random"], **runs}
+    return runs
+
+
+def results_figures(tables: RunTables, *, name: str = "") -> dict[str, Figure]:
+    """``{file stem: Figure}`` of :func:`results_tables`: equity, PnL by asset, calibration
+    (with ``random``'s entries as the market's own, when present), PnL per position and by
+    time left for the reference, and the comparison when there is one. ``name`` goes into
+    the titles."""
+    ref = tables.reference
+    res = tables.results
+    of = f": {name}" if name else ""
+    title = f"{name} ({ref})" if name else ref
+    figs: dict[str, Figure] = {
+        "equity": plots.plot_equity({n: tr for n, (tr, _) in res.items()},
+                                    title=f"Equity curve{of}"),
+        "pnl_by_asset": plots.plot_pnl_by_asset({n: ep for n, (_, ep) in res.items()},
+                                                title=f"PnL by asset{of}"),
+        "calibration": plots.plot_calibration(_calibration_runs(tables),
+                                              title=f"Entry price vs outcome: {title}"),
+        "trade_pnl": plots.plot_trade_pnl({ref: tables.positions[ref]},
+                                          title=f"PnL per position: {title}"),
+        "time_left": plots.plot_pnl_by_time_left(tables.time_left,
+                                                 title=f"PnL by time left at entry: {title}"),
+    }  # fmt: skip
+    if tables.comparison.height:
+        figs["comparison"] = plots.plot_comparison(tables.comparison, reference=ref)
+    return figs
+
+
+def run_figures(run: Run, tables: RunTables) -> dict[str, Figure]:
+    """The figures of a report on ``run``: its PPO training curves when it logged PPO
+    losses, then :func:`results_figures`."""
+    figs: dict[str, Figure] = {}
+    if any(c.startswith("losses/") for c in run.metrics.columns):
+        figs["training"] = plots.plot_training(run.metrics, title=f"{run.name}: training")
+    return {**figs, **results_figures(tables, name=run.name)}
+
+
+_PCT = {"roi", "win_rate"}
+_UNSIGNED = {"fees", "max_drawdown", "profit_factor"}
+
+
+def _cell(col: str, v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, bool) or isinstance(v, str):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    if col in _PCT:
+        return f"{v:+.1%}" if col == "roi" else f"{v:.1%}"
+    if isinstance(v, float):
+        return f"{v:.3f}" if col in _UNSIGNED else f"{v:+.3f}"
+    return str(v)
+
+
+def markdown_table(df: pl.DataFrame) -> str:
+    """A frame as a GitHub Markdown table (floats to 3 decimals, ROI and win rate in %)."""
+    if df.is_empty():
+        return "(none)"
+    head = "| " + " | ".join(df.columns) + " |"
+    rule = "|" + "|".join("---" for _ in df.columns) + "|"
+    rows = [
+        "| " + " | ".join(_cell(c, v) for c, v in zip(df.columns, r, strict=True)) + " |"
+        for r in df.iter_rows()
+    ]
+    return "\n".join([head, rule, *rows])
+
+
+def _about(run: Run) -> list[str]:
+    s, c = run.summary, run.config
+    lines = [f"- kind: **{run.kind}**; strategy: **{run.strategy}**"]
+    if run.kind == "train":
+        lines.append(f"- trained on `{s.get('replay', c.get('replay'))}`: {s.get('updates', '?')} "
+                     f"updates, {s.get('steps', '?'):,} steps, feature set "
+                     f"`{s.get('feature_set', '?')}`")  # fmt: skip
+        ev = s.get("eval", c.get("eval"))
+        lines.append(f"- held out: `{ev}`" if ev else "- no held-out evaluation")
+    elif run.kind == "backtest":
+        lines.append(f"- days: {', '.join(s.get('days', [])) or '?'}; "
+                     f"{s.get('ticks', 0):,} ticks over {s.get('events', 0):,} events")  # fmt: skip
+    else:
+        for k in ("first_tick_ns", "last_tick_ns"):
+            if s.get(k) is not None:
+                lines.append(f"- {k[:-3].replace('_', ' ')}: {ns_to_iso(int(s[k]))}")
+        if not s:
+            lines.append("- still running (no summary.json yet): tables as of the last flush")
+    broker = c.get("broker", {})
+    if broker:
+        lines.append(f"- capital ${broker.get('capital', '?')} per market, "
+                     f"{broker.get('size_fraction', '?')} of it per trade")  # fmt: skip
+    return lines
+
+
+def _notes(t: RunTables) -> list[str]:
+    ep = t.results[t.reference][1]
+    out = []
+    n_gap = ep.filter(pl.col("gap")).height if "gap" in ep.columns else 0
+    by_src = dict(ep.group_by("outcome_source").len().iter_rows()) if ep.height else {}
+    if by_src.get("reference"):
+        out.append(f"- {by_src['reference']} window(s) had no recorded resolution and were "
+                   "settled from the reference feed")  # fmt: skip
+    if by_src.get("missing"):
+        out.append(f"- {by_src['missing']} window(s) could not be settled (voided)")
+    if n_gap:
+        out.append(f"- {n_gap} window(s) overlapped a recording gap")
+    return out
+
+
+_DEFINITIONS = """\
+PnL is realized (closes and settlements, fees included), in USDC; ROI is PnL over the capital
+at risk (capital per market times markets); a win is a position with PnL > 0; profit factor is
+gross wins over gross losses; max drawdown is the largest fall of cumulative realized PnL from
+its running peak; PnL per window and its 95% interval are over the windows traded (windows
+resampled with replacement, seeded); Sharpe is per window, not annualised. A comparison pairs
+the same windows (by condition id): its interval is the bootstrap interval of the mean
+per-window difference, and only an interval that excludes 0 is a difference."""
+
+
+def load_against(paths: Iterable[Path | str | Run], *, exclude: Run | None = None) -> list[Run]:
+    """Runs to compare with: each path a run or a directory of runs (loaded), ``exclude``
+    (the run being reported) left out."""
+    out: list[Run] = []
+    for a in paths:
+        found = [a] if isinstance(a, Run) else [load_run(p) for p in find_runs(a) or [Path(a)]]
+        out += [r for r in found
+                if exclude is None or r.path.resolve() != exclude.path.resolve()]  # fmt: skip
+    return out
+
+
+def write_report(
+    run: Run | Path | str,
+    out: Path | str | None = None,
+    *,
+    against: Iterable[Run | Path | str] = (),
+    seed: int = 0,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> Path:
+    """Write the report of ``run`` (a :class:`Run` or its directory) into ``out`` (default
+    ``<run>/report``): one PNG per figure of :func:`run_figures` and ``report.md``.
+    ``against``: runs, or directories of runs, to compare with on the same windows.
+    ``progress(done, total, what)`` is called as it goes. Returns the path of
+    ``report.md``; errors (not a run, an unreadable file, an output that cannot be written)
+    are :class:`RunError` naming the path."""
+    r = run if isinstance(run, Run) else load_run(run)
+    others = load_against(against, exclude=r)
+    out_dir = Path(out) if out is not None else r.path / "report"
+    tables = run_tables(r, against=others, seed=seed)
+    figs = run_figures(r, tables)
+    total = len(figs) + 1
+    names: list[str] = []
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for i, (stem, fig) in enumerate(figs.items()):
+            if progress is not None:
+                progress(i, total, f"{stem}.png")
+            fig.savefig(out_dir / f"{stem}.png", dpi=100)
+            names.append(stem)
+        (out_dir / "report.md").write_text(_markdown(r, tables, names))
+    except OSError as e:
+        raise RunError(f"cannot write the report to {out_dir}: {e}") from None
+    if progress is not None:
+        progress(total, total, "report.md")
+    return out_dir / "report.md"
+
+
+_CAPTIONS = {
+    "training": "Training curves",
+    "equity": "Equity curve and drawdown",
+    "pnl_by_asset": "PnL by asset",
+    "comparison": "Against each baseline (paired per-window difference)",
+    "calibration": "Entry price vs outcome (calibration)",
+    "trade_pnl": "PnL per position",
+    "time_left": "PnL by time left in the window at entry",
+}
+
+
+def _markdown(run: Run, t: RunTables, figures: list[str]) -> str:
+    ref = t.reference
+    parts = [f"# Run report: {run.name}", "", *_about(run), ""]
+    what = ("the held-out evaluation: the trained policy and every baseline on the same windows"
+            if run.kind == "train" and run.policies else f"`{ref}`")  # fmt: skip
+    total = t.summary.filter(pl.col("asset") == "total").drop("asset")
+    parts += ["## Summary", "", f"In total, for {what}.", "", markdown_table(total), "",
+              "### By asset", "", markdown_table(t.summary.filter(pl.col("asset") != "total")),
+              ""]  # fmt: skip
+    if t.comparison.height:
+        parts += ["## Against each baseline", "",
+                  f"Mean PnL per window of `{ref}` minus each strategy's, on the windows both "
+                  "played (a window with no trade counts as 0), with the paired bootstrap 95% "
+                  "interval.", "",
+                  markdown_table(t.comparison), ""]  # fmt: skip
+    parts += ["## By time left in the window at entry", "",
+              f"`{ref}`'s positions by the minutes left in the window when they were opened.",
+              "", markdown_table(t.time_left), ""]  # fmt: skip
+    notes = _notes(t)
+    if notes:
+        parts += ["## Notes", "", *notes, ""]
+    parts += ["## Figures", ""]
+    for stem in figures:
+        parts += [f"### {_CAPTIONS.get(stem, stem)}", "", f"![{stem}]({stem}.png)", ""]
+    parts += ["## Definitions", "", _DEFINITIONS, ""]
+    return "\n".join(parts)

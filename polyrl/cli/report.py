@@ -1,0 +1,55 @@
+"""``polyrl report``: a run's figures as PNG and its tables in ``report.md``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from polyrl.cli import app
+from polyrl.cli.common import err_console, progress_bar
+
+
+@app.command("report")
+def report_cmd(
+    run: Annotated[
+        Path,
+        typer.Argument(
+            help="Run directory (runs/<name>) of a training run, a backtest or a live session.",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Directory to write into (default: RUN/report)."),
+    ] = None,
+    against: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--against",
+            help="A run, or a directory of runs (polyrl backtest --strategy all writes one), "
+            "to compare with on the same windows (repeatable). A training run is compared "
+            "with the baselines of its held-out evaluation without it.",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap intervals.")] = 0,
+) -> None:
+    """Write a run's report: report.md with PnL, ROI, win rate, average win and loss, profit
+    factor, fees, max drawdown, Sharpe and PnL per window with its bootstrap 95% interval
+    (per asset and in total), positions by time left in the window at entry, and the paired
+    per-window difference against each baseline on the same windows; beside it the figures
+    as PNG: equity curve and drawdown, PnL by asset, entry price vs outcome, PnL per
+    position, PnL by time left, the comparison, and for a training run its PPO curves."""
+    from polyrl.analysis.report import load_against, write_report
+    from polyrl.analysis.runs import load_run
+
+    r = load_run(run)  # bad input fails here, before any output
+    others = load_against(against or (), exclude=r)
+    with progress_bar("report", total=None) as advance:
+        path = write_report(
+            r, out, against=others, seed=seed,
+            progress=lambda done, total, what: advance(done, what),
+        )  # fmt: skip
+    err_console.print(f"wrote {path.parent}")
+    typer.echo(str(path))
