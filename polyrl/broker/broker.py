@@ -95,6 +95,28 @@ _STATE_DTYPES: dict[str, type] = {
     "unrealized": np.float64,
 }
 _RULE_FIELDS = ("fee_rate", "fee_exponent", "fees_enabled", "min_size", "min_notional")
+_SIDE_FEATURE = np.array([1.0, -1.0, 0.0], dtype=np.float32)
+"""position_side indexed by ``held``: 0 (Up) -> +1, 1 (Down) -> -1, -1 (flat, the last
+entry) -> 0."""
+
+
+def _checked(
+    fills: Fills, idx: np.ndarray, has: np.ndarray, small: np.ndarray, thin: np.ndarray
+) -> np.ndarray | None:
+    """Record the order checks of one leg's orders in slots ``idx`` (all [M]): ``has`` a
+    usable level, below ``min_size`` (``small``) and below ``min_notional`` (``thin``), first
+    failure wins. Returns None when every order passes (the usual case: nothing to write,
+    ``fills.rejected`` is already 0 there), else the bool mask of the orders that pass."""
+    ok = has & ~small & ~thin
+    if ok.all():
+        return None
+    reason = np.where(
+        ~has,
+        REJECT_NO_LIQUIDITY,
+        np.where(small, REJECT_MIN_SIZE, np.where(thin, REJECT_MIN_NOTIONAL, 0)),
+    )
+    fills.rejected[idx] = reason
+    return ok
 
 
 class PaperBroker:
@@ -115,6 +137,7 @@ class PaperBroker:
         if n < 1:
             raise ValueError(f"n (market slots) must be >= 1, got {n}")
         self.n = int(n)
+        self._rows = np.arange(self.n)
         self.config = config if config is not None else BrokerConfig()
         self.rules = MarketRules.uniform(n)
         if rules is not None:
@@ -212,16 +235,20 @@ class PaperBroker:
             books.validate()
         cfg = self.config
 
-        want = a.astype(np.int8) - 1  # token the action asks to be long: BUY 0, SELL 1, HOLD -1
+        acts = a.astype(np.int8)
+        want = acts - 1  # token the action asks to be long: BUY 0, SELL 1, HOLD -1
         active = want >= 0
         flat = self.held < 0
-        opposite = active & ~flat & (want != self.held)
-        same = active & ~flat & (want == self.held)
-        closing = opposite if cfg.on_opposite != "ignore" else np.zeros(n, dtype=bool)
+        holding = active & ~flat
+        closing = (
+            holding & (want != self.held)  # the opposite signal
+            if cfg.on_opposite != "ignore"
+            else np.zeros(n, dtype=bool)
+        )
         opening = active & flat
         if cfg.on_same == "add":
             # An add with no capital left sends no order (so it is never "rejected" either).
-            opening |= same & (self.cost < cfg.capital)
+            opening |= holding & (want == self.held) & (self.cost < cfg.capital)
 
         shaped = cfg.reward == "shaped"
         # Unrealized PnL before the legs (a full close zeroes it); only read when shaped.
@@ -255,7 +282,7 @@ class PaperBroker:
             realized=realized,
             sell=sell,
             buy=buy,
-            actions=a.astype(np.int8),
+            actions=acts,
             t_ns=t,
         )
 
@@ -279,14 +306,11 @@ class PaperBroker:
         size = books.size[idx, token, BID]
         qty = self.shares[idx]
         best, has = best_price(px, size)
-        reason = np.zeros(idx.size, dtype=np.int8)
-        reason[~has] = REJECT_NO_LIQUIDITY
-        reason[(reason == 0) & (qty < self.rules.min_size[idx])] = REJECT_MIN_SIZE
         touch = qty * np.where(has, best, 0.0)  # USDC at the best bid; 0 when there is none
-        reason[(reason == 0) & (touch < self.rules.min_notional[idx])] = REJECT_MIN_NOTIONAL
-        fills.rejected[idx] = reason
-        ok = reason == 0
-        if not ok.all():
+        ok = _checked(
+            fills, idx, has, qty < self.rules.min_size[idx], touch < self.rules.min_notional[idx]
+        )
+        if ok is not None:
             if not ok.any():
                 return idx[:0]
             idx, px, size, qty = idx[ok], px[ok], size[ok], qty[ok]
@@ -327,14 +351,15 @@ class PaperBroker:
         px = books.px[idx, token, ASK]
         size = books.size[idx, token, ASK]
         best, has = best_price(px, size)
-        reason = np.zeros(idx.size, dtype=np.int8)
-        reason[~has] = REJECT_NO_LIQUIDITY
         at_touch = budget / np.where(has, best, 1.0)
-        reason[(reason == 0) & (at_touch < self.rules.min_size[idx])] = REJECT_MIN_SIZE
-        reason[(reason == 0) & (budget < self.rules.min_notional[idx])] = REJECT_MIN_NOTIONAL
-        fills.rejected[idx] = reason
-        ok = reason == 0
-        if not ok.all():
+        ok = _checked(
+            fills,
+            idx,
+            has,
+            at_touch < self.rules.min_size[idx],
+            budget < self.rules.min_notional[idx],
+        )
+        if ok is not None:
             if not ok.any():
                 return
             idx, px, size, budget, token = idx[ok], px[ok], size[ok], budget[ok], token[ok]
@@ -371,8 +396,7 @@ class PaperBroker:
 
     def _best_bid_held(self, books: Books) -> tuple[np.ndarray, np.ndarray]:
         token = np.maximum(self.held, 0)
-        rows = np.arange(self.n)
-        return best_price(books.px[rows, token, BID], books.size[rows, token, BID])
+        return best_price(books.px[self._rows, token, BID], books.size[self._rows, token, BID])
 
     # ------------------------------------------------------------------------------------
     # Settlement and features
@@ -432,7 +456,7 @@ class PaperBroker:
         pnl = np.where(ok, (value - self.cost) / np.where(ok, self.cost, 1.0), 0.0)
         out = np.empty((self.n, 3), dtype=np.float32)
         out[:, 0] = pos
-        out[:, 1] = np.where(self.held == 0, 1.0, np.where(self.held == 1, -1.0, 0.0))
+        out[:, 1] = _SIDE_FEATURE[self.held]
         out[:, 2] = pnl
         return out
 

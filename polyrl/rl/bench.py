@@ -8,7 +8,7 @@ sample per epoch (matmuls only) against a measured 1024x1024 float32 MLX matmul.
 env, for comparison (torch and stable-baselines3 are optional and imported lazily).
 
 Run ``python -m polyrl.rl.bench`` for the standard pair of settings: (a) the seed's 4 envs,
-buffer 512, minibatch 64, 10 epochs and (b) 128 envs, buffer 512, minibatch 4096, 10 epochs.
+buffer 512, minibatch 64, 10 epochs and (b) 128 envs, buffer 512, minibatch 2048, 10 epochs.
 """
 
 from __future__ import annotations
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     print(json.dumps({"blas": str(blas_status())}))
-    for name, (n_envs, buf, mb) in {"a": (4, 512, 64), "b": (128, 512, 4096)}.items():
+    for name, (n_envs, buf, mb) in {"a": (4, 512, 64), "b": (128, 512, 2048)}.items():
         row = bench_ppo(n_envs, buf, mb, 10, args.updates, args.seed)
         print(json.dumps({"setting": name, "impl": "mlx", **row}))
         if args.sb3:

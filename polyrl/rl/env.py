@@ -212,6 +212,7 @@ class ReplayEnv:
             self._buf["tick"] = np.zeros((n_envs, max_len), dtype=np.int64)
             self._buf["t_ns"] = np.zeros((n_envs, max_len), dtype=np.int64)
         self._envs = np.arange(n_envs)
+        self._all_tradable = np.ones(n_envs, dtype=bool)  # every step is a tradable tick
         self._refresh_episodes()
 
     # -- episode order ---------------------------------------------------------------------
@@ -263,6 +264,7 @@ class ReplayEnv:
         self._ep_day = s.day[ep]
         self._ep_slot = s.slot[ep]
         self._ep_first = s.first[ep]
+        self._ep_len = s.length[ep]
         self._ep_stride = self._slots_per_day[self._ep_day]
         days = np.unique(self._ep_day)
         self._groups: list[tuple[int, np.ndarray | None]] = (
@@ -355,12 +357,12 @@ class ReplayEnv:
         episode = self.ep.copy()
         acts = np.asarray(actions, dtype=np.int64)
         held_before = self.broker.held.copy()
-        result = self.broker.step(acts, books, np.ones(self.N, dtype=bool), t + self.latency_ns)
+        result = self.broker.step(acts, books, self._all_tradable, t + self.latency_ns)
         rewards = result.rewards.copy()
         trades = self._acc.fills(self, result, held_before, acts) if self.record_trades else []
         self.pos += 1
         self._cursor = None
-        done = self.pos >= self.store.length[self.ep]
+        done = self.pos >= self._ep_len
         episodes: list[dict[str, Any]] = []
         if done.any():
             s = self.store
@@ -412,6 +414,10 @@ class ReplayEnv:
         )
 
 
+def _by_env(row: dict[str, Any]) -> int:
+    return row["env"]
+
+
 class _Accounts:
     """Per-env accounting of the episode in play: the RunLog's trades and episodes rows."""
 
@@ -459,56 +465,60 @@ class _Accounts:
         """Trades rows of the step's fills (market by market, sell leg first: the order of
         ``StepResult.trade_rows``) and the episodes' running totals.
 
-        Built from whole columns (one ``tolist`` each) rather than row by row from numpy
-        scalars; the totals are updated sell legs first, then buy legs, which adds each
-        market's amounts in the same order as going row by row.
+        Built leg by leg from the filled markets' entries (one gather and one ``tolist`` per
+        column) rather than row by row from numpy scalars; the totals are updated sell legs
+        first, then buy legs, which adds each market's amounts in the same order as going
+        row by row.
         """
         self.orders += acts != 0
         sell, buy = res.sell, res.buy
-        s_filled, b_filled = sell.filled, buy.filled
-        markets = np.flatnonzero(s_filled | b_filled)
-        if markets.shape[0] == 0:
+        si, bi = np.flatnonzero(sell.filled), np.flatnonzero(buy.filled)
+        if si.shape[0] == 0 and bi.shape[0] == 0:
             return []
-        si, bi = np.flatnonzero(s_filled), np.flatnonzero(b_filled)
         self.fills_n[si] += 1
         self.fees[si] += sell.fee[si]
         self.pnl[si] += res.realized[si]
         self.fills_n[bi] += 1
         self.fees[bi] += buy.fee[bi]
-        ep = env.ep.tolist()
-        slot = env._ep_slot.tolist()
-        t_ns = res.t_ns.tolist()
-        action = res.actions.tolist()
-        realized = res.realized.tolist()
-        held = held_before.tolist()
-        legs = []
-        for leg, filled in ((sell, s_filled), (buy, b_filled)):
-            cols = (filled, leg.token, leg.side, leg.shares, leg.avg_price, leg.notional,
-                    leg.fee, leg.levels, leg.partial, leg.rejected)  # fmt: skip
-            legs.append([c.tolist() for c in cols])
+        rows = [self._leg_rows(env, res, sell, si, held_before),
+                self._leg_rows(env, res, buy, bi, held_before)]  # fmt: skip
+        if rows[0] and rows[1]:  # a stable sort keeps a market's sell row before its buy row
+            return sorted(rows[0] + rows[1], key=_by_env)
+        return rows[0] or rows[1]
+
+    def _leg_rows(
+        self, env: ReplayEnv, res: Any, leg: Any, idx: np.ndarray, held_before: np.ndarray
+    ) -> list[dict[str, Any]]:
+        """Trades rows of one leg's fills in markets ``idx`` (ascending), and the first entry
+        of each episode that a buy opens."""
+        if idx.shape[0] == 0:
+            return []
+        selling = leg is res.sell
+        cols = [c[idx].tolist() for c in (
+            env.ep, env._ep_slot, res.t_ns, res.actions, held_before, leg.token, leg.side,
+            leg.shares, leg.avg_price, leg.notional, leg.fee, leg.levels, leg.partial,
+            leg.rejected, self.first_ns)]  # fmt: skip
+        realized = res.realized[idx].tolist() if selling else [0.0] * idx.shape[0]
         out = []
-        tokens = self.TOKENS
-        for i in markets.tolist():
-            info = env._info[ep[i]]
-            for n, cols in enumerate(legs):
-                filled, token, side, shares, avg, notional, fee, levels, partial, rej = cols
-                if not filled[i]:
-                    continue
-                out.append({
-                    "env": i, "t_ns": t_ns[i], "slot": slot[i], "asset": info["asset"],
-                    "condition_id": info["condition_id"], "slug": info["slug"],
-                    "kind": "close" if side[i] < 0 else "add" if held[i] == token[i] else "open",
-                    "action": action[i], "token": tokens[token[i]], "side": side[i],
-                    "shares": shares[i], "avg_price": avg[i], "notional": notional[i],
-                    "fee": fee[i], "levels": levels[i], "partial": partial[i],
-                    "rejected": rej[i], "realized_pnl": realized[i] if n == 0 else 0.0,
-                })  # fmt: skip
-                if side[i] > 0 and self.first_ns[i] < 0:
-                    self.first_ns[i] = t_ns[i]
-                    span = info["end_ns"] - info["start_ns"]
-                    self.first_left[i] = (info["end_ns"] - t_ns[i]) / span
-                    self.first_px[i] = avg[i]
-                    self.first_tok[i] = tokens[token[i]]
+        tokens, infos = self.TOKENS, env._info
+        for row in zip(idx.tolist(), *cols, realized, strict=True):
+            i, e, slot, t_ns, action, held, token, side, shares, avg, notional, fee = row[:12]
+            levels, partial, rej, first, pnl = row[12:]
+            info = infos[e]
+            out.append({
+                "env": i, "t_ns": t_ns, "slot": slot, "asset": info["asset"],
+                "condition_id": info["condition_id"], "slug": info["slug"],
+                "kind": "close" if side < 0 else "add" if held == token else "open",
+                "action": action, "token": tokens[token], "side": side, "shares": shares,
+                "avg_price": avg, "notional": notional, "fee": fee, "levels": levels,
+                "partial": partial, "rejected": rej, "realized_pnl": pnl,
+            })  # fmt: skip
+            if side > 0 and first < 0:
+                self.first_ns[i] = t_ns
+                span = info["end_ns"] - info["start_ns"]
+                self.first_left[i] = (info["end_ns"] - t_ns) / span
+                self.first_px[i] = avg
+                self.first_tok[i] = tokens[token]
         return out
 
     def settlements(self, env: ReplayEnv, settled: Any, t: np.ndarray) -> list[dict[str, Any]]:

@@ -153,6 +153,15 @@ class Layout:
             )
         return nets
 
+    def stacked(self, theta: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Both networks' layers stacked over a leading axis of 2, as contiguous float32
+        arrays: w1 [2, F, H], b1 [2, 1, H], w2 [2, H, H], b2 [2, 1, H], w3 [2, H, A], b3
+        [2, 1, A] (the critic's head keeps its A columns; only column 0 is the value)."""
+        f, h = self.obs_dim, self.hidden
+        w1, w2, w3, b3 = self._unpack_numpy(theta)
+        parts = (w1[:, :f, :h], w1[:, f:, :h], w2[:, :h], w2[:, h:], w3, b3)
+        return tuple(np.ascontiguousarray(a) for a in parts)
+
     def named(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """``actor.layers.<i>.weight`` [out, in] / ``.bias`` [out] (and ``critic...``, whose
         head has one output) from ``theta`` [2, P]: the names of two separate MLPs."""

@@ -38,18 +38,38 @@ the [2, B, H] activations. So (measured on a 2-core x86-64 box; each item is wor
 - ``network.fast_tanh`` is a depth-8 rational function and a clamp, two vectorised kernels;
 - the loss reads the output by split and one-hot products, not indexing (no scatters in
   the backward pass), and takes one softmax's exponentials for everything;
-- Adam's bias corrections are computed on the host, and the minibatches of an epoch are
-  gathered and their advantages normalised on the host, so the compiled step gets ready
-  arrays; small minibatches are evaluated asynchronously, overlapping the next step's
-  Python with this step's kernels;
+- Adam's bias corrections are computed on the host, and each minibatch is gathered and its
+  advantages normalised on the host, so the compiled step gets ready arrays;
+- the update never waits for a step: every step is evaluated asynchronously (minibatch 4096
+  included), minibatches are gathered only when the loop reaches them (a generator, so the
+  gathering overlaps the kernels of the steps already queued), the steps' statistics are
+  read once at the end of the update rather than after each epoch (unless ``target_kl``
+  needs them), and the normaliser update runs while the last steps do. Against waiting
+  after every epoch and for every step at 4096: update 5-7% faster at minibatch 4096,
+  0-5% at 64 (bit-identical weights and metrics);
 - :meth:`PPO.act` and :meth:`PPO.value` run in numpy for up to :attr:`PPO.NUMPY_MAX_BATCH`
-  rows (the seed's 4 markets: about 30 us against 150 us through MLX) and sample actions
-  from a numpy generator seeded from the run seed; larger batches run the compiled MLX
-  forward and sample the same way.
+  rows and sample actions from a numpy generator seeded from the run seed; larger batches
+  run the compiled MLX forward and sample the same way. The numpy forward is stacked like
+  the MLX one (one batched matmul, bias add and tanh per layer for both networks: ``act``
+  for 4 rows 33 -> 28 us, against about 150 us through MLX), and batches above
+  :attr:`PPO.NUMPY_CHUNK` rows run as a stack of 16-row matmuls, which keeps numpy's
+  OpenBLAS on one thread (at 128 envs the rollout went from 310 to 265 ms per update: the
+  MLX forward pays a thread hand-off per call);
+- the replay environment's step (:mod:`polyrl.rl.env`, :mod:`polyrl.broker.broker`) builds
+  its fill rows leg by leg from the filled markets only, checks orders with three masks and
+  writes reject codes only when one fails, and reads the position side from a lookup
+  table: env step at 128 envs 304 -> 290 us, at 4 envs 140 -> 137 us (same rows, bit for
+  bit).
 
 Measured and dropped: several minibatch steps per compiled call (no faster); a hand-written
 backward pass (within noise of autograd once the graph is lean); a bit-trick ``rsqrt`` in
-Adam (no faster); glibc malloc tunables (no effect).
+Adam (no faster); glibc malloc tunables (no effect); vectorising Adam's kernels (per-row
+clip scale and learning rate blended from scalars by a 0/1 row mask instead of broadcast
+from [2, 1], and m, v and sqrt(v) materialised as separate kernels): 15% faster in an Adam
+microbenchmark, but no gain at minibatch 64 and 4% slower at 4096 in the whole update, where
+the extra primitives cost more than the vectorised arithmetic saves (at minibatch 64 the
+host thread, building and scheduling about a hundred primitives a step, is as busy as the
+stream thread).
 
 Nothing here is Linux-specific: on Apple Silicon the same code runs on Metal/Accelerate.
 Determinism: every random draw comes from the run seed (numpy generators for initial weights,
@@ -61,7 +81,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -311,8 +331,11 @@ def ppo_loss(
 # Adam with per-network clipping over the [2, P] parameters
 
 ADAM_BETAS = (0.9, 0.999)
-ASYNC_MAX_MINIBATCH = 1024
-"""Largest minibatch whose gradient steps are evaluated asynchronously (see PPO.update)."""
+
+
+def _epoch_sum(stats: mx.array) -> np.ndarray:
+    """An epoch's step statistics [S, 5] summed step after step in float32, as float64."""
+    return np.array(stats).sum(axis=0, dtype=np.float32).astype(np.float64)
 
 
 def adam_corrections(step: int) -> tuple[float, float]:
@@ -408,10 +431,14 @@ class PPO:
     ``compile=False`` runs the same functions eagerly (the tests hold the two equal).
     """
 
-    NUMPY_MAX_BATCH = 16
-    """Largest batch the forward runs in numpy rather than MLX. numpy's OpenBLAS runs a
-    matmul on one thread while m * n * k <= 262144 (16 x 128 x 128); above that it wakes a
-    thread pool, which jitters on a busy 2-core machine, so larger batches go through MLX."""
+    NUMPY_CHUNK = 16
+    """Rows per numpy matmul. numpy's OpenBLAS runs a matmul on one thread while
+    m * n * k <= 262144 (16 x 128 x 128); above that it wakes a thread pool, which jitters
+    on a busy 2-core machine, so larger batches run as a stack of 16-row matmuls."""
+    NUMPY_MAX_BATCH = 128
+    """Largest batch the forward runs in numpy rather than MLX. In the rollout loop at 128
+    envs the chunked numpy forward took 15% less of the rollout than MLX's (which pays a
+    thread hand-off per call); in isolation they are level at 128 and MLX wins beyond."""
 
     def __init__(
         self,
@@ -446,6 +473,7 @@ class PPO:
         self._lrs = (self.config.lr_actor, self.config.lr_critic)
         mx.eval(self.model.parameters(), self.opt_state)
         self._np_layers: list[list[tuple[np.ndarray, np.ndarray]]] | None = None
+        self._np_stacked: tuple[np.ndarray, ...] | None = None
         self._mx_params: list[mx.array] | None = None
         self._build_functions()
 
@@ -572,30 +600,49 @@ class PPO:
             ]
         return self._np_layers
 
+    def _numpy_stacked(self) -> tuple[np.ndarray, ...]:
+        """:meth:`Layout.stacked` of the current weights, cached until the next update."""
+        if self._np_stacked is None:
+            self._np_stacked = self.layout.stacked(np.array(self.model.theta))
+        return self._np_stacked
+
     def forward_numpy(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The same forward as :meth:`forward` in plain numpy float32 (no MLX hand-off).
 
-        For small batches (the live tick's 4 markets) this is several times cheaper than a
-        round trip through MLX; agrees with it to float32 rounding (tanh differs in the last
-        few ulp).
+        For small batches (the live tick's 4 markets, the rollout's envs) this is cheaper
+        than a round trip through MLX; agrees with it to float32 rounding (tanh differs in
+        the last few ulp). Actor and critic run stacked, as in MLX: each layer is one
+        batched matmul and one in-place bias add and tanh, half the numpy calls of running
+        the two networks one after the other. Batches above :attr:`NUMPY_CHUNK` rows are
+        zero-padded to whole chunks and run as a stack of chunk-row matmuls.
         """
         x = self._prepare(obs)
-        out = []
-        for (w1, b1), (w2, b2), (w3, b3) in self._numpy_layers():
-            h = np.tanh(x @ w1 + b1)
-            h = np.tanh(h @ w2 + b2)
-            out.append(h @ w3 + b3)
-        return out[0], out[1][:, 0]
+        n = x.shape[0]
+        w1, b1, w2, b2, w3, b3 = self._numpy_stacked()
+        c = self.NUMPY_CHUNK
+        if n > c:  # [N, F] -> [K, c, F], weights [2, 1, ...]: one matmul per chunk and net
+            k = -(-n // c)
+            x = np.concatenate([x, np.zeros((k * c - n, x.shape[1]), x.dtype)]).reshape(k, c, -1)
+            w1, b1, w2, b2, w3, b3 = (a[:, None] for a in (w1, b1, w2, b2, w3, b3))
+        h = x @ w1  # [2, N, H] (or [2, K, c, H])
+        np.tanh(np.add(h, b1, out=h), out=h)
+        h = h @ w2
+        np.tanh(np.add(h, b2, out=h), out=h)
+        out = h @ w3  # [2, N, A]
+        out += b3
+        if n > c:
+            out = out.reshape(2, -1, out.shape[-1])[:, :n]
+        return out[0], out[1, :, 0]
 
     def act_deterministic(self, obs: np.ndarray) -> np.ndarray:
         """Greedy actions for raw obs [N, F] -> [N] int64 (argmax of the policy; eval/live).
 
-        Batches of up to :attr:`NUMPY_MAX_BATCH` rows (the live tick's 4 markets) run the
+        Batches of up to :attr:`NUMPY_CHUNK` rows (the live tick's 4 markets) run the
         actor alone in numpy: about 10 us against about 85 us through MLX for N = 4. Larger
-        batches go through MLX.
+        batches take the path of :meth:`act`.
         """
-        if len(obs) > self.NUMPY_MAX_BATCH:
-            logits, _ = self.forward(obs)
+        if len(obs) > self.NUMPY_CHUNK:
+            logits, _ = self._logits_values(obs)
             return np.argmax(logits, axis=-1).astype(np.int64)
         h = self._prepare(obs)
         (w1, b1), (w2, b2), (w3, b3) = self._numpy_layers()[0]
@@ -619,7 +666,7 @@ class PPO:
         onehot: np.ndarray,
         columns: tuple[np.ndarray, ...],
         advantages: np.ndarray,
-    ) -> list[tuple[mx.array, ...]]:
+    ) -> Iterator[tuple[mx.array, ...]]:
         """One epoch's minibatches, in a fresh random order, ready for the compiled step.
 
         ``x`` [B, F + 1] float32 normalised, augmented obs, ``onehot`` [B, A], ``columns``
@@ -627,6 +674,9 @@ class PPO:
         whole number of minibatches sit out the epoch (a different few each epoch); keeping
         every step the same shape means one compiled graph. Advantages are normalised per
         minibatch here (float64), which takes a gather and two reductions out of every step.
+        A generator: the epoch's permutation is drawn when iteration starts, and each
+        minibatch is gathered only when the loop asks for it, while the previous steps'
+        kernels run.
         """
         m = self.config.minibatch_size
         n_mb = x.shape[0] // m
@@ -635,18 +685,16 @@ class PPO:
         if self.config.norm_adv:
             adv = (adv - adv.mean(axis=1, keepdims=True)) / (adv.std(axis=1, keepdims=True) + 1e-8)
         adv32 = adv.astype(np.float32)
-        arrays = [x[perm], onehot[perm], *(c[perm] for c in columns)]
-        return [
-            (
-                mx.array(arrays[0][k]),
-                mx.array(arrays[1][k]),
-                mx.array(arrays[2][k]),
+        logp, returns, values = columns
+        for k, rows in enumerate(perm):
+            yield (
+                mx.array(x[rows]),
+                mx.array(onehot[rows]),
+                mx.array(logp[rows]),
                 mx.array(adv32[k]),
-                mx.array(arrays[3][k]),
-                mx.array(arrays[4][k]),
+                mx.array(returns[rows]),
+                mx.array(values[rows]),
             )
-            for k in range(n_mb)
-        ]
 
     def update(self, rollout: Rollout) -> dict[str, float]:
         """One PPO update on a rollout: GAE, ``n_epochs`` shuffled passes of minibatch steps,
@@ -689,46 +737,50 @@ class PPO:
         )
         adv = advantages.reshape(batch)
         state = [self.model.state, self.opt_state]
-        small = cfg.minibatch_size <= ASYNC_MAX_MINIBATCH
-        totals = np.zeros(len(METRIC_NAMES))
+        epoch_sums: list[np.ndarray] = []  # per epoch, its steps' statistics summed, [5]
         steps = 0
-        epochs = 0
+        pending: list[mx.array] = []  # per epoch not yet read, its steps' statistics [S, 5]
         for _ in range(cfg.n_epochs):
-            minibatches = self._minibatches(x, onehot, columns, adv)
-            epoch_stats = mx.zeros((len(METRIC_NAMES),), dtype=mx.float32)
-            for obs_mb, act_mb, logp_mb, adv_mb, ret_mb, val_mb in minibatches:
+            step_stats = []
+            for obs_mb, act_mb, logp_mb, adv_mb, ret_mb, val_mb in self._minibatches(
+                x, onehot, columns, adv
+            ):
                 self.adam_step += 1
                 c1, c2 = adam_corrections(self.adam_step)
                 stats = self._train_fn(
                     obs_mb, act_mb, logp_mb, adv_mb, ret_mb, val_mb, lr, mx.array(c1), mx.array(c2)
                 )
-                epoch_stats = epoch_stats + stats
-                # One evaluation per gradient step, so the lazy graph never spans two steps.
-                # For small minibatches it is asynchronous: building the next step's inputs
-                # and graph (Python, a few hundred microseconds) overlaps this step's kernels
-                # (13% faster at 64; at 4096 the kernels dominate and overlap does not help).
-                if small:
-                    mx.async_eval(epoch_stats, state)
-                else:
-                    mx.eval(epoch_stats, state)
-            epoch_np = np.array(epoch_stats, dtype=np.float64)
-            totals += epoch_np
-            steps += len(minibatches)
-            epochs += 1
-            if cfg.target_kl is not None and epoch_np[3] / len(minibatches) > cfg.target_kl:
-                break
-        mx.eval(state)  # the last asynchronous step's parameters, before anyone reads them
-
+                step_stats.append(stats)
+                # One evaluation per gradient step, so the lazy graph never spans two steps,
+                # and asynchronous: building the next step's inputs and graph overlaps this
+                # step's kernels.
+                mx.async_eval(stats, state)
+            steps += len(step_stats)
+            pending.append(mx.stack(step_stats))
+            if cfg.target_kl is not None:  # read now; otherwise the queue never drains
+                epoch_sums += [_epoch_sum(e) for e in pending]
+                pending = []
+                if epoch_sums[-1][3] / len(step_stats) > cfg.target_kl:
+                    break
+        # Host work that needs no step's result, done while the queued steps run.
         self.normaliser.update(flat_obs)
-        self.updates += 1
-        self._np_layers = None
-        self._mx_params = None
         var_ret = float(np.var(returns))
         explained = (
             float("nan")
             if var_ret == 0.0
             else 1.0 - float(np.var(returns - rollout.values)) / var_ret
         )
+        epoch_sums += [_epoch_sum(e) for e in pending]
+        epochs = len(epoch_sums)
+        totals = np.zeros(len(METRIC_NAMES))
+        for e in epoch_sums:
+            totals += e
+        mx.eval(state)  # the last asynchronous step's parameters, before anyone reads them
+
+        self.updates += 1
+        self._np_layers = None
+        self._np_stacked = None
+        self._mx_params = None
         means = totals / steps
         metrics = {f"losses/{name}": float(v) for name, v in zip(METRIC_NAMES, means, strict=True)}
         metrics |= {
@@ -822,6 +874,7 @@ class PPO:
         self.perm_rng.bit_generator.state = state["perm_rng"]
         self.updates = int(state["updates"])
         self._np_layers = None
+        self._np_stacked = None
         self._mx_params = None
         mx.eval(self.model.parameters(), self.opt_state)
         self._build_functions()

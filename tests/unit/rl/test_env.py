@@ -135,3 +135,30 @@ def test_gathers_across_days_equal_direct_indexing(caches, read_path) -> None:  
         assert env.tick_times().tolist() == ticks
         obs, _, _, _ = env.step(rng.integers(0, 3, size=6))
     assert mixed > 0
+
+
+def test_fill_rows_follow_the_broker_s_trade_rows(caches) -> None:  # type: ignore[no-untyped-def]
+    """The env's fill rows are the broker's trade rows, in their order (market by market,
+    sell leg first), with ``flip`` so that one step can fill both legs of a market."""
+    import dataclasses
+
+    broker = dataclasses.replace(CFG.broker, on_opposite="flip", on_same="add")
+    store = EpisodeStore.build(caches, exclude_gap=False, exclude_missing=False)
+    env = ReplayEnv(store, n_envs=16, fset=FSET, broker=broker, seed=2)
+    env.reset()
+    rng = np.random.default_rng(4)
+    both = 0
+    for _ in range(1500):
+        ep, slot = env.ep.copy(), env._ep_slot.copy()
+        _, _, _, info = env.step(rng.integers(0, 3, size=16))
+        rows = [r for r in info["trades"] if r["kind"] != "settle"]
+        ref = info["result"].trade_rows()
+        assert [(r["env"], r["side"]) for r in rows] == [(r["market"], r["side"]) for r in ref]
+        for r, s in zip(rows, ref, strict=True):
+            assert r["slot"] == slot[s["market"]]
+            assert r["condition_id"] == env._info[ep[s["market"]]]["condition_id"]
+            for k in ("t_ns", "shares", "avg_price", "notional", "fee", "levels", "partial"):
+                assert r[k] == s[k] and type(r[k]) is type(s[k])
+            assert r["realized_pnl"] == (s["realized_pnl"] if s["side"] < 0 else 0.0)
+        both += len({r["env"] for r in rows}) < len(rows)
+    assert both > 0  # some step filled a sell and a buy in one market

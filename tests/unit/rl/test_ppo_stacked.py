@@ -224,7 +224,7 @@ def test_forward_paths_agree_for_every_batch_size() -> None:
     ppo = _trained()
     model = ActorCritic(OBS_DIM, N_ACTIONS, SMALL.hidden)
     model.theta = ppo.model.theta
-    for n in (1, 16, 17, 300):
+    for n in (1, 16, 17, PPO.NUMPY_MAX_BATCH, PPO.NUMPY_MAX_BATCH + 1, 300):
         obs = np.random.default_rng(n).standard_normal((n, OBS_DIM)).astype(np.float32)
         l_np, v_np = ppo.forward_numpy(obs)
         l_mx, v_mx = model(mx.array(augment(ppo._prepare(obs))))

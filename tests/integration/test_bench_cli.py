@@ -1,0 +1,79 @@
+"""Every ``polyrl bench`` command runs end to end at a small size and reports figures that
+hang together. Nothing here asserts a speed: the figures in the README come from full-size
+runs of the same commands."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from .conftest import run_cli
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _json(*args: str) -> dict | list:
+    res = run_cli("bench", *args, "--json", timeout=600)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def test_bench_store(tmp_path: Path) -> None:
+    out = _json("store", "--hours", "0.1", "--work", str(tmp_path))
+    assert out["hours"] == 0.1 and out["events"] > 10_000
+    for key in ("write_events_per_s", "read_merge_events_per_s", "read_merge_raw_events_per_s",
+                "event_view_events_per_s"):  # fmt: skip
+        assert out[key] > 0, key
+    per_stream = out["bytes_per_hour_by_stream"]
+    assert {"binance.spot.trade", "polymarket.book", "reference.price"} <= set(per_stream)
+    # Per-hour bytes of the streams add up to the bytes written, scaled to an hour.
+    assert sum(per_stream.values()) == pytest.approx(out["bytes_total"] / 0.1, rel=0.05)
+
+
+def test_bench_replay(tmp_path: Path) -> None:
+    out = _json("replay", "--hours", "0.2", "--work", str(tmp_path))
+    assert abs(out["ticks"] - 0.2 * 3600 * 2) <= 2  # 500 ms ticks over 12 simulated minutes
+    assert out["events"] > 10_000
+    assert out["cold_events_per_s"] == pytest.approx(out["events"] / out["cold_seconds"])
+    assert 0 < out["warm_seconds"] < out["cold_seconds"]
+    assert out["engine_ticks_per_s"] > 0
+
+
+def test_bench_record(tmp_path: Path) -> None:
+    out = _json("record", "--speed", "20", "--seconds", "5", "--work", str(tmp_path))
+    assert out["simulated_s"] == pytest.approx(100.0)
+    assert out["frames"] > 1_000 and out["rows"] >= out["frames"]
+    assert out["frames_per_s"] == pytest.approx(out["frames"] / out["seconds"], rel=0.2)
+    assert 0 < out["cpu_fraction"] < 2
+    # Samples are rounded to 0.1 MB; the peak is the kernel's high-water mark, at least them.
+    assert out["peak_rss_mb"] >= max(out["rss_mb_samples"]) - 0.05
+
+
+def test_bench_train_without_sb3() -> None:
+    out = _json("train", "--updates", "1", "--big-envs", "8", "--big-minibatch", "128")
+    assert [s["setting"] for s in out] == ["a", "b"]
+    a, b = out
+    assert (a["replay"]["n_envs"], a["replay"]["minibatch_size"]) == (4, 64)
+    assert (b["replay"]["n_envs"], b["replay"]["minibatch_size"]) == (8, 128)
+    for s in out:
+        assert "sb3" not in s  # only with --against sb3
+        for impl in ("replay", "toy"):
+            r = s[impl]
+            assert r["buffer_steps"] == 512 and r["n_epochs"] == 10
+            steps = r["n_envs"] * r["buffer_steps"] * r["updates"]
+            assert r["steps_per_s"] == pytest.approx(steps / (r["rollout_s"] + r["update_s"]))
+        assert 0 < s["toy"]["ceiling_fraction"] < 1 and s["toy"]["blas"]
+
+
+def test_bench_live(tmp_path: Path) -> None:
+    res = run_cli("bench", "live", "--seconds", "10", "--work", str(tmp_path), timeout=300)
+    assert res.returncode == 0, res.stderr
+    m = re.search(r"(\d+) ticks of 4 markets over the session at 1x", res.stdout)
+    # 2 ticks a second over the 10 measured seconds and part of the 5 s start-up before them.
+    assert m and 20 <= int(m.group(1)) <= 32, res.stdout
+    p50, p99 = map(float, re.search(r"p50 ([\d.]+) ms, p99 ([\d.]+) ms", res.stdout).groups())
+    assert 0 < p50 <= p99
+    assert re.search(r"CPU: [\d.]+% of one core", res.stdout)
