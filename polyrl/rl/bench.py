@@ -57,6 +57,23 @@ def _greedy_accuracy(ppo: PPO, env: ToyEnv, seed: int) -> float:
     return float(np.mean(ppo.act_deterministic(test) == env.target(test)))
 
 
+def _time_updates(ppo: PPO, env: Any, buffer_steps: int, updates: int) -> tuple[float, float]:
+    """Mean seconds per update of collecting a rollout and of the PPO update, over
+    ``updates`` of them after one warm-up (tracing and compiling are not what we measure)."""
+    obs = env.reset()
+    rollout, obs = collect_rollout(ppo, env, obs, buffer_steps)
+    ppo.update(rollout)
+    rollout_s = update_s = 0.0
+    for _ in range(updates):
+        t0 = time.perf_counter()
+        rollout, obs = collect_rollout(ppo, env, obs, buffer_steps)
+        t1 = time.perf_counter()
+        ppo.update(rollout)
+        rollout_s += t1 - t0
+        update_s += time.perf_counter() - t1
+    return rollout_s / updates, update_s / updates
+
+
 def bench_ppo(
     n_envs: int,
     buffer_steps: int,
@@ -76,22 +93,11 @@ def bench_ppo(
     cfg = PPOConfig(buffer_steps=buffer_steps, minibatch_size=minibatch_size, n_epochs=n_epochs)
     env = ToyEnv(n_envs, seed=seed)
     ppo = PPO(OBS_DIM, N_ACTIONS, cfg, seed=seed)
-    obs = env.reset()
-    rollout, obs = collect_rollout(ppo, env, obs, buffer_steps)
-    ppo.update(rollout)  # warm-up: tracing and compiling are not what we measure
-    rollout_s = update_s = 0.0
-    for _ in range(updates):
-        t0 = time.perf_counter()
-        rollout, obs = collect_rollout(ppo, env, obs, buffer_steps)
-        t1 = time.perf_counter()
-        ppo.update(rollout)
-        t2 = time.perf_counter()
-        rollout_s += t1 - t0
-        update_s += t2 - t1
+    rollout_s, update_s = _time_updates(ppo, env, buffer_steps, updates)
     samples = n_envs * buffer_steps
     used = (samples // minibatch_size) * minibatch_size  # samples per epoch actually trained on
     flops = network_flops_per_sample(OBS_DIM, N_ACTIONS, cfg.hidden) * used * n_epochs
-    update_gflops = flops * updates / update_s / 1e9
+    update_gflops = flops / update_s / 1e9
     matmul = measure_matmul_gflops()
     status = blas_status()
     return {
@@ -100,9 +106,9 @@ def bench_ppo(
         "minibatch_size": minibatch_size,
         "n_epochs": n_epochs,
         "updates": updates,
-        "steps_per_s": samples * updates / (rollout_s + update_s),
-        "rollout_s": rollout_s / updates,
-        "update_s": update_s / updates,
+        "steps_per_s": samples / (rollout_s + update_s),
+        "rollout_s": rollout_s,
+        "update_s": update_s,
         "update_gflops": update_gflops,
         "matmul_gflops": matmul,
         "ceiling_fraction": update_gflops / matmul,
@@ -258,42 +264,14 @@ def bench_replay_train(
     """End-to-end training steps/s on the real replay environment (rollout through the
     PaperBroker over cached observations, plus the PPO update), after one warm-up update."""
     from polyrl.rl.env import ReplayEnv
-    from polyrl.rl.ppo import Rollout
 
     cfg = PPOConfig(buffer_steps=buffer_steps, minibatch_size=minibatch_size, n_epochs=n_epochs)
     env = ReplayEnv(store, n_envs=n_envs, fset=fset, broker=broker, seed=seed)
     ppo = PPO(fset.dim, 3, cfg, seed=seed)
-    obs = env.reset()
-
-    def one(obs: np.ndarray) -> tuple[np.ndarray, float, float]:
-        T, N = buffer_steps, n_envs
-        ob = np.empty((T, N, fset.dim), dtype=np.float32)
-        act = np.empty((T, N), dtype=np.int64)
-        lp = np.empty((T, N), dtype=np.float32)
-        val = np.empty((T, N), dtype=np.float32)
-        rew = np.empty((T, N), dtype=np.float32)
-        dn = np.empty((T, N), dtype=bool)
-        t0 = time.perf_counter()
-        for t in range(T):
-            a, logp, v = ppo.act(obs)
-            ob[t], act[t], lp[t], val[t] = obs, a, logp, v
-            obs, r, d, _ = env.step(a)
-            rew[t], dn[t] = r, d
-        t1 = time.perf_counter()
-        ppo.update(Rollout(obs=ob, actions=act, logp=lp, values=val, rewards=rew, dones=dn,
-                           last_value=ppo.value(obs)))  # fmt: skip
-        return obs, t1 - t0, time.perf_counter() - t1
-
-    obs, _, _ = one(obs)  # warm-up: tracing and compiling
-    roll = upd = 0.0
-    for _ in range(updates):
-        obs, r, u = one(obs)
-        roll += r
-        upd += u
+    roll, upd = _time_updates(ppo, env, buffer_steps, updates)
     samples = n_envs * buffer_steps
     return {
         "n_envs": n_envs, "buffer_steps": buffer_steps, "minibatch_size": minibatch_size,
         "n_epochs": n_epochs, "updates": updates,
-        "steps_per_s": samples * updates / (roll + upd),
-        "rollout_s": roll / updates, "update_s": upd / updates,
+        "steps_per_s": samples / (roll + upd), "rollout_s": roll, "update_s": upd,
     }  # fmt: skip

@@ -87,11 +87,12 @@ class ToyEnv:
 
 
 class VecEnv(Protocol):
-    """What :func:`collect_rollout` needs of an environment (ToyEnv's step signature)."""
+    """What :func:`collect_rollout` needs of an environment: ``step`` returns (next obs [N, F],
+    reward [N], done [N]) first, and may return more after them (ReplayEnv adds its info)."""
 
     n_envs: int
 
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+    def step(self, actions: np.ndarray) -> tuple[Any, ...]: ...
 
 
 def collect_rollout(
@@ -114,7 +115,8 @@ def collect_rollout(
     for t in range(n_steps):
         buf_obs[t] = obs
         actions[t], logp[t], values[t] = ppo.act(obs)
-        obs, rewards[t], dones[t] = env.step(actions[t])
+        out = env.step(actions[t])
+        obs, rewards[t], dones[t] = out[0], out[1], out[2]
     rollout = Rollout(
         obs=buf_obs,
         actions=actions,
