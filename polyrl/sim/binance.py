@@ -535,47 +535,12 @@ def warmup_klines(
     if bars <= 0:
         return Batch(CH_BINANCE_SPOT_KLINES, RANK_KLINES, _I64(), _I64(), [], [])
     opens = m0 - (bars - np.arange(bars, dtype=np.int64)) * minute
-    per = minute // STEP_NS
-    k = (opens[:, None] - sk.t0_ns) // STEP_NS + np.arange(per)[None, :]
-    tick = spec.spot_tick
-    px = np.rint(np.exp(sk.logp[i, k]) * _E8 / tick).astype(np.int64) * tick
-    o, c = px[:, 0], px[:, -1]
-    hi, lo = px.max(axis=1), px.min(axis=1)
+    o, hi, lo, c, lam = _bar_prices(sk, cfg, spec, opens)
     g = rng(seed, TAG_KLINES, i)
-    burst = sk.burst_spot[i, np.minimum(k[:, 0] // STEPS_PER_S, sk.m - 1)]
-    volatile = sk.regime[k[:, 0]] == 1
-    act = np.where(volatile, cfg.volatile_activity_mult, 1.0) * np.exp(
-        burst - 0.5 * cfg.burst_sd**2
-    )
-    trades = g.poisson(cfg.spot_trade_rate[i] * 60.0 * act)
-    mean_usd = cfg.spot_trade_usd[i] * math.exp(0.5 * cfg.trade_size_sigma**2)
-    mid = (o + c) / 2.0 / _E8
-    vol_usd = trades * mean_usd * np.exp(0.3 * g.standard_normal(bars))
-    volume = np.rint(vol_usd / mid * _E8 / spec.spot_step).astype(np.int64) * spec.spot_step
-    ret = (c - o) / np.maximum(o, 1)
-    sd = sk.step_vol[i] * math.sqrt(per)
-    buy_share = np.clip(0.5 + 0.2 * np.tanh(ret / sd) + 0.05 * g.standard_normal(bars), 0.05, 0.95)
-    taker = np.rint(volume / spec.spot_step * buy_share).astype(np.int64) * spec.spot_step
-    vwap = (o + hi + lo + c) / 4.0 / _E8
-    qvol = np.rint(volume / _E8 * vwap * _E8).astype(np.int64)
-    tq = np.rint(taker / _E8 * vwap * _E8).astype(np.int64)
-    ms = opens // NS_PER_MS
-    f8 = "%d.%08d"
-    row = f'[%d,"{f8}","{f8}","{f8}","{f8}","{f8}",%d,"{f8}",%d,"{f8}","{f8}","0"]'
-    cols = _fmt_cols(
-        ms,
-        *_split(o, 8),
-        *_split(hi, 8),
-        *_split(lo, 8),
-        *_split(c, 8),
-        *_split(volume, 8),
-        ms + 59_999,
-        *_split(qvol, 8),
-        trades,
-        *_split(taker, 8),
-        *_split(tq, 8),
-    )
-    rows = [row % tuple(r) for r in cols]
+    trades = g.poisson(lam)
+    z_vol = g.standard_normal(bars)
+    z_buy = g.standard_normal(bars)
+    rows = _kline_texts(sk, cfg, spec, opens, (o, hi, lo, c), trades, z_vol, z_buy)
     texts = ["[" + ",".join(rows[p : p + 1000]) + "]" for p in range(0, bars, 1000)]
     req_ns = start_ns + np.arange(len(texts), dtype=np.int64) * 5 * NS_PER_MS + i * NS_PER_MS
     recv = sk.recv_ns(LAT_REST, req_ns)
@@ -583,51 +548,41 @@ def warmup_klines(
     return Batch(CH_BINANCE_SPOT_KLINES, RANK_KLINES, req_ns, recv, texts, [request] * len(texts))
 
 
-def _I64() -> np.ndarray:
-    return np.zeros(0, dtype=np.int64)
-
-
-# ---------------------------------------------------------------------------------------------
-# REST answers on request (the loopback venue servers, polyrl.sim.serve)
-
-
-def kline_rows(
-    sk: Skeleton, cfg: SimConfig, spec: AssetSpec, seed: int, opens_ns: np.ndarray
-) -> list[str]:
-    """``GET /api/v3/klines`` rows (JSON text, one per bar) of 1m bars opening at ``opens_ns``.
-
-    ``opens_ns`` are minute boundaries inside the skeleton. Prices come from the skeleton's
-    100 ms mid exactly as :func:`warmup_klines` computes them; the random parts (trade count,
-    volume, taker share) come from a generator keyed by the bar's own minute, so a bar reads
-    the same in every response whatever else was requested with it. (The warm-up frames of a
-    simulation draw theirs per request instead, so their volumes differ from these.)
-    """
-    opens = np.asarray(opens_ns, dtype=np.int64)
-    bars = int(opens.size)
-    if bars == 0:
-        return []
+def _bar_prices(
+    sk: Skeleton, cfg: SimConfig, spec: AssetSpec, opens: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(open, high, low, close) in 1e-8 units from the skeleton's 100 ms spot mid, and the
+    expected trade count, of 1m bars opening at ``opens`` (ns, minute boundaries)."""
     i = spec.index
-    minute = 60 * NS_PER_S
-    per = minute // STEP_NS
+    per = 60 * NS_PER_S // STEP_NS
     k = (opens[:, None] - sk.t0_ns) // STEP_NS + np.arange(per)[None, :]
     k = np.clip(k, 0, sk.n - 1)
     tick = spec.spot_tick
     px = np.rint(np.exp(sk.logp[i, k]) * _E8 / tick).astype(np.int64) * tick
-    o, c = px[:, 0], px[:, -1]
-    hi, lo = px.max(axis=1), px.min(axis=1)
     burst = sk.burst_spot[i, np.minimum(k[:, 0] // STEPS_PER_S, sk.m - 1)]
     volatile = sk.regime[k[:, 0]] == 1
     act = np.where(volatile, cfg.volatile_activity_mult, 1.0) * np.exp(
         burst - 0.5 * cfg.burst_sd**2
     )
     lam = cfg.spot_trade_rate[i] * 60.0 * act
-    trades = np.empty(bars, dtype=np.int64)
-    z_vol = np.empty(bars)
-    z_buy = np.empty(bars)
-    for b, (t_open, rate) in enumerate(zip(opens.tolist(), lam.tolist(), strict=True)):
-        g = rng(seed, TAG_KLINES, i, t_open // minute)
-        trades[b] = g.poisson(rate)
-        z_vol[b], z_buy[b] = g.standard_normal(2)
+    return px[:, 0], px.max(axis=1), px.min(axis=1), px[:, -1], lam
+
+
+def _kline_texts(
+    sk: Skeleton,
+    cfg: SimConfig,
+    spec: AssetSpec,
+    opens: np.ndarray,
+    ohlc: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    trades: np.ndarray,
+    z_vol: np.ndarray,
+    z_buy: np.ndarray,
+) -> list[str]:
+    """The klines rows (JSON text, one per bar) from the bars' prices, trade counts and two
+    standard normal draws per bar (volume noise, taker-buy share noise)."""
+    i = spec.index
+    o, hi, lo, c = ohlc
+    per = 60 * NS_PER_S // STEP_NS
     mean_usd = cfg.spot_trade_usd[i] * math.exp(0.5 * cfg.trade_size_sigma**2)
     mid = (o + c) / 2.0 / _E8
     vol_usd = trades * mean_usd * np.exp(0.3 * z_vol)
@@ -656,6 +611,42 @@ def kline_rows(
         *_split(tq, 8),
     )
     return [row % tuple(r) for r in cols]
+
+
+def _I64() -> np.ndarray:
+    return np.zeros(0, dtype=np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# REST answers on request (the loopback venue servers, polyrl.sim.serve)
+
+
+def kline_rows(
+    sk: Skeleton, cfg: SimConfig, spec: AssetSpec, seed: int, opens_ns: np.ndarray
+) -> list[str]:
+    """``GET /api/v3/klines`` rows (JSON text, one per bar) of 1m bars opening at ``opens_ns``.
+
+    ``opens_ns`` are minute boundaries inside the skeleton. Prices come from the skeleton's
+    100 ms mid exactly as :func:`warmup_klines` computes them; the random parts (trade count,
+    volume, taker share) come from a generator keyed by the bar's own minute, so a bar reads
+    the same in every response whatever else was requested with it. (The warm-up frames of a
+    simulation draw theirs per request instead, so their volumes differ from these.)
+    """
+    opens = np.asarray(opens_ns, dtype=np.int64)
+    bars = int(opens.size)
+    if bars == 0:
+        return []
+    i = spec.index
+    minute = 60 * NS_PER_S
+    o, hi, lo, c, lam = _bar_prices(sk, cfg, spec, opens)
+    trades = np.empty(bars, dtype=np.int64)
+    z_vol = np.empty(bars)
+    z_buy = np.empty(bars)
+    for b, (t_open, rate) in enumerate(zip(opens.tolist(), lam.tolist(), strict=True)):
+        g = rng(seed, TAG_KLINES, i, t_open // minute)
+        trades[b] = g.poisson(rate)
+        z_vol[b], z_buy[b] = g.standard_normal(2)
+    return _kline_texts(sk, cfg, spec, opens, (o, hi, lo, c), trades, z_vol, z_buy)
 
 
 def open_interest_text(sk: Skeleton, spec: AssetSpec, t_ns: int) -> str:
