@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 from polyrl.errors import ParseError
 from polyrl.events import NS_PER_MS
-from polyrl.sim.serve.ws import Conn, WsServer
+from polyrl.sim.serve.ws import Conn, WsServer, text_request
 from polyrl.sources.jsontext import iter_json_array
 
 if TYPE_CHECKING:
@@ -253,14 +253,8 @@ class ClobWsServer(WsServer):
         conn.session = ClobSession()
 
     async def on_message(self, conn: Conn, text: str) -> None:
-        if text.strip() == "PING":
-            conn.enqueue("PONG", "pong")
-            return
-        try:
-            msg = json.loads(text)
-        except ValueError:
-            return
-        if not isinstance(msg, dict):
+        msg = text_request(conn, text)
+        if msg is None:
             return
         ids = msg.get("assets_ids")
         if not isinstance(ids, list) or not all(isinstance(t, str) for t in ids):

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from polyrl.events import NS_PER_MS
-from polyrl.sim.serve.ws import Conn, WsServer
+from polyrl.sim.serve.ws import Conn, WsServer, text_request
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -111,14 +111,8 @@ class RtdsServer(WsServer):
         conn.session = RtdsSession()
 
     async def on_message(self, conn: Conn, text: str) -> None:
-        if text.strip() == "PING":
-            conn.enqueue("PONG", "pong")
-            return
-        try:
-            msg = json.loads(text)
-        except ValueError:
-            return
-        if not isinstance(msg, dict) or not isinstance(msg.get("subscriptions"), list):
+        msg = text_request(conn, text)
+        if msg is None or not isinstance(msg.get("subscriptions"), list):
             return
         entries = [e for e in map(_entry, msg["subscriptions"]) if e is not None]
         session: RtdsSession = conn.session

@@ -24,6 +24,7 @@ A client that does not read fast enough is cut (``slow_consumer``) once
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -51,6 +52,20 @@ def ws_frame_bytes(text: str) -> int:
     """Bytes of an unmasked, uncompressed server text frame carrying ``text``."""
     n = len(text.encode("utf-8"))
     return n + (2 if n < 126 else 4 if n < 65_536 else 10)
+
+
+def text_request(conn: Conn, text: str) -> dict[str, Any] | None:
+    """A client message as the venues with text keepalives (Polymarket CLOB, RTDS) read it:
+    ``PING`` is answered ``PONG``; a JSON object is returned; anything else (including PING)
+    gives None, ignored as the venues ignore it."""
+    if text.strip() == "PING":
+        conn.enqueue("PONG", "pong")
+        return None
+    try:
+        msg = json.loads(text)
+    except ValueError:
+        return None
+    return msg if isinstance(msg, dict) else None
 
 
 class Conn:
