@@ -148,6 +148,21 @@ class Walk:
     complete: np.ndarray
     """True where the book had enough depth for the whole order, bool [M]."""
 
+    @classmethod
+    def of(
+        cls, price: np.ndarray, shares: np.ndarray, notional: np.ndarray, complete: np.ndarray
+    ) -> Walk:
+        """A walk from its per-level matches (the totals and level counts follow)."""
+        return cls(
+            price=price,
+            shares=shares,
+            notional=notional,
+            total_shares=np.cumsum(shares, axis=1)[:, -1],
+            total_notional=np.cumsum(notional, axis=1)[:, -1],
+            levels=np.count_nonzero(shares > 0, axis=1).astype(np.int32),
+            complete=complete,
+        )
+
 
 def _prev_cum(cum: np.ndarray) -> np.ndarray:
     """Cumulative sum *before* each level: [0, cum[0], ..., cum[L-2]] per row."""
@@ -174,15 +189,7 @@ def walk_buy(px: np.ndarray, size: np.ndarray, budget: np.ndarray) -> Walk:
     p_safe = np.where(usable, px, 1.0)
     shares = np.where(full, s, np.where(part, left / p_safe, 0.0))
     notional = np.where(full, cost, np.where(part, left, 0.0))
-    return Walk(
-        price=p,
-        shares=shares,
-        notional=notional,
-        total_shares=np.cumsum(shares, axis=1)[:, -1],
-        total_notional=np.cumsum(notional, axis=1)[:, -1],
-        levels=np.count_nonzero(shares > 0, axis=1).astype(np.int32),
-        complete=cum[:, -1] >= budget,
-    )
+    return Walk.of(p, shares, notional, cum[:, -1] >= budget)
 
 
 def walk_sell(px: np.ndarray, size: np.ndarray, quantity: np.ndarray) -> Walk:
@@ -200,12 +207,4 @@ def walk_sell(px: np.ndarray, size: np.ndarray, quantity: np.ndarray) -> Walk:
     part = ~full & (left > 0)
     shares = np.where(full, s, np.where(part, left, 0.0))
     notional = shares * p
-    return Walk(
-        price=p,
-        shares=shares,
-        notional=notional,
-        total_shares=np.cumsum(shares, axis=1)[:, -1],
-        total_notional=np.cumsum(notional, axis=1)[:, -1],
-        levels=np.count_nonzero(shares > 0, axis=1).astype(np.int32),
-        complete=cum[:, -1] >= quantity,
-    )
+    return Walk.of(p, shares, notional, cum[:, -1] >= quantity)
