@@ -5,7 +5,8 @@ Every venue adapter runs one or more :class:`WsConnection`. Each received messag
 the socket and handed to the sink (the Recorder). The connection never raises on bad data
 and never gives up:
 
-- a socket that stays open but goes silent for ``watchdog_s`` is closed and reopened;
+- a socket that stays open but goes silent for ``watchdog_s`` is closed and reopened (a
+  process too busy to read is not a silent socket: see :func:`_recv_within`);
 - a connection older than ``max_connection_age_s`` is renewed before the venue's 24-hour cut;
 - reconnects back off exponentially with full jitter between ``reconnect_min_s`` and
   ``reconnect_max_s``;
@@ -35,6 +36,28 @@ from polyrl.sources.config import SourcesConfig
 from polyrl.sources.parse import status_frame
 
 OnOpen = Callable[[ClientConnection], Awaitable[None]]
+
+SECOND_LOOK_S = 0.05
+"""Real seconds of a second wait for a message after the watchdog's timer fired."""
+
+
+async def _recv_within(ws: ClientConnection, wait_s: float) -> str | bytes | None:
+    """The next message, or None when none came within ``wait_s`` real seconds.
+
+    A timer that fires after the process was busy (a long garbage collection, a starved
+    CPU) fires together with the frames that arrived meanwhile, and may win the race: a
+    short second wait lets those frames through, so only a socket that really went silent
+    counts as silent. ``recv`` is cancellation-safe: a message is never lost to a timeout.
+    """
+    for timeout in (max(wait_s, 0.001), SECOND_LOOK_S):
+        try:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that races with a message, and shutdown would hang.
+            async with asyncio.timeout(timeout):
+                return await ws.recv()
+        except TimeoutError:
+            continue
+    return None
 
 
 def is_loopback(url: str) -> bool:
@@ -186,12 +209,8 @@ class WsConnection:
                 if self._reconnect_now.is_set():
                     return "reconnect requested", last
                 wait = self.clock.real_seconds(int(min(cfg.watchdog_s, age_left) * 1e9))
-                try:
-                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
-                    # cancellation that races with a message, and shutdown would hang.
-                    async with asyncio.timeout(max(wait, 0.001)):
-                        msg = await ws.recv()
-                except TimeoutError:
+                msg = await _recv_within(ws, wait)
+                if msg is None:
                     if (self.clock.now_ns() - born) / 1e9 >= cfg.max_connection_age_s:
                         continue
                     return f"silent for {cfg.watchdog_s:g}s (watchdog)", last
