@@ -30,7 +30,7 @@ import numpy as np
 
 from polyrl.broker import Books, MarketRules, PaperBroker
 from polyrl.errors import CheckpointError
-from polyrl.features.engine import Window
+from polyrl.features.markets import Window
 from polyrl.features.sets import FeatureSet
 from polyrl.policies.base import HOLD, Policy
 from polyrl.runlog import RunLog

@@ -18,7 +18,7 @@ from polyrl.broker import PaperBroker
 from polyrl.config import Config
 from polyrl.engine import Engine, TickObs
 from polyrl.features.cache import DayCache, ReplaySpec, load_or_build, recording_days
-from polyrl.features.engine import Window
+from polyrl.features.markets import Window
 from polyrl.features.sets import feature_set
 from polyrl.policies.base import Policy
 from polyrl.runlog import RunLog

@@ -39,7 +39,8 @@ import polars as pl
 from polyrl.clock import ReplayClock
 from polyrl.errors import RecordingError
 from polyrl.events import NS_PER_S, iso_to_ns
-from polyrl.features.engine import FeatureConfig, FeatureEngine, ObsBatch, Window
+from polyrl.features.engine import FeatureConfig, FeatureEngine, ObsBatch
+from polyrl.features.markets import Window
 from polyrl.features.sets import FEATURE_CODE_VERSION, feature_set
 from polyrl.recording.reader import RecordingReader, list_partitions
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from polyrl.features.engine import Window
+from polyrl.features.markets import Window
 from polyrl.features.sets import FeatureSet
 from polyrl.policies.base import HOLD
 from polyrl.rl.ppo import PPO, Rollout

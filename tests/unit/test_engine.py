@@ -256,7 +256,7 @@ def test_cache_is_reused_and_keyed_by_content(small_recording: Path, tmp_path: P
 
 
 def test_cached_outcome_waits_for_its_time() -> None:
-    from polyrl.features.engine import Window
+    from polyrl.features.markets import Window
 
     w = Window(
         index=0, asset="btc", slot=0, condition_id="c", slug="s", up_token="u", down_token="d",

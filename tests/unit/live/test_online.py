@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from polyrl.features.engine import Window
+from polyrl.features.markets import Window
 from polyrl.features.sets import feature_set
 from polyrl.rl.online import OnlineTrainer
 from polyrl.rl.ppo import PPO, PPOConfig

@@ -1,0 +1,247 @@
+"""The markets as known at a tick: windows, token books, resolutions and connectivity.
+
+Polymarket and status events are kept as one sequential log in ``(recv_ns, seq)`` order
+and applied up to each decision tick (:meth:`MarketLog.advance`): market discovery (which
+15-minute window each asset is in), the token books (for the broker's fills and the book
+features), recorded resolutions, and which venue channels are connected. A disconnect (or
+a recorder restart) unsyncs every Polymarket book until its next full ``book``: no decision
+is made on a book that was not re-synchronised after a gap. An outage overlapping a window
+flags it (:attr:`Window.gap`) so training can leave it out.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from polyrl.events import (
+    CH_BINANCE_FUTURES_WS,
+    CH_BINANCE_SPOT_WS,
+    CH_POLYMARKET_WS,
+    CH_RECORDER,
+    WINDOW_NS,
+)
+from polyrl.recording.reader import MergedBatch
+from polyrl.sources.polymarket.book import TokenBook
+
+TRADE_DEPENDENT_CHANNELS = (CH_BINANCE_SPOT_WS, CH_BINANCE_FUTURES_WS, CH_POLYMARKET_WS)
+"""Channels whose outage makes every market not tradable."""
+
+LOG_STREAMS = (
+    "polymarket.market",
+    "polymarket.book",
+    "polymarket.price_change",
+    "polymarket.resolution",
+    "recorder.status",
+)
+"""The streams applied sequentially (everything else is a vectorised series)."""
+
+# Log entry kinds: (recv_ns, kind, ...).
+_MARKET, _BOOK, _CHANGE, _RESOLUTION, _STATUS = range(5)
+
+_COLUMNS = {
+    "polymarket.market": ["recv_ns", "key", "asset", "slug", "up_token", "down_token",
+                          "window_start_ns", "window_end_ns", "tick_size", "min_size",
+                          "fees_enabled", "fee_rate", "fee_exponent"],
+    "polymarket.book": ["recv_ns", "key", "bid_px", "bid_size", "ask_px", "ask_size"],
+    "polymarket.price_change": ["recv_ns", "key", "side", "price", "size"],
+    "polymarket.resolution": ["recv_ns", "key", "outcome", "source"],
+    "recorder.status": ["recv_ns", "key", "kind"],
+}  # fmt: skip
+
+
+@dataclass(slots=True)
+class Window:
+    """One asset's 15-minute market, as known from ``polymarket.market`` rows."""
+
+    index: int
+    asset: str
+    slot: int
+    condition_id: str
+    slug: str
+    up_token: str
+    down_token: str
+    start_ns: int
+    end_ns: int
+    known_ns: int
+    tick_size: float
+    min_size: float
+    fees_enabled: bool
+    fee_rate: float
+    fee_exponent: float
+    outcome: str | None = None
+    outcome_source: str | None = None
+    outcome_ns: int | None = None
+    gap: bool = False
+    """A venue outage overlapped the window (training may leave it out)."""
+
+
+def window_fields(w: Window) -> dict[str, Any]:
+    """A window's fields by name (to copy it with some replaced)."""
+    return {f: getattr(w, f) for f in Window.__dataclass_fields__}
+
+
+class MarketLog:
+    """The sequential state of the markets of ``assets`` (slot i = assets[i])."""
+
+    def __init__(self, assets: tuple[str, ...]) -> None:
+        self.slot_of = {a: i for i, a in enumerate(assets)}
+        self.windows: list[Window] = []
+        """Every window seen, in order of discovery (``Window.index`` is the position)."""
+        self.outages: list[tuple[str, int, int]] = []
+        """(channel, start_ns, end_ns) of every outage that ended."""
+        self.cursor_ns = -(2**62)
+        """Everything logged up to this time has been applied."""
+        self._log: deque[tuple[Any, ...]] = deque()
+        self._by_cid: dict[str, Window] = {}
+        self._live: dict[str, list[Window]] = {a: [] for a in assets}
+        self._tokens: dict[str, TokenBook] = {}
+        # Unknown at first (a replay may start mid-recording): up until a status says not.
+        self._down: set[str] = set()
+        self._down_since: dict[str, int] = {}
+
+    # -- ingest -------------------------------------------------------------------------------
+
+    def ingest(self, batch: MergedBatch) -> None:
+        """Log a batch's Polymarket and status rows (in merged order) to apply later."""
+        present = [s for s in LOG_STREAMS if s in batch.columns]
+        if not present:
+            return
+        codes = {batch.streams.index(s): s for s in present}
+        sel = np.flatnonzero(np.isin(batch.stream_code, list(codes)))
+        cols = {s: batch.columns[s].lists(_COLUMNS[s]) for s in present}
+        counter = dict.fromkeys(present, 0)
+        log = self._log
+        for code in batch.stream_code[sel].tolist():
+            s = codes[code]
+            i = counter[s]
+            counter[s] = i + 1
+            c = cols[s]
+            if s == "polymarket.price_change":
+                log.append((c["recv_ns"][i], _CHANGE, c["key"][i], c["side"][i] == "BUY",
+                            c["price"][i], c["size"][i]))  # fmt: skip
+            elif s == "polymarket.book":
+                log.append((c["recv_ns"][i], _BOOK, c["key"][i], c["bid_px"][i],
+                            c["bid_size"][i], c["ask_px"][i], c["ask_size"][i]))  # fmt: skip
+            elif s == "recorder.status":
+                log.append((c["recv_ns"][i], _STATUS, c["key"][i], c["kind"][i]))
+            elif s == "polymarket.market":
+                log.append((c["recv_ns"][i], _MARKET, *(c[n][i] for n in _COLUMNS[s][1:])))
+            else:
+                log.append((c["recv_ns"][i], _RESOLUTION, c["key"][i], c["outcome"][i],
+                            c["source"][i]))  # fmt: skip
+
+    # -- apply --------------------------------------------------------------------------------
+
+    def advance(self, t: int) -> None:
+        """Apply every logged event with recv_ns <= t."""
+        log = self._log
+        tokens = self._tokens
+        while log and log[0][0] <= t:
+            e = log.popleft()
+            kind = e[1]
+            if kind == _CHANGE:
+                lv = tokens.get(e[2])
+                if lv is not None:
+                    lv.set_level(e[3], e[4], e[5])
+            elif kind == _BOOK:
+                lv = tokens.get(e[2])
+                if lv is None:
+                    lv = tokens[e[2]] = TokenBook(e[2])
+                lv.replace(e[3], e[4], e[5], e[6])
+            elif kind == _STATUS:
+                self._status(e[0], e[2], e[3])
+            elif kind == _MARKET:
+                self._market(e)
+            else:
+                w = self._by_cid.get(e[2])
+                if w is not None and w.outcome is None:
+                    w.outcome, w.outcome_source, w.outcome_ns = e[3], e[4], e[0]
+        self.cursor_ns = t
+
+    def _status(self, t: int, channel: str, kind: str) -> None:
+        if kind == "start" and channel == CH_RECORDER:
+            # A (re)started recorder: nothing is connected yet, every book must resync.
+            for ch in TRADE_DEPENDENT_CHANNELS:
+                self._down_since.setdefault(ch, t)
+            self._down |= set(TRADE_DEPENDENT_CHANNELS)
+            for lv in self._tokens.values():
+                lv.reset()
+        elif kind in ("disconnect", "connect_failed"):
+            if channel in TRADE_DEPENDENT_CHANNELS:
+                self._down.add(channel)
+                self._down_since.setdefault(channel, t)
+            if channel == CH_POLYMARKET_WS:
+                for lv in self._tokens.values():
+                    lv.reset()
+        elif kind == "connect":
+            if channel in self._down:
+                self._down.discard(channel)
+                since = self._down_since.pop(channel, None)
+                if since is not None and self.windows:
+                    self._outage(channel, since, t)
+
+    def _outage(self, channel: str, a: int, b: int) -> None:
+        self.outages.append((channel, a, b))
+        for w in self.windows[-64:]:
+            if w.start_ns < b and a < w.end_ns:
+                w.gap = True
+
+    def _market(self, e: tuple[Any, ...]) -> None:
+        (recv, _, cid, asset, slug, up, down, ws, we, tick, min_size, fees_on, rate, expo) = e
+        if asset not in self.slot_of or cid in self._by_cid or we - ws != WINDOW_NS:
+            return
+        w = Window(
+            index=len(self.windows),
+            asset=asset,
+            slot=self.slot_of[asset],
+            condition_id=cid,
+            slug=slug,
+            up_token=up,
+            down_token=down,
+            start_ns=ws,
+            end_ns=we,
+            known_ns=recv,
+            tick_size=tick,
+            min_size=min_size,
+            fees_enabled=fees_on,
+            fee_rate=rate,
+            fee_exponent=expo,
+        )
+        for ch, since in self._down_since.items():
+            if since < we and ch in self._down and self.windows:
+                w.gap = True
+        self.windows.append(w)
+        self._by_cid[cid] = w
+        live = self._live[asset]
+        live.append(w)
+        live.sort(key=lambda x: x.start_ns)
+        for tok in (up, down):
+            self._tokens.setdefault(tok, TokenBook(tok))
+
+    # -- read ---------------------------------------------------------------------------------
+
+    def channels_up(self) -> bool:
+        """No channel a decision depends on is down."""
+        return not (self._down & set(TRADE_DEPENDENT_CHANNELS))
+
+    def current(self, asset: str, t: int) -> Window | None:
+        """The asset's window open at ``t`` (None between known windows)."""
+        live = self._live[asset]
+        cur = None
+        for w in live:
+            if w.start_ns <= t < w.end_ns:
+                cur = w
+        # Forget windows that ended a while ago (their books are no longer needed).
+        while live and live[0].end_ns < t - WINDOW_NS:
+            old = live.pop(0)
+            self._tokens.pop(old.up_token, None)
+            self._tokens.pop(old.down_token, None)
+        return cur
+
+    def books(self, w: Window) -> tuple[TokenBook | None, TokenBook | None]:
+        """The Up and Down token books of ``w`` (None before any was seen)."""
+        return self._tokens.get(w.up_token), self._tokens.get(w.down_token)
