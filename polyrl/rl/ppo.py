@@ -98,7 +98,7 @@ from polyrl.rl.network import ActorCritic, augment, init_weights
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PPOConfig:
-    """PPO hyperparameters; defaults are the seed's (SEED.md, "PPO Hyperparameters")."""
+    """PPO hyperparameters; defaults are the seed's (the seed system's "PPO Hyperparameters")."""
 
     lr_actor: float = 1e-4
     """Adam learning rate of the actor (policy) network."""

@@ -10,7 +10,8 @@ mean-reverting log activity factor, and the size of the current move); the taker
 towards the next second's move (``taker_informed``); notionals are lognormal with a Pareto
 tail.
 
-Formats follow the venues exactly (shared/reference/binance/FACTS.md): combined-stream
+Formats follow the venues' documentation (Binance spot "WebSocket Streams", USD-M futures
+"Websocket Market Streams" and market-data REST) exactly: combined-stream
 envelope ``{"stream":..,"data":..}``, spot numbers as 8-decimal strings, futures numbers in
 each contract's precision, times in ms.
 """

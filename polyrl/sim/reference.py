@@ -1,6 +1,6 @@
 """The settlement reference feed on the RTDS socket, and the windows' ground-truth outcomes.
 
-RTDS frames (shared/reference/polymarket/FACTS.md §4) look like::
+RTDS frames (Polymarket's real-time data socket docs, crypto prices topics) look like::
 
     {"topic":"crypto_prices_chainlink","type":"update","timestamp":<server send ms>,
      "payload":{"symbol":"btc/usd","timestamp":<tick ms>,"value":65048.0789,

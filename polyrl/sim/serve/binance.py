@@ -1,6 +1,7 @@
 """Loopback Binance market-data WebSockets: spot and USD-M futures.
 
-Paths (shared/reference/binance/FACTS.md §1.1, §2.1):
+Paths (Binance's spot "WebSocket Streams" and USD-M futures "Websocket Market Streams"
+docs):
 
 * spot: ``/stream?streams=<s1>/<s2>/...`` (combined: frames wrapped
   ``{"stream":..,"data":..}``), ``/ws/<stream>`` and ``/ws`` (raw payloads);

@@ -9,7 +9,7 @@ texts are kept exactly as sent, so a rendered book repeats the venue's strings. 
 rendered in the wire order the venue uses (bids ascending, asks descending: best last),
 stamped with the server time in ms and a hash of its content (SHA-1 of the levels).
 
-**Protocol** (shared/reference/polymarket/FACTS.md §2). The client sends
+**Protocol** (Polymarket's CLOB WebSocket docs, market channel). The client sends
 ``{"assets_ids":[...],"type":"market","custom_feature_enabled":true}`` after connecting,
 then ``{"assets_ids":[...],"operation":"subscribe"|"unsubscribe",...}`` at will. Each
 subscription (the first and every later ``subscribe``) is answered, unless it says

@@ -1,6 +1,6 @@
 """Loopback Polymarket real-time data socket (RTDS, ``wss://ws-live-data.polymarket.com``).
 
-Protocol (shared/reference/polymarket/FACTS.md §4): the client sends
+Protocol (Polymarket's real-time data socket docs): the client sends
 ``{"action":"subscribe","subscriptions":[{"topic":..,"type":..,"filters":..}]}`` (and
 ``"action":"unsubscribe"`` with the same entries to stop); text ``PING`` is answered
 ``PONG``. A feed frame ``{"topic","type","timestamp","payload":{"symbol",..}}`` goes to a
