@@ -6,12 +6,14 @@ Loading:
   ``trades``, ``episodes``, ``decisions``, ``timing``, held-out ``eval_trades`` and
   ``eval_episodes``, with ``config`` and ``summary``); :func:`load_runs` stacks several with
   a ``run`` column; :meth:`Run.results` gives ``{strategy: (trades, episodes)}``;
+  :func:`sibling_runs` finds the other runs of a ``polyrl backtest --strategy all``;
 - :func:`load_recording` (a recording root and date globs -> :class:`Recording`: streams,
   rates, status and gaps, markets, one window around its close).
 
-Tables (:mod:`polyrl.analysis.stats`, :mod:`polyrl.analysis.trades`):
-:func:`summary_table`, :func:`by_time_left`, :func:`time_left_table`, :func:`compare`,
-:func:`positions`, :func:`equity`.
+Tables (:mod:`polyrl.analysis.stats`, :mod:`polyrl.analysis.trades`,
+:mod:`polyrl.analysis.calibration`): :func:`summary_table`, :func:`by_time_left`,
+:func:`time_left_table`, :func:`compare`, :func:`positions`, :func:`equity`,
+:func:`calibration_table` (n, wins and a Wilson interval per entry-price bin).
 
 Figures (:mod:`polyrl.analysis.plots`), each returning a matplotlib Figure:
 :func:`plot_equity`, :func:`plot_pnl_by_asset`, :func:`plot_training`,
@@ -36,10 +38,11 @@ _EXPORTS = {
               "plot_pnl_by_asset", "plot_pnl_by_time_left", "plot_trade_pnl", "plot_training",
               "plot_window"),
     "trades": ("closed_pnl", "equity", "positions"),
+    "calibration": ("calibration_table", "wilson_interval"),
     "recordings": ("Recording", "WindowView", "load_recording"),
     "report": ("RunTables", "results_figures", "results_tables", "run_figures", "run_tables",
                "write_report"),
-    "runs": ("Run", "RunError", "Runs", "find_runs", "load_run", "load_runs"),
+    "runs": ("Run", "RunError", "Runs", "find_runs", "load_run", "load_runs", "sibling_runs"),
     "stats": ("by_time_left", "compare", "summarize", "summary_frame", "summary_table",
               "time_left_table"),
 }  # fmt: skip

@@ -16,6 +16,7 @@ import polars as pl
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
+from polyrl.analysis.calibration import calibration_table
 from polyrl.analysis.recordings import WindowView
 from polyrl.analysis.trades import equity
 
@@ -66,28 +67,42 @@ def _bar_axes(ax: Any, ticks: list[str], xlabel: str, ylabel: str, title: str, *
 
 
 def plot_equity(trades: Frames, *, title: str = "Equity curve") -> Figure:
-    """Cumulative realized PnL (top) and its drawdown from the running peak (bottom) over
-    time, one line per run; from trades tables."""
-    fig = Figure(figsize=(10, 6), layout="constrained")
-    ax, dd = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
-    drawn = False
-    for name, tr in _named(trades).items():
-        e = equity(tr)
+    """Cumulative realized PnL over time, one panel per run, each on its own PnL scale (so
+    a run that lost or won far more than the others does not flatten them): the equity
+    curve, its running peak (dotted) and the drawdown from that peak shaded between them;
+    each panel's title gives the run's final PnL and max drawdown. Every curve starts at 0
+    at the first instant any run realized PnL and holds its last value to the last such
+    instant, so that the panels share one time span. From trades tables."""
+    runs = _named(trades)
+    curves = {name: equity(tr) for name, tr in runs.items()}
+    ts = [e["t_ns"] for e in curves.values() if e.height]
+    span = (min(int(t.min()) for t in ts), max(int(t.max()) for t in ts)) if ts else (0, 0)
+    fig = Figure(figsize=(10, 1.2 + 2.1 * max(1, len(runs))), layout="constrained")
+    axes = fig.subplots(max(1, len(runs)), 1, sharex=True, squeeze=False)[:, 0]
+    legend = True
+    for i, (ax, (name, e)) in enumerate(zip(axes, curves.items(), strict=False)):
+        ax.axhline(0, color="0.5", lw=0.8)
+        ax.set_ylabel("PnL (USDC)")
         if e.is_empty():
+            ax.set_title(f"{name}: no realized PnL", loc="left", fontsize="medium")
+            _empty(ax, "no realized PnL")
             continue
-        drawn = True
-        t = _times(e["t_ns"])
-        ax.step(t, e["equity"].to_numpy(), where="post", label=name)
-        dd.fill_between(t, -e["drawdown"].to_numpy(), step="post", alpha=0.4, label=name)
-    if not drawn:
-        _empty(ax, "no realized PnL")
-    elif len(_named(trades)) > 1:
-        ax.legend(fontsize="small")
-    ax.axhline(0, color="0.5", lw=0.8)
-    ax.set_ylabel("cumulative realized PnL (USDC)")
-    ax.set_title(title)
-    dd.set_ylabel("drawdown (USDC)")
-    _time_axis(dd)
+        t = _times(np.concatenate([[span[0]], e["t_ns"].to_numpy(), [span[1]]]))
+        eq = np.concatenate([[0.0], e["equity"].to_numpy(), e["equity"].to_numpy()[-1:]])
+        peak = np.concatenate([[0.0], e["peak"].to_numpy(), e["peak"].to_numpy()[-1:]])
+        ax.step(t, eq, where="post", color=f"C{i}", label="cumulative realized PnL")
+        ax.step(t, peak, where="post", color=f"C{i}", ls=":", lw=1, label="running peak")
+        ax.fill_between(t, eq, peak, step="post", color="C3", alpha=0.3, lw=0,
+                        label="drawdown")  # fmt: skip
+        ax.set_title(f"{name}: PnL {eq[-1]:+.2f}, max drawdown {float(e['drawdown'].max()):.2f}",
+                     loc="left", fontsize="medium")  # fmt: skip
+        if legend:  # the first panel drawn explains the styles of all
+            ax.legend(fontsize="x-small", loc="best")
+            legend = False
+    if not runs:
+        _empty(axes[0], "no realized PnL")
+    fig.suptitle(f"{title} (each panel on its own scale; shaded: drawdown from the peak)")
+    _time_axis(axes[-1])
     return fig
 
 
@@ -144,42 +159,48 @@ def plot_training(metrics: pl.DataFrame, *, title: str = "Training") -> Figure:
 def plot_calibration(
     positions: Frames, *, bins: int = 10, title: str = "Entry price vs outcome"
 ) -> Figure:
-    """Calibration: the price paid for the token bought (what the market says its chance
-    is) against the share of those positions whose token won, per price bin (marker area ~
-    positions). On the diagonal the market is calibrated; a policy above it buys tokens that
-    win more often than their price says (an edge). Entries of an unselective policy
-    (``random``) show the market's own calibration. Below: how many entries per bin."""
-    fig = Figure(figsize=(7, 7.5), layout="constrained")
-    ax, hist = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
-    edges = np.linspace(0.0, 1.0, bins + 1)
+    """Calibration (:func:`~polyrl.analysis.calibration.calibration_table`): the price paid
+    for the token bought (what the market says its chance is) against the share of those
+    positions whose token won, per price bin, with the bin's Wilson 95% interval. On the
+    diagonal the market is calibrated; a policy above it buys tokens that win more often
+    than their price says (an edge), and only an interval clear of the diagonal says so.
+    Entries of an unselective policy (``random``) show the market's own calibration.
+    Below: the positions per bin (n, printed on each bar)."""
+    runs = _named(positions)
+    fig = Figure(figsize=(8, 8), layout="constrained")
+    ax, hist = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1.2])
     ax.plot([0, 1], [0, 1], color="0.5", ls="--", lw=1, label="price = probability")
-    for name, p in _named(positions).items():
-        s = p.filter(pl.col("won").is_not_null())
-        price = s["entry_price"].to_numpy()
-        won = s["won"].cast(pl.Float64).to_numpy()
-        idx = np.clip(np.digitize(price, edges) - 1, 0, bins - 1)
-        n = np.bincount(idx, minlength=bins)
-        ok = n > 0
-        mean_p = np.bincount(idx, weights=price, minlength=bins)[ok] / n[ok]
-        rate = np.bincount(idx, weights=won, minlength=bins)[ok] / n[ok]
-        ax.plot(mean_p, rate, lw=1, alpha=0.6)
-        ax.scatter(mean_p, rate, s=20 + 200 * n[ok] / max(1, n.max()), label=name, alpha=0.8)
-        hist.bar((edges[:-1] + edges[1:]) / 2, n, width=1 / bins, alpha=0.5, label=name)
+    width = 0.9 / bins / max(1, len(runs))
+    for i, (name, p) in enumerate(runs.items()):
+        c = calibration_table(p, bins=bins)
+        s = c.filter(pl.col("positions") > 0)
+        rate = s["win_rate"].to_numpy()
+        err = np.vstack([rate - s["ci_low"].to_numpy(), s["ci_high"].to_numpy() - rate])
+        ax.errorbar(s["mean_price"].to_numpy(), rate, yerr=err, fmt="o-", ms=5, lw=1,
+                    elinewidth=1.2, capsize=3, alpha=0.85, color=f"C{i}", label=name)  # fmt: skip
+        mid = ((c["price_low"] + c["price_high"]) / 2).to_numpy()
+        x = mid + (i - (len(runs) - 1) / 2) * width
+        n = c["positions"].to_numpy()
+        b = hist.bar(x, n, width=width, color=f"C{i}", alpha=0.7, label=name)
+        hist.bar_label(b, labels=[str(v) if v else "" for v in n], fontsize="x-small",
+                       padding=1)  # fmt: skip
+    hist.margins(y=0.25)
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.02, 1.02)
-    ax.set_ylabel("share of positions whose token won")
+    ax.set_ylabel("share of positions whose token won (95% Wilson interval)")
     ax.set_title(title)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper left")
+    if bins <= 10:
+        hist.set_xticks(np.linspace(0, 1, bins + 1))
     hist.set_xlabel("entry price of the token bought (USDC per share)")
     hist.set_ylabel("positions")
     return fig
 
 
 def plot_trade_pnl(positions: Frames, *, bins: int = 40, title: str = "PnL per position") -> Figure:
-    """The distribution of realized PnL per position (fees included), with each run's mean
-    win and mean loss marked: the payoff asymmetry behind a low win rate. The PnL axis is
-    linear within +-1 USDC and logarithmic beyond (one rare large payoff stays visible
-    beside many small losses), with bins of equal width on that scale."""
+    """The distribution of realized PnL per position (fees included) on a linear axis, in
+    bins of equal width, with each run's mean win and mean loss marked: the payoff asymmetry
+    behind a low win rate."""
     runs = _named(positions)
     fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.subplots()
@@ -188,11 +209,7 @@ def plot_trade_pnl(positions: Frames, *, bins: int = 40, title: str = "PnL per p
         _empty(ax, "no positions")
         edges: Any = bins
     else:
-        # Equal-width bins in y = sign(x) * log10(1 + |x|), the shape of the symlog axis.
-        y = np.sign(allp) * np.log10(1 + np.abs(allp))
-        ey = np.histogram_bin_edges(y, bins=bins)
-        edges = np.sign(ey) * (10 ** np.abs(ey) - 1)
-    ax.set_xscale("symlog", linthresh=1.0)
+        edges = np.histogram_bin_edges(allp, bins=bins)
     for i, (name, p) in enumerate(runs.items()):
         x = p["pnl"].to_numpy()
         color = f"C{i}"
@@ -213,7 +230,8 @@ def plot_pnl_by_time_left(
     table: pl.DataFrame, *, title: str = "PnL by time left at entry"
 ) -> Figure:
     """Mean PnL per position by the minutes left in the window at entry, with bootstrap 95%
-    intervals; from :func:`~polyrl.analysis.stats.by_time_left` or ``time_left_table``."""
+    intervals and each bar's positions (n) under it; from
+    :func:`~polyrl.analysis.stats.by_time_left` or ``time_left_table``."""
     if "strategy" not in table.columns:
         table = table.with_columns(pl.lit("run").alias("strategy"))
     names = table["strategy"].unique(maintain_order=True).to_list()
@@ -222,14 +240,23 @@ def plot_pnl_by_time_left(
     ax = fig.subplots()
     width = 0.8 / max(1, len(names))
     x = np.arange(len(buckets))
+    at: list[float] = []
+    ns: list[str] = []
     for i, name in enumerate(names):
         t = table.filter(pl.col("strategy") == name)
         m = t["mean_pnl"].to_numpy()
         err = np.abs(np.vstack([m - t["ci_low"].to_numpy(), t["ci_high"].to_numpy() - m]))
-        ax.bar(x + (i - (len(names) - 1) / 2) * width, np.nan_to_num(m), width,
-               yerr=np.nan_to_num(err), capsize=2, label=name)  # fmt: skip
+        xi = x[: t.height] + (i - (len(names) - 1) / 2) * width
+        ax.bar(xi, np.nan_to_num(m), width, yerr=np.nan_to_num(err), capsize=2,
+               label=name)  # fmt: skip
+        at += xi.tolist()
+        ns += [f"n={v}" for v in t["positions"].to_list()]
     _bar_axes(ax, buckets, "minutes left in the window at entry", "mean PnL per position (USDC)",
               title, legend=len(names) > 1)  # fmt: skip
+    # Each bar's n as a minor tick label under it; the bucket names one line lower.
+    ax.xaxis.remove_overlapping_locs = False
+    ax.set_xticks(at, ns, minor=True, fontsize="small")
+    ax.tick_params(axis="x", which="major", pad=16, length=0)
     return fig
 
 

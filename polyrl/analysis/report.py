@@ -5,9 +5,10 @@ asset, positions by time left in the window at entry, and (when there is somethi
 compare with) the paired per-window difference against each baseline on the same windows.
 For a train run the strategies are its held-out evaluation (the trained policy and every
 baseline on the same days); for a backtest or live run, the run itself and any runs given
-as ``against`` (for instance ``polyrl backtest --strategy all`` on the same days).
-:func:`run_figures` draws them, and :func:`write_report` writes both as PNG and Markdown
-(what ``polyrl report`` runs).
+as ``against``. :func:`write_report` adds a backtest's siblings on its own: the other runs
+of the same ``polyrl backtest --strategy all`` (see :func:`~polyrl.analysis.runs.sibling_runs`).
+:func:`run_figures` draws the tables, and :func:`write_report` writes both as PNG and
+Markdown (what ``polyrl report`` runs).
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ import polars as pl
 from matplotlib.figure import Figure
 
 from polyrl.analysis import plots
-from polyrl.analysis.runs import Run, RunError, combined_results, find_runs, load_run
+from polyrl.analysis.calibration import calibration_table
+from polyrl.analysis.runs import (
+    Run,
+    RunError,
+    combined_results,
+    find_runs,
+    load_run,
+    sibling_runs,
+)
 from polyrl.analysis.stats import compare, summary_table, time_left_table
 from polyrl.analysis.trades import positions
 from polyrl.events import ns_to_iso
@@ -36,7 +45,9 @@ class RunTables:
     ``reference``: the strategy the report is about; ``results``: ``{strategy: (trades,
     episodes)}`` with ``reference`` first; ``positions``: ``{strategy: positions}``;
     ``summary`` [strategy x (assets, total)]; ``time_left`` [strategy x bucket];
-    ``comparison`` [one row per other strategy] (empty when there is none).
+    ``comparison`` [one row per other strategy] (empty when there is none);
+    ``calibration`` [strategy x price bin] for the reference (and ``random``'s entries, the
+    market's own calibration, when present).
     """
 
     reference: str
@@ -45,6 +56,7 @@ class RunTables:
     summary: pl.DataFrame
     time_left: pl.DataFrame
     comparison: pl.DataFrame
+    calibration: pl.DataFrame
 
 
 def results_tables(
@@ -63,13 +75,18 @@ def results_tables(
     if ref not in results:
         raise KeyError(f"reference {ref!r} is not among {', '.join(results)}")
     ordered = {ref: results[ref], **{k: v for k, v in results.items() if k != ref}}
+    pos = {name: positions(tr, ep) for name, (tr, ep) in ordered.items()}
     return RunTables(
         reference=ref,
         results=ordered,
-        positions={name: positions(tr, ep) for name, (tr, ep) in ordered.items()},
+        positions=pos,
         summary=summary_table(ordered, assets=assets, capital_per_slot=capital_per_slot, seed=seed),
         time_left=time_left_table({ref: ordered[ref]}, seed=seed),
         comparison=compare(ordered, reference=ref, seed=seed),
+        calibration=pl.concat(
+            calibration_table(p).select(pl.lit(n).alias("strategy"), pl.all())
+            for n, p in _calibration_runs(ref, pos).items()
+        ),
     )
 
 
@@ -84,10 +101,10 @@ def run_tables(run: Run, *, against: Iterable[Run] = (), seed: int = 0) -> RunTa
                           reference=reference, seed=seed)  # fmt: skip
 
 
-def _calibration_runs(t: RunTables) -> dict[str, pl.DataFrame]:
-    runs = {t.reference: t.positions[t.reference]}
-    if "random" in t.positions and t.reference != "random":
-        runs = {"random (the market)": t.positions["random"], **runs}
+def _calibration_runs(ref: str, pos: Mapping[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    runs = {ref: pos[ref]}
+    if "random" in pos and ref != "random":
+        runs = {"random (the market)": pos["random"], **runs}
     return runs
 
 
@@ -99,13 +116,13 @@ def results_figures(tables: RunTables, *, name: str = "") -> dict[str, Figure]:
     ref = tables.reference
     res = tables.results
     of = f": {name}" if name else ""
-    title = f"{name} ({ref})" if name else ref
+    title = f"{name} ({ref})" if name and name != ref else ref
     figs: dict[str, Figure] = {
         "equity": plots.plot_equity({n: tr for n, (tr, _) in res.items()},
                                     title=f"Equity curve{of}"),
         "pnl_by_asset": plots.plot_pnl_by_asset({n: ep for n, (_, ep) in res.items()},
                                                 title=f"PnL by asset{of}"),
-        "calibration": plots.plot_calibration(_calibration_runs(tables),
+        "calibration": plots.plot_calibration(_calibration_runs(ref, tables.positions),
                                               title=f"Entry price vs outcome: {title}"),
         "trade_pnl": plots.plot_trade_pnl({ref: tables.positions[ref]},
                                           title=f"PnL per position: {title}"),
@@ -204,17 +221,22 @@ gross wins over gross losses; max drawdown is the largest fall of cumulative rea
 its running peak; PnL per window and its 95% interval are over the windows traded (windows
 resampled with replacement, seeded); Sharpe is per window, not annualised. A comparison pairs
 the same windows (by condition id): its interval is the bootstrap interval of the mean
-per-window difference, and only an interval that excludes 0 is a difference."""
+per-window difference, and only an interval that excludes 0 is a difference. Calibration
+counts settled positions per bin of entry price; the interval of the share that won is the
+Wilson score 95% interval of that binomial share (n = positions in the bin)."""
 
 
 def load_against(paths: Iterable[Path | str | Run], *, exclude: Run | None = None) -> list[Run]:
     """Runs to compare with: each path a run or a directory of runs (loaded), ``exclude``
-    (the run being reported) left out."""
+    (the run being reported) and runs given twice left out."""
     out: list[Run] = []
+    seen = {exclude.path.resolve()} if exclude is not None else set()
     for a in paths:
         found = [a] if isinstance(a, Run) else [load_run(p) for p in find_runs(a) or [Path(a)]]
-        out += [r for r in found
-                if exclude is None or r.path.resolve() != exclude.path.resolve()]  # fmt: skip
+        for r in found:
+            if r.path.resolve() not in seen:
+                seen.add(r.path.resolve())
+                out.append(r)
     return out
 
 
@@ -223,17 +245,21 @@ def write_report(
     out: Path | str | None = None,
     *,
     against: Iterable[Run | Path | str] = (),
+    siblings: bool = True,
     seed: int = 0,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> Path:
     """Write the report of ``run`` (a :class:`Run` or its directory) into ``out`` (default
     ``<run>/report``): one PNG per figure of :func:`run_figures` and ``report.md``.
-    ``against``: runs, or directories of runs, to compare with on the same windows.
+    ``against``: runs, or directories of runs, to compare with on the same windows; with
+    ``siblings`` a backtest is also compared with its sibling runs (the other strategies of
+    the same ``polyrl backtest --strategy all``, :func:`~polyrl.analysis.runs.sibling_runs`).
     ``progress(done, total, what)`` is called as it goes. Returns the path of
     ``report.md``; errors (not a run, an unreadable file, an output that cannot be written)
     are :class:`RunError` naming the path."""
     r = run if isinstance(run, Run) else load_run(run)
-    others = load_against(against, exclude=r)
+    found = sibling_runs(r) if siblings else []
+    others = load_against([*found, *against], exclude=r)
     out_dir = Path(out) if out is not None else r.path / "report"
     tables = run_tables(r, against=others, seed=seed)
     figs = run_figures(r, tables)
@@ -246,7 +272,7 @@ def write_report(
                 progress(i, total, f"{stem}.png")
             fig.savefig(out_dir / f"{stem}.png", dpi=100)
             names.append(stem)
-        (out_dir / "report.md").write_text(_markdown(r, tables, names))
+        (out_dir / "report.md").write_text(_markdown(r, tables, names, others, len(found)))
     except OSError as e:
         raise RunError(f"cannot write the report to {out_dir}: {e}") from None
     if progress is not None:
@@ -265,11 +291,47 @@ _CAPTIONS = {
 }
 
 
-def _markdown(run: Run, t: RunTables, figures: list[str]) -> str:
+def _names(rs: Sequence[Run]) -> str:
+    return ", ".join(f"`{o.name}`" + (f" ({o.strategy})" if o.name != o.strategy else "")
+                     for o in rs)  # fmt: skip
+
+
+def _compared(run: Run, others: Sequence[Run], n_siblings: int) -> list[str]:
+    out = []
+    if n_siblings:
+        out.append(f"- compared with its {n_siblings} sibling run(s) in `{run.path.parent.name}/` "
+                   "(the same recorded days and config, another strategy): "
+                   f"{_names(others[:n_siblings])}")  # fmt: skip
+    if others[n_siblings:]:
+        out.append(f"- compared with (`--against`): {_names(others[n_siblings:])}")
+    return out
+
+
+def _calibration_display(cal: pl.DataFrame) -> pl.DataFrame:
+    """The non-empty bins of a calibration table, prices and shares written out."""
+    rows = [{"strategy": r["strategy"], "bin": r["bin"], "positions": r["positions"],
+             "wins": r["wins"], "mean_price": f"{r['mean_price']:.3f}",
+             "won": f"{r['win_rate']:.1%}",
+             "wilson_95": f"[{r['ci_low']:.1%}, {r['ci_high']:.1%}]"}
+            for r in cal.filter(pl.col("positions") > 0).iter_rows(named=True)]  # fmt: skip
+    return pl.DataFrame(rows, schema={"strategy": pl.String, "bin": pl.String,
+                                      "positions": pl.Int64, "wins": pl.Int64,
+                                      "mean_price": pl.String, "won": pl.String,
+                                      "wilson_95": pl.String})  # fmt: skip
+
+
+def _markdown(
+    run: Run, t: RunTables, figures: list[str], others: Sequence[Run] = (), n_siblings: int = 0
+) -> str:
     ref = t.reference
-    parts = [f"# Run report: {run.name}", "", *_about(run), ""]
-    what = ("the held-out evaluation: the trained policy and every baseline on the same windows"
-            if run.kind == "train" and run.policies else f"`{ref}`")  # fmt: skip
+    parts = [f"# Run report: {run.name}", "", *_about(run), *_compared(run, others, n_siblings),
+             ""]  # fmt: skip
+    if run.kind == "train" and run.policies:
+        what = "the held-out evaluation: the trained policy and every baseline on the same windows"
+    elif len(t.results) > 1:
+        what = f"`{ref}` and the runs it is compared with, on the same windows"
+    else:
+        what = f"`{ref}`"
     total = t.summary.filter(pl.col("asset") == "total").drop("asset")
     parts += ["## Summary", "", f"In total, for {what}.", "", markdown_table(total), "",
               "### By asset", "", markdown_table(t.summary.filter(pl.col("asset") != "total")),
@@ -281,8 +343,15 @@ def _markdown(run: Run, t: RunTables, figures: list[str]) -> str:
                   "interval.", "",
                   markdown_table(t.comparison), ""]  # fmt: skip
     parts += ["## By time left in the window at entry", "",
-              f"`{ref}`'s positions by the minutes left in the window when they were opened.",
+              f"`{ref}`'s positions by the minutes left in the window when they were opened "
+              "(`positions` is each bucket's n; its mean PnL has a bootstrap 95% interval).",
               "", markdown_table(t.time_left), ""]  # fmt: skip
+    parts += ["## Entry price vs outcome", "",
+              "Settled positions by the entry price of the token bought: n (`positions`), "
+              "how many won, and the share that won with its Wilson 95% interval"
+              + (" (`random`'s entries are the market's own calibration)."
+                 if t.calibration["strategy"].n_unique() > 1 else "."),
+              "", markdown_table(_calibration_display(t.calibration)), ""]  # fmt: skip
     notes = _notes(t)
     if notes:
         parts += ["## Notes", "", *notes, ""]

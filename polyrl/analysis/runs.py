@@ -218,6 +218,48 @@ def load_run(path: Path | str) -> Run:
     )
 
 
+def _same_data(
+    a: tuple[dict[str, Any], dict[str, Any]], b: tuple[dict[str, Any], dict[str, Any]]
+) -> bool:
+    """Whether two runs' ``(config, summary)`` are finished backtests of the same recorded
+    days (by their content digests) with the same config but for the strategy."""
+    (ca, sa), (cb, sb) = a, b
+    if sa.get("kind") != "backtest" or sb.get("kind") != "backtest":
+        return False
+    if not sa.get("recording_digests") or sa.get("recording_digests") != sb.get(
+        "recording_digests"
+    ):
+        return False
+    if sa.get("days") != sb.get("days"):
+        return False
+    return {k: v for k, v in ca.items() if k != "strategy"} == {
+        k: v for k, v in cb.items() if k != "strategy"
+    }
+
+
+def sibling_runs(run: Run) -> list[Run]:
+    """The backtests beside ``run`` (in the same directory) over the same recorded days
+    (equal recording digests in ``summary.json``) with the same config but another strategy,
+    as ``polyrl backtest --strategy all`` writes them; sorted by directory name. Told from
+    the runs' own ``config.json`` and ``summary.json``, not from their names; [] for a run
+    that is not a finished backtest. A neighbour whose JSON cannot be read is not a sibling;
+    a sibling whose tables cannot be read is a :class:`RunError` naming the file."""
+    me = (run.config, run.summary)
+    if not _same_data(me, me):
+        return []
+    out = []
+    for p in find_runs(run.path.parent):
+        if p.resolve() == run.path.resolve():
+            continue
+        try:
+            other = (_read_json(p / "config.json"), _read_json(p / "summary.json"))
+        except RunError:
+            continue
+        if _same_data(me, other) and other[0].get("strategy") != run.config.get("strategy"):
+            out.append(load_run(p))
+    return out
+
+
 def _stack(runs: Sequence[Run], table: str) -> pl.DataFrame:
     frames = [
         getattr(r, table).with_columns(pl.lit(r.name).alias("run"))

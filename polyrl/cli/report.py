@@ -33,14 +33,26 @@ def report_cmd(
             "with the baselines of its held-out evaluation without it.",
         ),
     ] = None,
+    siblings: Annotated[
+        bool,
+        typer.Option(
+            "--siblings/--no-siblings",
+            help="Compare a backtest with its sibling runs: the backtests in the same directory "
+            "over the same recorded days (by digest) with the same config but another strategy, "
+            "as polyrl backtest --strategy all writes them.",
+        ),
+    ] = True,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap intervals.")] = 0,
 ) -> None:
     """Write a run's report: report.md with PnL, ROI, win rate, average win and loss, profit
     factor, fees, max drawdown, Sharpe and PnL per window with its bootstrap 95% interval
     (per asset and in total), positions by time left in the window at entry, and the paired
-    per-window difference against each baseline on the same windows; beside it the figures
-    as PNG: equity curve and drawdown, PnL by asset, entry price vs outcome, PnL per
-    position, PnL by time left, the comparison, and for a training run its PPO curves."""
+    per-window difference against each other strategy on the same windows (a backtest's
+    sibling runs, a training run's held-out baselines, any --against run), entry price vs
+    outcome per price bin with n and a Wilson 95% interval; beside it the figures as PNG:
+    equity curve and drawdown (a panel per strategy), PnL by asset, entry price vs outcome,
+    PnL per position, PnL by time left, the comparison, and for a training run its PPO
+    curves."""
     from polyrl.analysis.report import load_against, write_report
     from polyrl.analysis.runs import load_run
 
@@ -48,7 +60,7 @@ def report_cmd(
     others = load_against(against or (), exclude=r)
     with progress_bar("report", total=None) as advance:
         path = write_report(
-            r, out, against=others, seed=seed,
+            r, out, against=others, siblings=siblings, seed=seed,
             progress=lambda done, total, what: advance(done, what),
         )  # fmt: skip
     err_console.print(f"wrote {path.parent}")

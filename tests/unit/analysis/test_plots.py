@@ -27,8 +27,12 @@ from polyrl.analysis import (
     time_left_table,
 )
 from polyrl.analysis.plots import TRAINING_PANELS
+from polyrl.analysis.stats import max_drawdown
+from polyrl.analysis.trades import closed_pnl
 from polyrl.events import iso_to_ns
 from polyrl.runlog import TRADES
+
+from .frames import trades
 
 
 @pytest.fixture(scope="module")
@@ -44,17 +48,47 @@ def _renders(fig: Figure) -> None:
 
 def test_equity(results: dict) -> None:
     fig = plot_equity({"ppo": results["ppo"][0], "random": results["random"][0]})
-    eq, dd = fig.axes
-    assert eq.get_ylabel() == "cumulative realized PnL (USDC)"
-    assert dd.get_ylabel() == "drawdown (USDC)" and dd.get_xlabel() == "time (UTC)"
-    assert [t.get_text() for t in eq.get_legend().get_texts()] == ["ppo", "random"]
-    # The random run's line ends at its total realized PnL.
-    y = eq.lines[1].get_ydata()
-    assert y[-1] == pytest.approx(results["random"][0]["realized_pnl"].sum())
-    assert np.all(np.asarray(dd.collections[1].get_paths()[0].vertices[:, 1]) <= 1e-9)
+    # One panel per run, the time axis under the last.
+    ppo, rnd = fig.axes
+    assert ppo.get_title(loc="left").startswith("ppo: ")
+    assert rnd.get_title(loc="left").startswith("random: PnL ")
+    assert ppo.get_ylabel() == rnd.get_ylabel() == "PnL (USDC)" and rnd.get_xlabel() == "time (UTC)"
+    labels = [t.get_text() for t in ppo.get_legend().get_texts()]
+    assert labels == ["cumulative realized PnL", "running peak", "drawdown"]
+    # The random run's line starts at 0 and ends at its total realized PnL; the drawdown
+    # shaded between it and its running peak is the run's max drawdown.
+    _, line, peak = rnd.lines
+    y, p = np.asarray(line.get_ydata()), np.asarray(peak.get_ydata())
+    assert y[0] == 0.0 and y[-1] == pytest.approx(results["random"][0]["realized_pnl"].sum())
+    assert np.all(p >= y) and len(rnd.collections) == 1
+    assert float(np.max(p - y)) == pytest.approx(max_drawdown(closed_pnl(results["random"][0])[
+        "pnl"].to_numpy()))  # fmt: skip
+    # Both panels span the same time.
+    assert ppo.lines[1].get_xdata()[0] == line.get_xdata()[0]
+    assert ppo.lines[1].get_xdata()[-1] == line.get_xdata()[-1]
     _renders(fig)
     empty = plot_equity(pl.DataFrame(schema=TRADES))
     assert "no realized PnL" in [t.get_text() for t in empty.axes[0].texts]
+
+
+def test_equity_keeps_each_run_on_its_own_scale() -> None:
+    """A run that lost 1000 times more does not flatten the others: each panel's PnL axis
+    fits its own run (frames.py: +16.7 in total, max drawdown 5.1)."""
+    small = trades()
+    big = small.with_columns(pl.col("realized_pnl") * -1000.0)
+    none = small.clear()
+    fig = plot_equity({"small": small, "big": big, "idle": none})
+    s, b, idle = fig.axes
+    assert not s.get_shared_y_axes().joined(s, b)
+    lo, hi = s.get_ylim()
+    assert -10 < lo < -3.1 and 16.7 < hi < 25  # -3.1 .. 16.7, plus margins
+    lo, hi = b.get_ylim()
+    assert lo < -16_700 and hi > 3_100  # cumulative -2000, +3100, -16700
+    assert s.get_title(loc="left") == "small: PnL +16.70, max drawdown 5.10"
+    assert b.get_title(loc="left") == "big: PnL -16700.00, max drawdown 19800.00"
+    assert idle.get_title(loc="left") == "idle: no realized PnL"
+    assert "no realized PnL" in [t.get_text() for t in idle.texts]
+    _renders(fig)
 
 
 def test_pnl_by_asset(results: dict) -> None:
@@ -95,7 +129,7 @@ def test_calibration(results: dict) -> None:
     pos = {n: positions(tr, ep) for n, (tr, ep) in results.items()}
     fig = plot_calibration({"random": pos["random"], "ppo": pos["ppo"]}, bins=5)
     cal, hist = fig.axes
-    assert cal.get_ylabel() == "share of positions whose token won"
+    assert cal.get_ylabel() == "share of positions whose token won (95% Wilson interval)"
     assert hist.get_xlabel() == "entry price of the token bought (USDC per share)"
     assert hist.get_ylabel() == "positions"
     legend = [t.get_text() for t in cal.get_legend().get_texts()]
@@ -103,8 +137,28 @@ def test_calibration(results: dict) -> None:
     # The histogram counts every settled position of each run, 5 bins each.
     settled = pos["random"].filter(pl.col("won").is_not_null()).height
     assert sum(p.get_height() for p in hist.patches[:5]) == settled
-    rates = cal.collections[0].get_offsets()[:, 1]
+    rates = cal.containers[0].lines[0].get_ydata()
     assert np.all((rates >= 0) & (rates <= 1))
+    _renders(fig)
+
+
+def test_calibration_draws_counts_and_wilson_intervals() -> None:
+    """Hand-computed (test_calibration.py): 1 of 2 won at 0.05-0.08, 2 of 3 at 0.55-0.57,
+    1 of 1 at 0.95."""
+    pos = pl.DataFrame({"entry_price": [0.05, 0.08, 0.55, 0.56, 0.57, 0.95],
+                        "won": [False, True, True, True, False, True]})  # fmt: skip
+    fig = plot_calibration({"run": pos}, bins=10)
+    cal, hist = fig.axes
+    (bars,) = cal.containers
+    points, _, (segments,) = bars.lines
+    assert list(points.get_xdata()) == pytest.approx([0.065, 0.56, 0.95])
+    assert list(points.get_ydata()) == pytest.approx([0.5, 2 / 3, 1.0])
+    ends = [(seg[0][1], seg[1][1]) for seg in segments.get_segments()]
+    want = [(0.094531, 0.905469), (0.207660, 0.938508), (0.206549, 1.0)]
+    assert ends == [pytest.approx(w, abs=1e-6) for w in want]
+    # Every bin's n is a bar, printed on it (empty bins print nothing).
+    assert [p.get_height() for p in hist.patches] == [2, 0, 0, 0, 0, 3, 0, 0, 0, 1]
+    assert [t.get_text() for t in hist.texts] == ["2", "", "", "", "", "3", "", "", "", "1"]
     _renders(fig)
 
 
@@ -113,8 +167,14 @@ def test_trade_pnl(results: dict) -> None:
     fig = plot_trade_pnl({"random": p}, bins=20)
     (ax,) = fig.axes
     assert ax.get_ylabel() == "positions" and ax.get_xlabel().startswith("PnL per position")
-    assert ax.get_xscale() == "symlog"
+    assert ax.get_xscale() == "linear"
     assert sum(b.get_height() for b in ax.patches) == p.height
+    # Bins of equal width spanning the PnLs.
+    widths = [b.get_width() for b in ax.patches]
+    assert len(widths) == 20 and widths == pytest.approx([widths[0]] * 20)
+    x = p["pnl"].to_numpy()
+    assert ax.patches[0].get_x() == pytest.approx(x.min())
+    assert ax.patches[-1].get_x() + widths[-1] == pytest.approx(x.max())
     vlines = [ln.get_xdata()[0] for ln in ax.lines]
     wins = p.filter(pl.col("pnl") > 0)["pnl"]
     losses = p.filter(pl.col("pnl") <= 0)["pnl"]
@@ -133,6 +193,11 @@ def test_pnl_by_time_left(results: dict) -> None:
         maintain_order=True
     ).to_list()
     assert len(ax.patches) == t.height
+    # Each bar's n under it, as a minor tick label at the bar.
+    n = [f"n={v}" for v in t["positions"].to_list()]
+    assert [x.get_text() for x in ax.get_xticklabels(minor=True)] == n
+    centres = [p.get_x() + p.get_width() / 2 for p in ax.patches]
+    assert list(ax.get_xticks(minor=True)) == pytest.approx(centres)
     _renders(fig)
 
 

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from polyrl.analysis import RunError, find_runs, load_run, load_runs
+from polyrl.analysis.runs import sibling_runs
 from polyrl.policies.baselines import BASELINES
 from polyrl.runlog import DECISIONS, EPISODES, TRADES, RunLog
 
@@ -102,3 +103,39 @@ def test_errors_name_the_path(small_runs: Path, tmp_path: Path) -> None:
     with pytest.raises(RunError, match="no run directory"):
         load_runs(tmp_path / "empty")
     assert find_runs(tmp_path / "nope") == []
+
+
+def _edit_json(path: Path, edit) -> None:  # type: ignore[no-untyped-def]
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+def test_sibling_runs_are_told_from_config_and_summary(small_runs: Path, tmp_path: Path) -> None:
+    """Siblings are the backtests beside a run over the same recorded days with the same config
+    but another strategy, whatever the directories are called."""
+    group = tmp_path / "any-name"
+    shutil.copytree(small_runs / "backtests", group)
+    # Names say nothing: the run of `random` is renamed, and one looks like a sibling by name.
+    (group / "random").rename(group / "r1")
+    shutil.copytree(group / "gating", group / "momentum-copy")  # a run of gating
+    run = load_run(group / "momentum")
+    got = {r.name: r.strategy for r in sibling_runs(run)}
+    assert got == {"fade_spike": "fade_spike", "gating": "gating", "mean_revert": "mean_revert",
+                   "momentum-copy": "gating", "r1": "random"}  # fmt: skip
+    # Another config, other recorded data, another day list, an unfinished run (no summary),
+    # a train run, a neighbour whose JSON cannot be read, and a run of the same strategy are not.
+    _edit_json(group / "gating" / "config.json", lambda c: c["broker"].update(capital=20.0))
+    _edit_json(group / "fade_spike" / "summary.json",
+               lambda s: s["recording_digests"].update({"2024-06-01": "0" * 32}))  # fmt: skip
+    _edit_json(group / "mean_revert" / "summary.json", lambda s: s.update(days=["2024-06-02"]))
+    (group / "momentum-copy" / "summary.json").unlink()
+    shutil.copytree(small_runs / "train", group / "train")
+    (group / "r1" / "config.json").write_text("{not json")
+    shutil.copytree(group / "momentum", group / "momentum-again")
+    assert sibling_runs(run) == []
+    # A run that is not a backtest has none; nor has a backtest alone in its directory.
+    assert sibling_runs(load_run(group / "train")) == []
+    alone = tmp_path / "alone"
+    shutil.copytree(small_runs / "backtests" / "momentum", alone / "momentum")
+    assert sibling_runs(load_run(alone / "momentum")) == []
