@@ -1,10 +1,11 @@
 """Channel health: which channels are failing, since when, and when to say so.
 
 A channel (``binance.spot.ws``, ``polymarket.gamma.rest``, ...) is *reached* when its venue
-answers on it: a WebSocket opens, a REST request gets a 200, or a frame arrives. It is *down*
-from the first failure after its last frame or answer (a disconnect, a failed connection
-attempt, an HTTP error) until its next frame or answer; a channel an adapter is expected to
-open is down from the recorder's start until its first frame. An open WebSocket that brings
+answers on it: a WebSocket opens, a REST request gets a 200, or a frame arrives. A failure
+after its last frame or answer (a disconnect, a failed connection attempt, an HTTP error)
+makes it *down* until its next frame or answer: since its last frame for a lost connection,
+since the failure for a failed request. A channel an adapter is expected to open is down
+from the recorder's start until its first frame. An open WebSocket that brings
 no data does not end an outage: a stalled venue that accepts connections and then goes
 silent is still lost.
 
@@ -26,7 +27,15 @@ from dataclasses import dataclass
 from polyrl.events import CH_RECORDER, NS_PER_S, ns_to_iso
 
 CHECK_S = 0.25
-"""Real seconds between the recorder's checks for channels down too long."""
+"""Longest real wait between the recorder's checks for channels down too long."""
+
+
+def check_interval_s(alert_after_s: float, speed: float) -> float:
+    """Real seconds between checks: ``CHECK_S``, or a quarter of the alert time in real
+    seconds on a clock that makes it shorter (never under 0.01 s)."""
+    return max(0.01, min(CHECK_S, alert_after_s / speed / 4))
+
+
 FAILURE_KINDS = frozenset({"disconnect", "connect_failed", "http_error"})
 """``recorder.status`` kinds that start (or prolong) a channel's outage."""
 
@@ -79,7 +88,10 @@ class ChannelStat:
             self.alerts += 1
         if kind in FAILURE_KINDS:
             if self.down_since_ns is None:
-                self.down_since_ns = t_ns
+                # A lost connection was lost from its last frame on (a watchdog notices a
+                # silent socket only after watchdog_s); a failed request from now.
+                lost = kind == "disconnect" and self.last_frame_ns > 0
+                self.down_since_ns = self.last_frame_ns if lost else t_ns
             if kind == "connect_failed":
                 self.connect_failures += 1
                 self.outage_failures += 1
@@ -135,8 +147,7 @@ def alert_message(name: str, ch: ChannelStat, now_ns: int, speed: float) -> str:
     what = "no data" if ch.reached else "never connected"
     last = f"; last: {ch.last_failure}" if ch.last_failure else ""
     return (
-        f"{name}: {what} for {down} (since {ns_to_iso(ch.down_since_ns)[:19]}Z): "
-        f"{ch.counts()}{last}"
+        f"{name}: {what} for {down}, since {ns_to_iso(ch.down_since_ns)[:19]}Z: {ch.counts()}{last}"
     )[:600]
 
 

@@ -242,12 +242,12 @@ def format_failures(report: InspectReport) -> list[str]:
         return []
     lines = [
         "",
-        f"{'channel failures':<30} {'conn. fail':>10} {'http err':>9} {'alerts':>7} "
+        f"{'channel failures':<36} {'conn. fail':>10} {'http err':>9} {'alerts':>7} "
         f"{'never conn.':>11}",
     ]
     for c in failing:
         lines.append(
-            f"{c.channel:<30} {c.connect_failures:>10} {c.http_errors:>9} {c.alerts:>7} "
+            f"{c.channel:<36} {c.connect_failures:>10} {c.http_errors:>9} {c.alerts:>7} "
             f"{c.never_connected:>11}"
         )
     return lines

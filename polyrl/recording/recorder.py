@@ -351,7 +351,12 @@ class Recorder:
             asyncio.create_task(self._every(self.config.wal_fsync_s, self._fsync_wal)),
             asyncio.create_task(self._every(self.config.checkpoint_s, self._checkpoint_tick)),
             asyncio.create_task(self._every(1.0, self._rates)),
-            asyncio.create_task(self._every(health.CHECK_S, self.check_health)),
+            asyncio.create_task(
+                self._every(
+                    health.check_interval_s(self.config.alert_after_s, self.clock.speed),
+                    self.check_health,
+                )
+            ),
         ]
         waiter = asyncio.create_task(stop.wait())
         watch = [waiter, *tasks, *background]
