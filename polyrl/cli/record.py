@@ -14,10 +14,13 @@ from rich.text import Text
 
 from polyrl.cli import app
 from polyrl.cli.common import (
+    DURATION_HELP,
     ConfigOpt,
     err_console,
     parse_assets,
     parse_duration,
+    print_alert,
+    ran_text,
     resolve_config,
 )
 from polyrl.clock import LiveClock
@@ -64,18 +67,6 @@ def status_table(rec: Recorder) -> Table:
     return t
 
 
-def ran_text(rec: Recorder) -> str:
-    """How long the recorder ran: ``90.0 s``, or ``90.0 s of venue time (9.0 s wall at 10x)``
-    on a faster clock (what --duration counts)."""
-    if rec.started_ns is None or rec.stopped_ns is None:
-        return "0 s"
-    ran = (rec.stopped_ns - rec.started_ns) / NS_PER_S
-    speed = rec.clock.speed
-    if speed == 1.0:
-        return f"{ran:.1f} s"
-    return f"{ran:.1f} s of venue time ({ran / speed:.1f} s wall at {speed:g}x)"
-
-
 def _age(now_ns: int, last_ns: int) -> str:
     return f"{(now_ns - last_ns) / NS_PER_S:.1f}s" if last_ns else "never"
 
@@ -106,10 +97,8 @@ def record_cmd(
         str | None,
         typer.Option(
             "--duration",
-            help="Stop after this long (90s, 10m, 1h, 2d) of clock time: wall time against "
-            "the real venues; venue time when a [clock] speed runs the clock faster (against "
-            "`polyrl simulate --serve`: 90s at speed 10 takes 9 s). Default: until Ctrl-C / "
-            "SIGTERM.",
+            help="Stop after this long (90s, 10m, 1h, 2d); default: until Ctrl-C / SIGTERM. "
+            + DURATION_HELP,
         ),
     ] = None,
     clock_speed: Annotated[
@@ -130,7 +119,9 @@ def record_cmd(
             "--clock-speed, to match `polyrl simulate --serve`).",
         ),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No live status display.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", help="No live status display (alerts are still printed).")
+    ] = False,
 ) -> None:
     """Record Binance spot and futures streams, Polymarket discovery, CLOB books, the reference
     feed and resolutions for the configured assets into hive-partitioned Parquet.
@@ -138,7 +129,7 @@ def record_cmd(
     Every frame is logged to a write-ahead log before it is parsed: SIGINT/SIGTERM loses
     nothing; kill -9 loses at most about a second and the next start recovers the rest.
     A channel down for [recording] alert_after_s is said on stderr (and again when it
-    recovers); a run in which no venue ever answered exits 1 naming the channels.
+    recovers); a run in which no venue ever connected exits 1 naming the channels.
     """
     from polyrl.sources.adapters import default_adapters
 
@@ -158,22 +149,16 @@ def record_cmd(
     else:
         clock = LiveClock.from_config(cfg.clock)
     adapters = default_adapters(cfg)
-
-    def say(kind: str, line: str) -> None:
-        # Plain text: venue messages hold brackets ("[Errno 111]") that are not markup.
-        err_console.print(f"{kind.upper()}: {line}", markup=False, highlight=False)
-
-    rec = Recorder(root, config=cfg.recording, clock=clock, on_alert=say)
+    rec = Recorder(root, config=cfg.recording, clock=clock, on_alert=print_alert)
     if rec.recovery.segments:
         err_console.print(
             f"recovered {rec.recovery.rows_written:,} rows from {rec.recovery.segments} "
             f"write-ahead segment(s) of an interrupted run"
         )
-    if clock.speed != 1.0:
-        span = f"; --duration {duration} is venue time" if seconds is not None else ""
+    if clock.speed != 1.0 and seconds is not None:
         err_console.print(
-            f"clock: {clock.speed:g}x real time{span} (one wall second is {clock.speed:g} "
-            "venue seconds)",
+            f"clock: {clock.speed:g}x real time; --duration {duration} is venue time "
+            f"(about {seconds / clock.speed:.1f} s of wall time)",
             markup=False,
         )
 
@@ -199,7 +184,7 @@ def record_cmd(
 
     asyncio.run(main())
     total = sum(s.rows for s in rec.streams.values())
-    took = ran_text(rec)
+    took = ran_text(rec.started_ns, rec.stopped_ns, clock.speed)
     err_console.print(
         f"stopped after {took}: {total:,} rows in {len(rec.streams)} streams under {root}",
         markup=False,
@@ -207,7 +192,7 @@ def record_cmd(
     missing = rec.never_reached()
     if not any_reached(rec.channels.items()):
         raise RecordingError(
-            "no venue ever answered: "
+            "no venue ever connected: "
             + (never_reached_text(missing) or "no channel was opened")
             + "; check the [sources] URLs and the network"
         )
