@@ -190,7 +190,8 @@ def test_venues_lost_longer_than_the_alert_time_are_said_and_recover(tmp_path: P
 
 
 @pytest.mark.slow
-def test_duration_counts_venue_time_and_says_so(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["record", "live"])
+def test_duration_counts_venue_time_and_says_so(tmp_path: Path, command: str) -> None:
     cfg = Config(assets=("btc",))
     speed = 10.0
     clock = LiveClock(speed=speed, start_ns=T0)
@@ -199,7 +200,15 @@ def test_duration_counts_venue_time_and_says_so(tmp_path: Path) -> None:
         cfg_path = tmp_path / "loop.toml"
         _loopback_config(cfg_path, v, cfg, clock)
         t = time.monotonic()
-        proc = _record(cfg_path, tmp_path / "rec", "--duration", "40s")
+        if command == "record":
+            proc = _record(cfg_path, tmp_path / "rec", "--duration", "40s")
+        else:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "polyrl", "live", "--strategy", "random", "--config",
+                 str(cfg_path), "--out", str(tmp_path / "rec"), "--runs", str(tmp_path / "runs"),
+                 "--duration", "40s"],
+                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
         _, err = proc.communicate(timeout=120)
         wall = time.monotonic() - t
     assert proc.returncode == 0, err
