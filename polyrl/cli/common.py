@@ -74,6 +74,29 @@ def progress_bar(description: str, total: float | None, unit: str = "") -> Itera
         yield advance_to
 
 
+def print_alert(kind: str, line: str) -> None:
+    """A recorder ``alert`` or ``recovered``: one plain-text line on stderr (venue messages
+    hold brackets, such as ``[Errno 111]``, that are not console markup)."""
+    err_console.print(f"{kind.upper()}: {line}", markup=False, highlight=False)
+
+
+def ran_text(started_ns: int | None, stopped_ns: int | None, speed: float) -> str:
+    """How long a recorder ran on its clock (what --duration counts): ``90.0 s``, or
+    ``90.0 s of venue time (9.0 s wall at 10x)`` on a clock faster than real time."""
+    if started_ns is None or stopped_ns is None:
+        return "0 s"
+    ran = (stopped_ns - started_ns) / 1e9
+    if speed == 1.0:
+        return f"{ran:.1f} s"
+    return f"{ran:.1f} s of venue time ({ran / speed:.1f} s wall at {speed:g}x)"
+
+
+DURATION_HELP = (
+    "Counted on the clock: wall time against the real venues; venue time when a [clock] "
+    "speed runs it faster (against `polyrl simulate --serve --speed 10`, 90s takes 9 s)."
+)
+
+
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 

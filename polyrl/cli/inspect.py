@@ -27,7 +27,8 @@ def inspect_cmd(
 ) -> None:
     """Summarise what a recording holds: per stream and asset (or key) the rows, first and last
     time, mean rate, largest silence and receive latency; per channel the connects, reconnects,
-    gaps and parse errors from recorder.status."""
+    gaps and parse errors from recorder.status, and the channels' connection failures, HTTP
+    errors, alerts and runs in which they never connected."""
     if by not in ("asset", "key"):
         from polyrl.errors import ConfigError
 

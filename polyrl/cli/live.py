@@ -10,12 +10,15 @@ import typer
 
 from polyrl.cli import app
 from polyrl.cli.common import (
+    DURATION_HELP,
     ConfigOpt,
     SetOpt,
     err_console,
     parse_assets,
     parse_duration,
     parse_sets,
+    print_alert,
+    ran_text,
     resolve_config,
 )
 from polyrl.config import merge
@@ -55,7 +58,8 @@ def live_cmd(
         str | None,
         typer.Option(
             "--duration",
-            help="Stop after this long (90s, 10m, 1h); default: until Ctrl-C / SIGTERM.",
+            help="Stop after this long (90s, 10m, 1h); default: until Ctrl-C / SIGTERM. "
+            + DURATION_HELP,
         ),
     ] = None,
     assets: Annotated[
@@ -158,9 +162,16 @@ def live_cmd(
         config=cfg, policy=policy, run_dir=run_dir, recording_root=root, clock=clock,
         adapters=default_adapters(cfg), run_config={**run_cfg, "config": None},
     )  # fmt: skip
+    session.recorder.on_alert = print_alert
     if resume:
         session.resume_from(run_dir)
     seconds = parse_duration(duration)
+    if clock.speed != 1.0 and seconds is not None:
+        err_console.print(
+            f"clock: {clock.speed:g}x real time; --duration {duration} is venue time "
+            f"(about {seconds / clock.speed:.1f} s of wall time)",
+            markup=False,
+        )
     last_print = [0.0]
 
     def status(s: LiveSession) -> None:
@@ -196,9 +207,12 @@ def live_cmd(
 
     asyncio.run(main())
     tot = session.engine.totals
+    rec = session.recorder
     err_console.print(
-        f"stopped: {session.ticks:,} ticks, {tot.fills:,} fills, realized PnL "
-        f"{tot.realized:+.2f}; run in {run_dir}"
+        f"stopped after {ran_text(rec.started_ns, rec.stopped_ns, clock.speed)}: "
+        f"{session.ticks:,} ticks, {tot.fills:,} fills, realized PnL "
+        f"{tot.realized:+.2f}; run in {run_dir}",
+        markup=False,
     )
 
 

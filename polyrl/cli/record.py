@@ -10,25 +10,32 @@ from typing import Annotated
 import typer
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from polyrl.cli import app
 from polyrl.cli.common import (
+    DURATION_HELP,
     ConfigOpt,
     err_console,
     parse_assets,
     parse_duration,
+    print_alert,
+    ran_text,
     resolve_config,
 )
 from polyrl.clock import LiveClock
-from polyrl.errors import ConfigError
-from polyrl.events import NS_PER_S, iso_to_ns
+from polyrl.errors import ConfigError, RecordingError
+from polyrl.events import CH_RECORDER, NS_PER_S, iso_to_ns
+from polyrl.recording.health import ChannelStat, any_reached, never_reached_text
 from polyrl.recording.recorder import Recorder
 
 
 def status_table(rec: Recorder) -> Table:
-    """Per stream: rows, rate, last message age; per channel: state, reconnects, gaps, errors."""
+    """Per stream: rows, rate, last message age; per channel (names in brackets): frames,
+    last frame age, state (up, DOWN and for how long), reconnects, gaps, connection failures,
+    HTTP errors and parse errors. Names are plain text, never console markup."""
     now = rec.clock.now_ns()
-    t = Table(title=f"polyrl record -> {rec.root}", expand=False)
+    t = Table(title=Text(f"polyrl record -> {rec.root}"), expand=False)
     for col in (
         "stream / channel",
         "rows",
@@ -37,26 +44,43 @@ def status_table(rec: Recorder) -> Table:
         "state",
         "reconn.",
         "gaps",
-        "errors",
+        "conn. fail",
+        "http err",
+        "parse err",
     ):
         t.add_column(col, justify="left" if col.startswith("stream") or col == "state" else "right")
     for name, st in sorted(rec.streams.items()):
-        age = (now - st.last_recv_ns) / NS_PER_S if st.last_recv_ns else float("nan")
-        t.add_row(name, f"{st.rows:,}", f"{st.rate:,.1f}", f"{age:.1f}s", "", "", "", "")
+        t.add_row(Text(name), f"{st.rows:,}", f"{st.rate:,.1f}", _age(now, st.last_recv_ns))
     for name, ch in sorted(rec.channels.items()):
-        age = (now - ch.last_frame_ns) / NS_PER_S if ch.last_frame_ns else float("nan")
-        state = "up" if ch.connected else ("-" if name == "recorder" or ".rest" in name else "DOWN")
         t.add_row(
-            f"[{name}]",
+            Text(f"[{name}]"),
             f"{ch.frames:,}",
             "",
-            f"{age:.1f}s",
-            state,
+            _age(now, ch.last_frame_ns),
+            _state(name, ch, now),
             str(ch.reconnects),
             str(ch.gaps),
+            str(ch.connect_failures),
+            str(ch.http_errors),
             str(ch.parse_errors),
         )
     return t
+
+
+def _age(now_ns: int, last_ns: int) -> str:
+    return f"{(now_ns - last_ns) / NS_PER_S:.1f}s" if last_ns else "never"
+
+
+def _state(name: str, ch: ChannelStat, now_ns: int) -> Text:
+    if ch.down_since_ns is not None:
+        down = f"{(now_ns - ch.down_since_ns) / NS_PER_S:.0f}s"
+        label = f"DOWN {down}" if ch.reached else f"not connected {down}"
+        return Text(label, style="bold red" if ch.alerted else "yellow")
+    if ch.connected:
+        return Text("up", style="green")
+    if name == CH_RECORDER:
+        return Text("-")
+    return Text("ok" if ch.reached else "-")
 
 
 @app.command("record")
@@ -73,7 +97,8 @@ def record_cmd(
         str | None,
         typer.Option(
             "--duration",
-            help="Stop after this long (90s, 10m, 1h, 2d); default: run until Ctrl-C / SIGTERM.",
+            help="Stop after this long (90s, 10m, 1h, 2d); default: until Ctrl-C / SIGTERM. "
+            + DURATION_HELP,
         ),
     ] = None,
     clock_speed: Annotated[
@@ -94,13 +119,17 @@ def record_cmd(
             "--clock-speed, to match `polyrl simulate --serve`).",
         ),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No live status display.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", help="No live status display (alerts are still printed).")
+    ] = False,
 ) -> None:
     """Record Binance spot and futures streams, Polymarket discovery, CLOB books, the reference
     feed and resolutions for the configured assets into hive-partitioned Parquet.
 
     Every frame is logged to a write-ahead log before it is parsed: SIGINT/SIGTERM loses
     nothing; kill -9 loses at most about a second and the next start recovers the rest.
+    A channel down for [recording] alert_after_s is said on stderr (and again when it
+    recovers); a run in which no venue ever connected exits 1 naming the channels.
     """
     from polyrl.sources.adapters import default_adapters
 
@@ -120,11 +149,17 @@ def record_cmd(
     else:
         clock = LiveClock.from_config(cfg.clock)
     adapters = default_adapters(cfg)
-    rec = Recorder(root, config=cfg.recording, clock=clock)
+    rec = Recorder(root, config=cfg.recording, clock=clock, on_alert=print_alert)
     if rec.recovery.segments:
         err_console.print(
             f"recovered {rec.recovery.rows_written:,} rows from {rec.recovery.segments} "
             f"write-ahead segment(s) of an interrupted run"
+        )
+    if clock.speed != 1.0 and seconds is not None:
+        err_console.print(
+            f"clock: {clock.speed:g}x real time; --duration {duration} is venue time "
+            f"(about {seconds / clock.speed:.1f} s of wall time)",
+            markup=False,
         )
 
     async def main() -> None:
@@ -149,4 +184,17 @@ def record_cmd(
 
     asyncio.run(main())
     total = sum(s.rows for s in rec.streams.values())
-    err_console.print(f"stopped: {total:,} rows in {len(rec.streams)} streams under {root}")
+    took = ran_text(rec.started_ns, rec.stopped_ns, clock.speed)
+    err_console.print(
+        f"stopped after {took}: {total:,} rows in {len(rec.streams)} streams under {root}",
+        markup=False,
+    )
+    missing = rec.never_reached()
+    if not any_reached(rec.channels.items()):
+        raise RecordingError(
+            "no venue ever connected: "
+            + (never_reached_text(missing) or "no channel was opened")
+            + "; check the [sources] URLs and the network"
+        )
+    if missing:
+        err_console.print(f"never connected: {never_reached_text(missing)}", markup=False)

@@ -4,6 +4,12 @@ Starts every loopback venue server (:mod:`polyrl.sim.serve`) on the simulation, 
 TOML config whose ``[sources]`` points polyrl at them (so ``polyrl record --config FILE``
 can run against them from another terminal) and prints the endpoints, the config path and
 the clock (speed and start) the recorder must share.
+
+When the simulated span ends the venues are gone, and say so: it prints
+``simulated span ended at <time>; serving stopped ...``, every open WebSocket is closed
+with code 1001 and that reason, and every new handshake or REST request is answered
+``410 Gone`` with it, until Ctrl-C. A recorder started then never connects, alerts, and
+exits non-zero naming the channels.
 """
 
 from __future__ import annotations
@@ -67,6 +73,11 @@ def serve_toml(
         f"anchor_real_ns = {anchor_ns}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def span_end_reason(end_ns: int) -> str:
+    """What clients are told once the simulated span is over."""
+    return f"simulated span ended at {ns_to_iso(end_ns)[:19]}Z"
 
 
 def serve_simulation(
@@ -150,7 +161,27 @@ async def _serve(
             "GET <binance_spot_rest>/api/v3/time",
             file=out,
         )
-        print("serving until Ctrl-C", file=out, flush=True)
-        await stop.wait()
+        print(
+            f"serving until the simulated span ends at {ns_to_iso(end_ns)[:19]}Z, then answering "
+            "410 Gone until Ctrl-C",
+            file=out,
+            flush=True,
+        )
+        waiter = asyncio.create_task(stop.wait())
+        delay = (end_ns - servers.clock.now_ns()) / NS_PER_S / speed
+        ended = asyncio.create_task(asyncio.sleep(max(0.0, delay)))
+        done, _ = await asyncio.wait({waiter, ended}, return_when=asyncio.FIRST_COMPLETED)
+        ended.cancel()
+        if waiter not in done:
+            reason = span_end_reason(end_ns)
+            servers.end_span(reason)
+            print(
+                f"{reason}; serving stopped: open connections were closed (1001) and every "
+                "new connection or request is answered 410 Gone with that reason; Ctrl-C to "
+                "exit",
+                file=out,
+                flush=True,
+            )
+            await waiter
     finally:
         await servers.stop()

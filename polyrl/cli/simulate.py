@@ -39,7 +39,9 @@ def simulate_cmd(
         typer.Option(
             "--serve",
             help="Serve the simulation on 127.0.0.1 as the real venues' WebSocket and REST "
-            "endpoints (until Ctrl-C) instead of writing a recording.",
+            "endpoints instead of writing a recording. When the simulated span (--hours) "
+            "ends, it says so, closes every connection (code 1001) and answers every new "
+            "connection or request 410 Gone naming the end time, until Ctrl-C.",
         ),
     ] = False,
     port: Annotated[

@@ -1,5 +1,6 @@
 """What a recording holds: per stream and asset (or key) rows, span, rate, silences, latency,
-and from ``recorder.status`` the gaps, reconnects and parse errors per channel.
+and from ``recorder.status`` the gaps, reconnects and parse errors per channel, and each
+channel's failures (connection failures, HTTP errors, alerts, runs it never connected).
 
 Works one hour partition at a time so a month of recordings inspects in bounded memory.
 Latency is ``recv_ns - exch_ns`` in ms (p50/p99, 1 ms resolution, clipped to +-60 s): it
@@ -63,6 +64,14 @@ class ChannelStatus:
     parse_errors_by_stream: dict[str, int] = field(default_factory=dict)
     starts: int = 0
     stops: int = 0
+    connect_failures: int = 0
+    """Failed connection attempts (``connect_failed`` rows)."""
+    http_errors: int = 0
+    """REST requests answered with an error or not at all (``http_error`` rows)."""
+    alerts: int = 0
+    """Outages that lasted the recorder's ``alert_after_s`` (``alert`` rows)."""
+    never_connected: int = 0
+    """Recorder runs in which the channel was never reached (``never_connected`` rows)."""
 
 
 @dataclass(slots=True)
@@ -107,6 +116,7 @@ def inspect_recording(
         assert isinstance(df, pl.DataFrame)
         if p.stream == STATUS_STREAM:
             _status(df, channels)
+            _failures(df, channels)
         _accumulate(p.stream, df, by, stats)
     for s in stats.values():
         span = (s.last_ns - s.first_ns) / NS_PER_S
@@ -200,6 +210,49 @@ def _status(df: pl.DataFrame, channels: dict[str, ChannelStatus]) -> None:
             c.stops += 1
 
 
+_FAILURE_FIELDS = {
+    "connect_failed": "connect_failures",
+    "http_error": "http_errors",
+    "alert": "alerts",
+    "never_connected": "never_connected",
+}
+
+
+def _failures(df: pl.DataFrame, channels: dict[str, ChannelStatus]) -> None:
+    """Count each channel's failure rows (see :data:`_FAILURE_FIELDS`)."""
+    counts = (
+        df.filter(pl.col("kind").is_in(list(_FAILURE_FIELDS)))
+        .group_by("key", "kind")
+        .agg(pl.len().alias("n"))
+    )
+    for key, kind, n in counts.iter_rows():
+        c = channels.setdefault(key, ChannelStatus(key))
+        attr = _FAILURE_FIELDS[kind]
+        setattr(c, attr, getattr(c, attr) + int(n))
+
+
+def format_failures(report: InspectReport) -> list[str]:
+    """The per-channel failure table (empty when no channel ever failed)."""
+    failing = [
+        c
+        for c in report.channels
+        if c.connect_failures or c.http_errors or c.alerts or c.never_connected
+    ]
+    if not failing:
+        return []
+    lines = [
+        "",
+        f"{'channel failures':<36} {'conn. fail':>10} {'http err':>9} {'alerts':>7} "
+        f"{'never conn.':>11}",
+    ]
+    for c in failing:
+        lines.append(
+            f"{c.channel:<36} {c.connect_failures:>10} {c.http_errors:>9} {c.alerts:>7} "
+            f"{c.never_connected:>11}"
+        )
+    return lines
+
+
 def format_report(report: InspectReport) -> str:
     """A plain-text table of a report (what ``polyrl inspect`` prints without ``--json``)."""
     lines = [
@@ -234,4 +287,5 @@ def format_report(report: InspectReport) -> str:
                 f"{c.channel:<30} {c.connects:>8} {c.reconnects:>8} {c.disconnects:>8} "
                 f"{c.gaps:>5} {c.gap_seconds:>8.1f} {c.parse_errors:>9}"
             )
+    lines += format_failures(report)
     return "\n".join(lines)

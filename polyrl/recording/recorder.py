@@ -10,12 +10,14 @@ current WAL segment, parses it and buffers its rows in the writer. Background ta
   thread while a new WAL segment takes over; the old segment is deleted once its rows are
   on disk, so memory stays bounded by one checkpoint's worth of rows;
 - partitions of hours that ended more than ``compact_grace_s`` ago are compacted into one
-  file each (on a worker thread).
+  file each (on a worker thread);
+- a channel down for ``alert_after_s`` gets an ``alert`` status row and ``on_alert`` is
+  called, and again (``recovered``) when its venue answers (:mod:`polyrl.recording.health`).
 
-On SIGINT/SIGTERM (or at the end of ``duration``) the adapters stop, everything buffered is
-written, the WAL is deleted and this run's partitions are compacted: nothing received is
-lost. At start, leftover WAL segments of a killed run are recovered first
-(:func:`recover`).
+On SIGINT/SIGTERM (or at the end of ``duration``, clock seconds) the adapters stop, each
+channel never reached gets a ``never_connected`` row, everything buffered is written, the
+WAL is deleted and this run's partitions are compacted: nothing received is lost. At start,
+leftover WAL segments of a killed run are recovered first (:func:`recover`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from typing import Protocol
 from polyrl.clock import LiveClock
 from polyrl.errors import RecordingError
 from polyrl.events import CH_RECORDER, NS_PER_S, STATUS_STREAM, Event, Frame, partition_of
+from polyrl.recording import health
+from polyrl.recording.health import ChannelStat
 from polyrl.recording.wal import SegmentHeader, WalSegment, read_segment, segment_paths, wal_dir
 from polyrl.recording.writer import (
     RecordingConfig,
@@ -50,11 +54,17 @@ class FrameSink(Protocol):
 
     def emit(self, frame: Frame) -> None: ...
 
+    def answered(self, channel: str) -> None:
+        """The venue answered on ``channel`` without a frame to record (a REST 200 whose
+        body is not kept): it is reachable."""
+        ...
+
 
 class SourceAdapter(Protocol):
     """One venue connection or poller; runs until cancelled, never raises on bad data."""
 
     name: str
+    """The channel it opens: the recorder expects the venue to answer on it."""
 
     async def run(self, sink: FrameSink) -> None: ...
 
@@ -67,19 +77,6 @@ class StreamStat:
     last_recv_ns: int = 0
     rate: float = 0.0
     _window_rows: int = 0
-
-
-@dataclass(slots=True)
-class ChannelStat:
-    """Live counters of one channel for the status line."""
-
-    connected: bool = False
-    connects: int = 0
-    reconnects: int = 0
-    gaps: int = 0
-    parse_errors: int = 0
-    frames: int = 0
-    last_frame_ns: int = 0
 
 
 @dataclass(slots=True)
@@ -145,6 +142,7 @@ class Recorder:
         config: RecordingConfig,
         clock: LiveClock,
         listeners: Sequence[Callable[[Event], None]] = (),
+        on_alert: Callable[[str, str], None] | None = None,
     ) -> None:
         self.root = Path(root)
         self.config = config
@@ -163,6 +161,12 @@ class Recorder:
         self._rows_since_checkpoint = 0
         self._early: asyncio.Task[None] | None = None
         self.error: BaseException | None = None
+        self.on_alert = on_alert
+        """Called with (kind, line) for every ``alert`` and ``recovered`` (the CLI prints it)."""
+        self.started_ns: int | None = None
+        """Clock time at which :meth:`run` started its adapters."""
+        self.stopped_ns: int | None = None
+        """Clock time at which :meth:`run` was told to stop (duration, signal, stop event)."""
 
     # -- the hot path --------------------------------------------------------------------
 
@@ -199,27 +203,54 @@ class Recorder:
                 self._status(ev)
             for listener in self.listeners:
                 listener(ev)
+        if (not ch.reached or ch.down_since_ns is not None) and frame.channel != CH_RECORDER:
+            self._answered(frame.channel, ch, frame.recv_ns)
 
     def status(self, kind: str, channel: str, message: str = "", **kw: int | str | None) -> None:
         """Record a status row (connect, disconnect, gap, subscribe, ...) now."""
         self.emit(status_frame(kind, self.clock.now_ns(), channel=channel, message=message, **kw))
 
     def _status(self, ev: Event) -> None:
-        kind = ev.fields["kind"]
         ch = self.channels.get(ev.key)
         if ch is None:
             ch = self.channels[ev.key] = ChannelStat()
-        if kind == "connect":
-            if ch.connects:
-                ch.reconnects += 1
-            ch.connects += 1
-            ch.connected = True
-        elif kind == "disconnect":
-            ch.connected = False
-        elif kind == "gap":
-            ch.gaps += 1
-        elif kind == "parse_error":
-            ch.parse_errors += 1
+        ch.on_status(ev.fields["kind"], ev.recv_ns, ev.fields["message"])
+
+    # -- channel health (see polyrl.recording.health) ----------------------------------------
+
+    def answered(self, channel: str) -> None:
+        """The venue answered on ``channel`` (a REST 200 with nothing to record)."""
+        ch = self.channels.get(channel)
+        if ch is None:
+            ch = self.channels[channel] = ChannelStat()
+        if not ch.reached or ch.down_since_ns is not None:
+            self._answered(channel, ch, self.clock.now_ns())
+
+    def _answered(self, channel: str, ch: ChannelStat, t_ns: int) -> None:
+        since = ch.down_since_ns
+        line = None
+        if ch.alerted and since is not None:
+            line = health.recovery_message(channel, ch, since, t_ns, self.clock.speed)
+        ch.answered()
+        if line is not None:
+            self._say("recovered", channel, line)
+
+    def _say(self, kind: str, channel: str, line: str) -> None:
+        self.status(kind, channel, line)
+        if self.on_alert is not None:
+            self.on_alert(kind, line)
+
+    def check_health(self) -> None:
+        """Alert every channel down for ``alert_after_s`` (once per outage)."""
+        now = self.clock.now_ns()
+        after = int(self.config.alert_after_s * NS_PER_S)
+        for name, ch in sorted(self.channels.items()):
+            if ch.alert_due(now, after):
+                self._say("alert", name, health.alert_message(name, ch, now, self.clock.speed))
+
+    def never_reached(self) -> list[tuple[str, ChannelStat]]:
+        """Channels expected or tried that the venue never answered on, by name."""
+        return health.never_reached(self.channels.items())
 
     # -- checkpoints ----------------------------------------------------------------------
 
@@ -293,8 +324,9 @@ class Recorder:
         stop: asyncio.Event | None = None,
         install_signal_handlers: bool = True,
     ) -> None:
-        """Run the adapters until ``stop`` is set, ``duration_s`` (virtual) passes, or a
-        signal arrives; then flush everything and return."""
+        """Run the adapters until ``stop`` is set, ``duration_s`` passes, or a signal arrives;
+        then flush everything and return. ``duration_s`` is clock time: venue time when the
+        clock runs faster than real time (loopback venues), else wall time."""
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         if install_signal_handlers:
@@ -309,12 +341,22 @@ class Recorder:
                 f"recovered {self.recovery.rows_written} rows from {self.recovery.frames} "
                 f"frames of {self.recovery.segments} write-ahead segment(s)",
             )
+        adapters = list(adapters)
+        self.started_ns = self.clock.now_ns()
+        for a in adapters:
+            self.channels.setdefault(a.name, ChannelStat()).expect(self.started_ns)
         tasks = [asyncio.create_task(a.run(self), name=a.name) for a in adapters]
         background = [
             asyncio.create_task(self._every(self.config.wal_flush_s, self._flush_wal)),
             asyncio.create_task(self._every(self.config.wal_fsync_s, self._fsync_wal)),
             asyncio.create_task(self._every(self.config.checkpoint_s, self._checkpoint_tick)),
             asyncio.create_task(self._every(1.0, self._rates)),
+            asyncio.create_task(
+                self._every(
+                    health.check_interval_s(self.config.alert_after_s, self.clock.speed),
+                    self.check_health,
+                )
+            ),
         ]
         waiter = asyncio.create_task(stop.wait())
         watch = [waiter, *tasks, *background]
@@ -326,12 +368,15 @@ class Recorder:
                 if t in background and t.exception() is not None:
                     self.error = t.exception()
         finally:
+            self.stopped_ns = self.clock.now_ns()
             self._stopping = True
             pending = [*tasks, *background, *watch]
             for t in pending:
                 t.cancel()
             # Wait for them to wind down, but never let one stuck adapter hold the data hostage.
             await asyncio.wait(pending, timeout=5.0)
+            for name, ch in self.never_reached():
+                self.status("never_connected", name, health.never_reached_text([(name, ch)]))
             self.status("stop", CH_RECORDER, "clean stop")
             async with self._checkpoint_lock:
                 self._flush_sync()

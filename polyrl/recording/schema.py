@@ -397,11 +397,18 @@ STREAMS: tuple[StreamSpec, ...] = (
     StreamSpec(
         "recorder.status",
         "What happened to the recording itself: start, stop, connect, disconnect, gap (with "
-        "its start and end), subscribe, control, parse_error (raw = the bad frame).",
+        "its start and end), subscribe, control, parse_error (raw = the bad frame), "
+        "connect_failed, http_error, alert / recovered (a channel down for alert_after_s, "
+        "and back), never_connected (at stop).",
         "channel the status is about (e.g. binance.spot.ws, recorder)",
         "null",
         (
-            Column("kind", STR, "start|stop|connect|disconnect|gap|subscribe|control|parse_error"),
+            Column(
+                "kind",
+                STR,
+                "start|stop|connect|disconnect|connect_failed|gap|subscribe|control|parse_error|"
+                "http_error|alert|recovered|never_connected|...",
+            ),
             Column("stream_id", STR, "affected stream, where one is known", True),
             Column("message", STR, "human-readable detail"),
             Column("gap_start_ns", I64, "first instant not covered (gap rows)", True),

@@ -55,13 +55,21 @@ class RecordingConfig:
     """Recorder: seconds between fsyncs of the write-ahead log (loss on power failure)."""
     compact_grace_s: float = 120.0
     """Recorder: compact an hour's part files this long after the hour ends."""
+    alert_after_s: float = 60.0
+    """Recorder: alert on stderr and in a status row when a channel is down this long (clock s)."""
 
     def __post_init__(self) -> None:
         if self.max_buffer_rows < 1:
             raise ValueError("max_buffer_rows must be >= 1")
         if self.checkpoint_rows < 1:
             raise ValueError("checkpoint_rows must be >= 1")
-        for name in ("checkpoint_s", "wal_flush_s", "wal_fsync_s", "compact_grace_s"):
+        for name in (
+            "checkpoint_s",
+            "wal_flush_s",
+            "wal_fsync_s",
+            "compact_grace_s",
+            "alert_after_s",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
         if not 1 <= self.compression_level <= 22:

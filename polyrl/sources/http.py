@@ -75,7 +75,8 @@ async def get_with_retry(
     *,
     tries: int,
 ) -> HttpResponse | None:
-    """GET with backoff on throttling/failure; every failure is a status row. None = gave up."""
+    """GET with backoff on throttling/failure; every failure is a status row, every success is
+    told to the sink (the venue answered on ``channel``). None = gave up."""
     from polyrl.sources.parse import status_frame
     from polyrl.sources.ws import Backoff
 
@@ -83,6 +84,7 @@ async def get_with_retry(
     for i in range(tries):
         resp = await http_get(url)
         if resp.ok:
+            sink.answered(channel)
             return resp
         sink.emit(
             status_frame(

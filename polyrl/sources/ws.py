@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from polyrl.clock import LiveClock
 from polyrl.events import Frame
@@ -58,6 +58,16 @@ async def _recv_within(ws: ClientConnection, wait_s: float) -> str | bytes | Non
         except TimeoutError:
             continue
     return None
+
+
+def _reason(e: BaseException) -> str:
+    """Why a connection failed, with the body of a refused handshake (the venue's words)."""
+    text = f"{type(e).__name__}: {e}"
+    if isinstance(e, InvalidStatus):
+        body = e.response.body.decode("utf-8", errors="replace").strip() if e.response.body else ""
+        if body:
+            text += f": {body[:200]}"
+    return text
 
 
 def is_loopback(url: str) -> bool:
@@ -182,7 +192,7 @@ class WsConnection:
                     if last is not None:
                         last_frame_ns = last
             except (ConnectionClosed, InvalidHandshake, InvalidURI, OSError, TimeoutError) as e:
-                reason = f"{type(e).__name__}: {e}"
+                reason = _reason(e)
             finally:
                 self.ws = None
             if opened:

@@ -116,6 +116,8 @@ class HttpServer:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.Task[None]] = set()
+        self.gone_reason: str | None = None
+        """Set by :meth:`gone`: every request is answered 410 with it."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -154,6 +156,10 @@ class HttpServer:
         until = None if seconds is None else self.clock.now_ns() + int(seconds * NS_PER_S)
         self.rules.append(HttpFaultRule(status, until, count, retry_after_s, path_prefix))
 
+    def gone(self, reason: str) -> None:
+        """The venues are over for good: answer every request ``410 Gone`` with ``reason``."""
+        self.gone_reason = reason
+
     def clear_faults(self) -> None:
         """End every http fault now."""
         self.rules.clear()
@@ -187,6 +193,13 @@ class HttpServer:
         parts = urlsplit(target)
         path = unquote(parts.path)
         venue, rel = split_venue(path)
+        if self.gone_reason is not None:
+            body = (
+                _dumps({"code": -1000, "msg": self.gone_reason})
+                if venue in ("spot", "futures")
+                else _dumps({"error": self.gone_reason})
+            )
+            return 410, body, {}, False
         now = self.clock.now_ns()
         fault = self._fault(path, venue, now)
         if fault is not None:

@@ -32,6 +32,7 @@ CloseReason = Literal[
     "max_age",
     "slow_consumer",
     "server_stop",
+    "span_end",
 ]
 
 

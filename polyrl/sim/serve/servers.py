@@ -210,6 +210,14 @@ class VenueServers:
             await server.stop()
         self.feed.close()
 
+    def end_span(self, reason: str) -> None:
+        """The content's span is over: close every WebSocket (code 1001, ``reason``) and
+        answer every new handshake and REST request ``410 Gone`` with ``reason``, so a
+        client learns that the venues are gone and why instead of meeting silence."""
+        for server in self.ws_servers.values():
+            server.gone(reason)
+        self.http.gone(reason)
+
     # -- feed ---------------------------------------------------------------------------------
 
     def pump(self, now_ns: int | None = None) -> None:

@@ -149,6 +149,8 @@ class WsServer:
         self._next_id = 0
         self._resume_handle: asyncio.TimerHandle | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        self.gone_reason: str | None = None
+        """Set by :meth:`gone`: why this venue serves no more (handshakes get 410 with it)."""
 
     # -- venue hooks ------------------------------------------------------------------------
 
@@ -255,11 +257,20 @@ class WsServer:
         """Refuse new connections for ``seconds`` venue seconds (see :mod:`.faults`)."""
         self.faults.set_refuse(self.clock.now_ns(), seconds, mode)
 
+    def gone(self, reason: str) -> None:
+        """The venue is over for good: close every connection (code 1001, ``reason``) and
+        answer every new handshake ``410 Gone`` with ``reason`` as the body."""
+        self.gone_reason = reason
+        for conn in list(self.conns.values()):
+            self._finish(conn, "span_end")
+
     # -- connections -------------------------------------------------------------------------
 
     async def _process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
+        if self.gone_reason is not None:
+            return connection.respond(410, self.gone_reason + "\n")
         now = self.clock.now_ns()
         mode = self.faults.refusing(now)
         if mode is not None:
@@ -317,17 +328,20 @@ class WsServer:
         conn.log.close_reason = reason
         self.conns.pop(conn.log.conn_id, None)
         self.on_close(conn)
-        if reason in ("idle_timeout", "max_age"):
-            # A clean close (code 1000, with a reason); server_stop leaves it to websockets'
-            # own shutdown (code 1001).
-            task = asyncio.get_running_loop().create_task(self._close(conn, 1000, reason))
+        if reason in ("idle_timeout", "max_age", "span_end"):
+            # A clean close (code 1000, or 1001 "going away" when the venue is over, with a
+            # reason); server_stop leaves it to websockets' own shutdown (code 1001).
+            code, text = 1000, reason.replace("_", " ")
+            if reason == "span_end":
+                code, text = 1001, (self.gone_reason or "")[:120]
+            task = asyncio.get_running_loop().create_task(self._close(conn, code, text))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
     @staticmethod
     async def _close(conn: Conn, code: int, reason: str) -> None:
         try:
-            await conn.ws.close(code, reason.replace("_", " "))
+            await conn.ws.close(code, reason)
         except Exception:  # noqa: BLE001 - the socket may be gone already
             conn.ws.transport.abort()
 
