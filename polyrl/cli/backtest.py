@@ -9,7 +9,15 @@ from typing import Annotated
 import typer
 
 from polyrl.cli import app
-from polyrl.cli.common import ConfigOpt, err_console, progress_bar, recording_root, resolve_config
+from polyrl.cli.common import (
+    ConfigOpt,
+    err_console,
+    progress_bar,
+    recording_root,
+    refuse_root_with_sample,
+    resolve_config,
+    run_taken,
+)
 from polyrl.config import Config
 from polyrl.errors import ConfigError
 
@@ -19,7 +27,9 @@ RunsOpt = Annotated[
 
 
 def replay_source(replay: str, root: Path | None, cfg: Config) -> tuple[Path, str]:
-    """``--replay``/``--root`` -> (recording root, date glob). ``sample`` is the sample."""
+    """``--replay``/``--root`` -> (recording root, date glob). ``sample`` is the sample (and
+    ``--root`` beside it an error)."""
+    refuse_root_with_sample(replay, root)
     if replay == "sample":
         return recording_root("sample", cfg), "*"
     base = root if root is not None else Path(cfg.recording.root)
@@ -55,7 +65,7 @@ def run_baseline(name: str, caches, cfg: Config, run_dir: Path, seed: int) -> di
     from polyrl.runlog import RunLog
 
     policy = make_baseline(name, feature_set(cfg.features.feature_set), cfg.baselines, seed=seed)
-    log = RunLog(run_dir, config=config_dict(cfg, {"strategy": name, "seed": seed}), overwrite=True)
+    log = RunLog(run_dir, config=config_dict(cfg, {"strategy": name, "seed": seed}))
     total = sum(int(c.arrays["ticks"].shape[0]) for c in caches)
     with progress_bar(f"backtest {name}", total=total, unit="ticks") as advance:
         result = replay_engine(caches, policy, cfg, log, progress=lambda d, n: advance(d))
@@ -99,10 +109,19 @@ def backtest_cmd(
     ],
     root: Annotated[
         Path | None,
-        typer.Option("--root", help="Recording root (default: [recording] root of the config)."),
+        typer.Option(
+            "--root",
+            help="Recording root (default: [recording] root of the config); not with "
+            "--replay sample, which has its own.",
+        ),
     ] = None,
     name: Annotated[
-        str | None, typer.Option("--name", help="Run name (default: backtest-<strategy>).")
+        str | None,
+        typer.Option(
+            "--name",
+            help="Run name (default: backtest-<strategy>). A name that already holds a run "
+            "is refused, never overwritten.",
+        ),
     ] = None,
     runs: RunsOpt = Path("runs"),
     feature_set: Annotated[
@@ -117,7 +136,9 @@ def backtest_cmd(
     paper-execution code as live) and print PnL, ROI, fills, win rate, average win and
     loss, fees, max drawdown and a bootstrap 95% interval of PnL per window, per asset and
     in total. Writes runs/<name>/ (config, decisions, trades, episodes, summary with digests
-    of the events consumed and of the outputs)."""
+    of the events consumed and of the outputs); with --strategy all, one run per baseline in
+    runs/<name>/<baseline>/ and comparison.json beside them. An existing run is never
+    overwritten: its name is refused."""
     from polyrl.analysis.stats import format_table
     from polyrl.policies.baselines import BASELINES
 
@@ -129,9 +150,13 @@ def backtest_cmd(
             raise ConfigError(
                 f"--strategy: unknown strategy {n!r} (baselines: {', '.join(BASELINES)}, or all)"
             )
+    base = runs / (name or f"backtest-{strategy}")
+    taken = [d for d in (base, *(base / n for n in names)) if run_taken(d)]
+    if taken:
+        hint = "use another --name" if name else "pass --name NAME to write a new run"
+        raise ConfigError(f"run directory {taken[0]} already holds a run; {hint}")
     rec_root, dates = replay_source(replay, root, cfg)
     caches = load_caches(rec_root, dates, cfg)
-    base = runs / (name or f"backtest-{strategy}")
     summaries = {}
     for n in names:
         run_dir = base / n if len(names) > 1 else base

@@ -136,6 +136,41 @@ def recording_root(arg: str | Path, config: Config) -> Path:
         return resolve_root(arg, config, progress=tick)
 
 
+def refuse_root_with_sample(replay: str, root: Path | None) -> None:
+    """``--root`` names the recording ``--replay`` globs; the sample has its own (under the
+    configured ``[recording] root``), so giving both is an error rather than ignored."""
+    if root is not None and replay == "sample":
+        raise ConfigError(
+            f"--root {root}: not used with --replay sample (the sample lives under the "
+            "config's [recording] root); drop --root, or give --replay a date glob of the "
+            "recording under it"
+        )
+
+
+def run_taken(run_dir: Path) -> Path | None:
+    """The directory under ``run_dir`` that already holds a run (a finished one, the
+    siblings of ``backtest --strategy all``, or a training run with a checkpoint), if any."""
+    for marker in ("summary.json", "comparison.json", "checkpoints/last/meta.json"):
+        if (run_dir / marker).exists():
+            return run_dir
+    return None
+
+
+def cli_prefix() -> str:
+    """How this process was started, as a shell command prefix: ``.venv/bin/polyrl`` when run
+    through the console script, ``<python> -m polyrl`` when run as a module, else ``polyrl``
+    (so printed commands can be pasted as they are)."""
+    import shlex
+    import sys
+
+    argv0 = sys.argv[0] if sys.argv else ""
+    if Path(argv0).name == "polyrl":
+        return shlex.quote(argv0)
+    if Path(argv0).name == "__main__.py" and Path(argv0).parent.name == "polyrl":
+        return f"{shlex.quote(sys.executable)} -m polyrl"
+    return "polyrl"
+
+
 SetOpt = Annotated[
     list[str] | None,
     typer.Option(

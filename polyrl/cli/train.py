@@ -11,14 +11,23 @@ from polyrl.cli import app
 from polyrl.cli.common import (
     ConfigOpt,
     SetOpt,
+    cli_prefix,
     err_console,
     parse_sets,
     progress_bar,
     recording_root,
+    refuse_root_with_sample,
     resolve_config,
+    run_taken,
 )
 from polyrl.config import merge
 from polyrl.errors import ConfigError
+
+
+def _command(args: list[str]) -> str:
+    import shlex
+
+    return f"{cli_prefix()} {shlex.join(args)}"
 
 
 @app.command("train")
@@ -42,7 +51,11 @@ def train_cmd(
     ] = None,
     root: Annotated[
         Path | None,
-        typer.Option("--root", help="Recording root (default: [recording] root of the config)."),
+        typer.Option(
+            "--root",
+            help="Recording root (default: [recording] root of the config); not with "
+            "--replay sample, which has its own.",
+        ),
     ] = None,
     feature_set: Annotated[
         str | None, typer.Option("--feature-set", help="seed18 (default) or full.")
@@ -68,7 +81,12 @@ def train_cmd(
         ),
     ] = None,
     name: Annotated[
-        str | None, typer.Option("--name", help="Run name (default: train-<feature set>-s<seed>).")
+        str | None,
+        typer.Option(
+            "--name",
+            help="Run name (default: train-<feature set>-s<seed>). A name that already "
+            "holds a run is refused (continue a stopped one with --resume).",
+        ),
     ] = None,
     runs: Annotated[Path, typer.Option("--runs", help="Where run directories go.")] = Path("runs"),
     sets: SetOpt = None,
@@ -79,13 +97,27 @@ def train_cmd(
     runs/<name>/ with the resolved config, metrics.parquet (one row per update),
     episodes.parquet, checkpoints (last, best by held-out PnL, every
     train.checkpoint_every updates) and summary.json; with --eval, prints the held-out table
-    beside the baselines. PPO settings: configs/ppo.toml, or --set ppo.KEY=VALUE."""
+    beside the baselines. PPO settings: configs/ppo.toml, or --set ppo.KEY=VALUE.
+    Ctrl-C stops the run and prints the command that resumes it exactly from its last
+    finished update; a name that holds a run (finished or stopped) is refused, never
+    overwritten. Ends by printing the commands that report on the run and paper-trade its
+    checkpoint."""
     from polyrl.analysis.stats import format_table
     from polyrl.features.cache import recording_days
     from polyrl.rl.train import train
 
     if updates is not None and steps is not None:
         raise ConfigError("--updates and --steps: give one or the other")
+    refuse_root_with_sample(replay, root)
+    # The options that define the run, to print the exact command that resumes it.
+    same: list[str] = ["train", "--replay", replay]
+    for opt, value in (("--eval", eval_dates), ("--root", root), ("--feature-set", feature_set),
+                       ("--updates", updates), ("--steps", steps), ("--envs", envs),
+                       ("--seed", seed), ("--config", config)):  # fmt: skip
+        if value is not None:
+            same += [opt, str(value)]
+    for item in sets or []:
+        same += ["--set", item]
     overrides = parse_sets(sets)
     if feature_set is not None:
         overrides = merge(overrides, {"features": {"feature_set": feature_set}})
@@ -110,9 +142,15 @@ def train_cmd(
         if resume is not None
         else runs / (name or f"train-{cfg.features.feature_set}-s{tc.seed}")
     )
-    if resume is None and (run_dir / "summary.json").exists():
+    if resume is None and run_taken(run_dir):
+        last = run_dir / "checkpoints" / "last"
+        if (run_dir / "summary.json").exists():
+            raise ConfigError(
+                f"run directory {run_dir} already holds a run; use another --name or --resume"
+            )
         raise ConfigError(
-            f"run directory {run_dir} already holds a run; use another --name or --resume"
+            f"run directory {run_dir} holds an unfinished run; continue it with --resume {last} "
+            "or use another --name"
         )
 
     with progress_bar("features (cache)", total=None) as cache_advance:
@@ -135,25 +173,53 @@ def train_cmd(
                     f"entropy {row.get('losses/entropy', float('nan')):.3f}",
                 )
 
-            result = train(
-                root=rec,
-                dates=dates,
-                eval_dates=eval_dates,
-                config=cfg,
-                tc=tc,
-                ppo_config=cfg.ppo,
-                run_dir=run_dir,
-                resume=resume,
-                total_steps=steps,
-                progress=prog,
-                cache_progress=cache_prog,
-            )
+            try:
+                result = train(
+                    root=rec,
+                    dates=dates,
+                    eval_dates=eval_dates,
+                    config=cfg,
+                    tc=tc,
+                    ppo_config=cfg.ppo,
+                    run_dir=run_dir,
+                    resume=resume,
+                    total_steps=steps,
+                    progress=prog,
+                    cache_progress=cache_prog,
+                )
+            except KeyboardInterrupt:
+                _interrupted(run_dir, same)
+                raise
+    # Rates over what ran in this process (a resumed run's earlier updates took no time here).
+    secs = max(result.seconds, 1e-9)
+    done = f"{result.updates_run} updates" + (
+        f" (to update {result.updates})" if result.updates_run != result.updates else ""
+    )
     err_console.print(
-        f"{result.updates} updates, {result.steps:,} steps in {result.seconds:.1f} s "
-        f"({result.steps / max(result.seconds, 1e-9):,.0f} steps/s; "
-        f"{result.steps * cfg.engine.tick_ms / 1000 / max(result.seconds, 1e-9):,.0f}x real "
+        f"{done}, {result.steps_run:,} steps in {result.seconds:.1f} s "
+        f"({result.steps_run / secs:,.0f} steps/s; "
+        f"{result.steps_run * cfg.engine.tick_ms / 1000 / secs:,.0f}x real "
         f"time per market); run in {run_dir}"
     )
     if result.eval_table is not None:
         typer.echo(f"held-out evaluation ({eval_dates}):")
         typer.echo(format_table(result.eval_table))
+    ckpt = run_dir / "checkpoints" / ("best" if (run_dir / "checkpoints" / "best").exists()
+                                      else "last")  # fmt: skip
+    typer.echo("next:")
+    typer.echo(f"  {_command(['report', str(run_dir)])}")
+    typer.echo(f"  {_command(['live', '--load', str(ckpt)])}")
+
+
+def _interrupted(run_dir: Path, same: list[str]) -> None:
+    """On Ctrl-C: the one line that continues the run exactly (or says it must start over)."""
+    last = run_dir / "checkpoints" / "last"
+    if (last / "meta.json").exists():
+        err_console.print(f"interrupted; resume with: {_command([*same, '--resume', str(last)])}",
+                          markup=False, highlight=False)  # fmt: skip
+    else:
+        err_console.print(
+            f"interrupted before the first update finished; {run_dir} has nothing to resume",
+            markup=False,
+            highlight=False,
+        )

@@ -398,6 +398,7 @@ class ReplayEnv:
             "pos": self.pos.tolist(),
             "episodes_done": self.episodes_done,
             "broker": {k: v.tolist() for k, v in self.broker.state_dict().items()},
+            "accounts": self._acc.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -412,6 +413,8 @@ class ReplayEnv:
         self.broker.load_state_dict(
             {k: np.array(v, dtype=ref[k].dtype) for k, v in state["broker"].items()}
         )
+        if "accounts" in state:  # older checkpoints lack it: episodes in play restart at zero
+            self._acc.load_state_dict(state["accounts"])
 
 
 def _by_env(row: dict[str, Any]) -> int:
@@ -433,6 +436,25 @@ class _Accounts:
         self.first_left = np.full(n, np.nan)
         self.first_px = np.full(n, np.nan)
         self.first_tok: list[str | None] = [None] * n
+
+    _ARRAYS = ("pnl", "fees", "fills_n", "orders", "first_ns", "first_left", "first_px")
+
+    def state_dict(self) -> dict[str, Any]:
+        """The episodes in play (their PnL, fees, fills and first entry so far), JSON-ready
+        (NaN as null): an episode that spans a resume is accounted as if it had not."""
+        out: dict[str, Any] = {
+            k: [None if isinstance(x, float) and x != x else x for x in getattr(self, k).tolist()]
+            for k in self._ARRAYS
+        }
+        out["first_tok"] = list(self.first_tok)
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k in self._ARRAYS:
+            cur = getattr(self, k)
+            vals = [np.nan if x is None else x for x in state[k]]
+            setattr(self, k, np.array(vals, dtype=cur.dtype))
+        self.first_tok = list(state["first_tok"])
 
     def reset(self, envs: np.ndarray) -> None:
         self.pnl[envs] = 0.0

@@ -19,8 +19,11 @@ environments per update, updates the MLX PPO agent, and writes the run:
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,10 +80,17 @@ class TrainResult:
 
     run_dir: Path
     updates: int
+    """Updates the run has made in all (a resumed run counts those before it too)."""
     steps: int
+    """Environment steps the run has taken in all."""
     seconds: float
+    """Wall time of this call's updates."""
     eval_table: dict[str, Any] | None
     summary: dict[str, Any]
+    updates_run: int = 0
+    """Updates made by this call (fewer than ``updates`` after a resume)."""
+    steps_run: int = 0
+    """Environment steps taken by this call: what ``seconds`` measures."""
 
 
 def _store(root: Path, dates: str, config: Config, tc: TrainConfig,
@@ -105,6 +115,27 @@ def evaluate_policies(
         stats[name] = summarize(tr, ep, assets=tuple(config.assets),
                                 capital_per_slot=config.broker.capital, seed=seed)  # fmt: skip
     return stats, frames
+
+
+@contextmanager
+def _uninterrupted() -> Iterator[None]:
+    """Hold SIGINT off while a checkpoint and the tables it matches are written, then deliver
+    it: an interrupted run always leaves a ``last`` checkpoint and tables that agree, so it
+    resumes exactly. Only the main thread can take signals; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if got:
+            if callable(old):
+                old(signal.SIGINT, None)
+            elif old == signal.SIG_DFL:
+                raise KeyboardInterrupt
 
 
 def _checkpoint_meta(config: Config, tc: TrainConfig, update: int, steps: int,
@@ -172,7 +203,8 @@ def train(
             old = pl.read_parquet(p)
             for c in episodes:
                 episodes[c] = old[c].to_list()
-        if start >= updates:
+        # A run stopped after its last update but before its summary resumes to finish it.
+        if start > updates or (start == updates and (run_dir / "summary.json").exists()):
             raise CheckpointError(f"{resume} is at update {start}: nothing left of {updates}")
     else:
         ppo = PPO(fset.dim, 3, config=ppo_config, seed=tc.seed)
@@ -182,6 +214,7 @@ def train(
         {**to_dict(config), "train": to_dict(tc), "ppo": to_dict(ppo_config),
          "replay": dates, "eval": eval_dates}, indent=2, sort_keys=True).encode())  # fmt: skip
     N, T = tc.envs, ppo.config.buffer_steps
+    start_steps = steps
     t_start = time.perf_counter()
     eval_table = None
     for u in range(start + 1, updates + 1):
@@ -239,10 +272,11 @@ def train(
                 save_checkpoint(run_dir / "checkpoints" / "best", ppo,
                                 _checkpoint_meta(config, tc, u, steps, env, best))  # fmt: skip
         meta = _checkpoint_meta(config, tc, u, steps, env, best)
-        if u % tc.checkpoint_every == 0:
-            save_checkpoint(run_dir / "checkpoints" / f"update-{u:05d}", ppo, meta)
-        save_checkpoint(run_dir / "checkpoints" / "last", ppo, meta)
-        _write_tables(run_dir, metrics, timing, episodes)
+        with _uninterrupted():
+            if u % tc.checkpoint_every == 0:
+                save_checkpoint(run_dir / "checkpoints" / f"update-{u:05d}", ppo, meta)
+            save_checkpoint(run_dir / "checkpoints" / "last", ppo, meta)
+            _write_tables(run_dir, metrics, timing, episodes)
         if progress is not None:
             progress({**row, "charts/sps": T * N / dt, "of": updates})
     seconds = time.perf_counter() - t_start
@@ -279,7 +313,8 @@ def train(
             summary["output_digests"][p.name] = file_digest(p)
     atomic_write_bytes(run_dir / "summary.json",
                        json.dumps(summary, indent=2, sort_keys=True).encode())  # fmt: skip
-    return TrainResult(run_dir, updates, steps, seconds, eval_table, summary)
+    return TrainResult(run_dir, updates, steps, seconds, eval_table, summary,
+                       updates_run=updates - start, steps_run=steps - start_steps)  # fmt: skip
 
 
 def _write_tables(run_dir: Path, metrics: list[dict[str, Any]], timing: list[dict[str, Any]],

@@ -62,8 +62,7 @@ def test_backtest_twice_is_byte_identical_and_prints_the_table(tmp_path: Path) -
     summary = json.loads((tmp_path / "runs" / "a" / "summary.json").read_text())
     assert summary["events_digest"] and summary["outputs_digest"]
     assert summary["stats"]["total"]["fills"] > 0
-    # A run directory is not silently reused by another strategy... it is overwritten only
-    # by a run of the same name; the config that ran is saved beside it.
+    # The config that ran is saved beside the run.
     cfg = json.loads((tmp_path / "runs" / "a" / "config.json").read_text())
     assert cfg["strategy"] == "random" and cfg["assets"] == ["btc", "eth", "sol", "xrp"]
 
@@ -95,6 +94,42 @@ def test_every_baseline_runs_on_the_sample(tmp_path: Path) -> None:
     assert set(cmp) == {"momentum", "mean_revert", "fade_spike", "random", "gating"}
 
 
+def test_an_existing_run_is_refused_never_overwritten(
+    small_recording: Path, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    same = ("--replay", "2024-06-01", "--root", str(small_recording), "--runs", str(runs))
+    res = run_cli("backtest", "--strategy", "random", *same)
+    assert res.returncode == 0, res.stderr
+    before = _digest(runs / "backtest-random")
+    # The same backtest again under the default name: refused, naming the folder and --name.
+    res = run_cli("backtest", "--strategy", "random", *same)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == [
+        f"polyrl: error: run directory {runs / 'backtest-random'} already holds a run; "
+        "pass --name NAME to write a new run"
+    ]
+    # ... and under an explicit name that is taken, whatever the strategy.
+    res = run_cli("backtest", "--strategy", "momentum", *same, "--name", "backtest-random")
+    assert res.returncode == 1 and "use another --name" in res.stderr
+    assert str(runs / "backtest-random") in res.stderr
+    assert _digest(runs / "backtest-random") == before
+    # A new name is a new run beside it; `all` writes its siblings under one folder and a
+    # second `all` there is refused too.
+    res = run_cli("backtest", "--strategy", "random", *same, "--name", "again")
+    assert res.returncode == 0, res.stderr
+    assert _digest(runs / "again") == before
+    res = run_cli("backtest", "--strategy", "all", *same)
+    assert res.returncode == 0, res.stderr
+    siblings = sorted(p.parent.name for p in (runs / "backtest-all").glob("*/summary.json"))
+    assert siblings == sorted(["momentum", "mean_revert", "fade_spike", "random", "gating"])
+    res = run_cli("backtest", "--strategy", "all", *same)
+    assert res.returncode == 1 and str(runs / "backtest-all") in res.stderr
+    res = run_cli("backtest", "--strategy", "gating", *same, "--name", "backtest-all")
+    assert res.returncode == 1 and str(runs / "backtest-all") in res.stderr
+    assert not (runs / "backtest-all" / "summary.json").exists()
+
+
 def test_backtest_errors_are_clear(tmp_path: Path) -> None:
     res = run_cli("backtest", "--strategy", "nope", "--replay", "sample")
     assert res.returncode == 1 and "--strategy" in res.stderr and "Traceback" not in res.stderr
@@ -106,3 +141,9 @@ def test_backtest_errors_are_clear(tmp_path: Path) -> None:
         "backtest", "--strategy", "momentum", "--replay", "sample", "--feature-set", "nope"
     )
     assert res.returncode == 1 and "nope" in res.stderr and "Traceback" not in res.stderr
+    # --root names the recording a date glob reads; the sample has its own: refused, not ignored.
+    res = run_cli(
+        "backtest", "--strategy", "momentum", "--replay", "sample", "--root", str(tmp_path)
+    )
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "--root" in res.stderr and "--replay sample" in res.stderr

@@ -1,9 +1,9 @@
 """The notebooks run top to bottom on the embedded sample, so they cannot rot.
 
 Each is executed by a real Jupyter kernel (nbclient) from ``notebooks/``, as a person would
-run it, with its parameters pointed at the repository's sample and a temporary runs
-directory (the three share it: notebook 03 reuses notebook 02's training run). Any cell
-that raises fails the test.
+run it, with its parameters pointed at the sample the CLI tests share (built in a temporary
+directory, never in the repository) and a temporary runs directory (the three share it:
+notebook 03 reuses notebook 02's training run). Any cell that raises fails the test.
 """
 
 from __future__ import annotations
@@ -45,13 +45,15 @@ def test_the_notebooks_are_committed_without_outputs() -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_notebook_runs_top_to_bottom(name: str, runs_dir: Path) -> None:
+def test_notebook_runs_top_to_bottom(name: str, runs_dir: Path, cli_workdir: Path) -> None:
     import nbformat
     from nbclient import NotebookClient
 
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
-    injected = f"RECORDINGS = {str(REPO / 'recordings')!r}\nRUNS = {str(runs_dir)!r}\n"
+    # The sample is built where the CLI tests build it, never in the repository.
+    recordings = cli_workdir / "recordings"
+    injected = f"RECORDINGS = {str(recordings)!r}\nRUNS = {str(runs_dir)!r}\n"
     nb.cells.insert(at + 1, nbformat.v4.new_code_cell(injected))
     client = NotebookClient(
         nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -98,17 +99,20 @@ def test_env_resumes_exactly(caches, read_path) -> None:  # type: ignore[no-unty
         if resume is not None:
             env.load_state_dict(resume)
             obs = env.observe()
-        out = []
+        out, eps = [], []
         for t in range(n0, n1):
-            obs, r, d, _ = env.step(acts[t])
+            obs, r, d, info = env.step(acts[t])
             out.append((obs.copy(), r.copy(), d.copy()))
-        return out, env.state_dict()
+            eps += info["episodes"]
+        return out, eps, json.loads(json.dumps(env.state_dict()))  # as a checkpoint keeps it
 
-    straight, _ = run(0, 4000)
-    first, state = run(0, 1700)
-    second, _ = run(1700, 4000, resume=state)
+    straight, eps, _ = run(0, 4000)
+    first, eps1, state = run(0, 1700)
+    second, eps2, _ = run(1700, 4000, resume=state)
     for (o1, r1, d1), (o2, r2, d2) in zip(straight, first + second, strict=True):
         assert np.array_equal(o1, o2) and np.array_equal(r1, r2) and np.array_equal(d1, d2)
+    # The episodes in play at the resume are accounted in full (PnL, fees, fills, entry).
+    assert pl.DataFrame(eps1 + eps2).equals(pl.DataFrame(eps))
     # The env cycles through episodes: more finish than there are (a second pass began).
     assert sum(int(d.sum()) for _, _, d in straight) > store.n
 

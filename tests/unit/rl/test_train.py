@@ -44,6 +44,8 @@ def test_same_seed_same_run_and_resume_is_exact(small_recording: Path, tmp_path:
     c = _train(small_recording, tmp_path / "c", 2)
     c2 = _train(small_recording, tmp_path / "c", 4, resume=c.run_dir / "checkpoints" / "last")
     assert c2.updates == 4
+    # What ran in this call (its seconds measure only these): the last 2 updates of 4x128.
+    assert (c2.updates_run, c2.steps_run, c2.steps) == (2, 1024, 2048)
     assert _weights(c2.run_dir / "checkpoints" / "last") == _weights(
         a.run_dir / "checkpoints" / "last"
     )
