@@ -190,11 +190,17 @@ def _utc(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-async def _page_only_server() -> Any:
-    """Serves the page, and refuses the WebSocket (503): the dashboard not up yet."""
+async def _page_only_server() -> tuple[Any, asyncio.Event]:
+    """Serves the page, but no dashboard: the first WebSocket handshake is never answered
+    (a server too busy to reply), later ones are refused (503)."""
+    hung: list[int] = []
+    release = asyncio.Event()
 
-    def http(connection: Any, request: Any) -> Response:
+    async def http(connection: Any, request: Any) -> Response:
         ok = request.path.split("?", 1)[0] == "/"
+        if not ok and not hung:
+            hung.append(1)
+            await release.wait()  # until the test lets go of it (answering 503)
         body = page_html() if ok else b"not yet\n"
         ctype = "text/html; charset=utf-8" if ok else "text/plain"
         headers = Headers([("Content-Type", ctype), ("Content-Length", str(len(body))),
@@ -204,13 +210,14 @@ async def _page_only_server() -> Any:
     async def never(ws: Any) -> None:  # pragma: no cover - every request is answered above
         await ws.close()
 
-    return await serve(never, "127.0.0.1", 0, process_request=http)
+    server = await serve(never, "127.0.0.1", 0, process_request=http, open_timeout=None)
+    return server, release
 
 
 def test_dashboard_reconnects_and_shows_the_runs_numbers(
     small_recording: Path, tmp_path: Path, browser_ws: str
 ) -> None:
-    """A backtest run: the page is loaded while its WebSocket is refused and then while
+    """A backtest run: the page is loaded while its WebSocket hangs, then is refused, then
     nothing listens; once the dashboard server is up on that port the page says it
     reconnected and shows the run: finished (at its last event), and header, cards and
     positions equal to the files. A trade written while the page is open is pushed."""
@@ -225,19 +232,22 @@ def test_dashboard_reconnects_and_shows_the_runs_numbers(
     assert trades.height > 0
 
     async def main() -> None:
-        early = await _page_only_server()
+        early, release = await _page_only_server()
         port = early.sockets[0].getsockname()[1]
         server = DashboardServer.for_run(run, port=port)
         try:
             async with connect(browser_ws, max_size=None) as ws:
                 page = await _page(ws)
                 await page.call("Page.navigate", url=f"http://127.0.0.1:{port}/")
-                # The first connection fails (503), then nothing listens at all.
+                # The first handshake hangs (the page gives up on it), the next is refused,
+                # then nothing listens at all.
                 await page.until("window.connLog.some((s) => s.includes('retrying'))")
-                early.close()
-                await early.wait_closed()
                 await page.until("window.connLog.filter((s) => s.includes('retrying'))"
                                  ".length >= 2")  # fmt: skip
+                release.set()
+                early.close()  # stops listening at once (a speculative idle socket may linger)
+                await page.until("window.connLog.filter((s) => s.includes('retrying'))"
+                                 ".length >= 3")  # fmt: skip
                 assert await page.js("document.querySelectorAll('.card').length") == 0
                 await server.start()
                 assert server.port == port
@@ -276,6 +286,7 @@ def test_dashboard_reconnects_and_shows_the_runs_numbers(
                 _agree(shown, _files(run))
         finally:
             await server.stop()
+            release.set()
             early.close()
 
     asyncio.run(asyncio.wait_for(main(), 90))
