@@ -226,7 +226,7 @@ def session_snapshot(session: Any, *, finished: bool = False) -> dict[str, Any]:
 def _first_time(trades: pl.DataFrame, first_tick_ns: int | None) -> int | None:
     firsts = [x for x in (first_tick_ns, trades["t_ns"].min() if trades.height else None)
               if x is not None]  # fmt: skip
-    return int(min(firsts)) if firsts else None  # type: ignore[call-overload]
+    return int(min(firsts)) if firsts else None
 
 
 def _read(path: Path, schema: dict[str, Any] | None = None) -> pl.DataFrame:
@@ -275,7 +275,7 @@ def run_snapshot(run_dir: Path, *, now_ns: int | None = None, stale_s: float = 1
     m = _read(run_dir / "metrics.parquet")
     metrics, metrics_t = rl_metrics(m.to_dicts() if m.height else [])
     times = [int(x) for x in (trades["t_ns"].max(), episodes["settled_ns"].max())
-             if x is not None]  # type: ignore[call-overload]  # fmt: skip
+             if x is not None]  # fmt: skip
     t = max(times) if times else 0
     started = _first_time(trades, summary.get("first_tick_ns"))
     finished = bool(summary)
