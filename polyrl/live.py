@@ -181,11 +181,12 @@ class LiveSession:
             self.on_tick(self)
         return actions
 
-    def write_snapshot(self) -> None:
-        """``live.json``: what the dashboard of another process shows (rewritten each second)."""
+    def write_snapshot(self, *, finished: bool = False) -> None:
+        """``live.json``: what the dashboard of another process shows (rewritten each second,
+        and once more by :meth:`finish`, marked finished)."""
         from polyrl.dashboard.state import session_snapshot
 
-        self.snapshot = session_snapshot(self)
+        self.snapshot = session_snapshot(self, finished=finished)
         atomic_write_bytes(self.run_dir / "live.json", json.dumps(self.snapshot).encode())
 
     def _metrics(self, t: int) -> None:
@@ -277,7 +278,7 @@ class LiveSession:
             self._metrics(self.last_tick_ns)
         self.save_state()
         tot = self.engine.totals
-        return self.runlog.finish({
+        summary = self.runlog.finish({
             "kind": "live",
             "resumed": self.resumed,
             "policy": getattr(self.policy, "name", type(self.policy).__name__),
@@ -294,6 +295,8 @@ class LiveSession:
             "latency_ms_p99": 1e3 * LatencyStats.pct(self.latency.recent, 0.99),
             "config": to_dict(self.config),
         })  # fmt: skip
+        self.write_snapshot(finished=True)
+        return summary
 
     def save_state(self) -> None:
         """Positions and the episodes in play, for ``polyrl live --resume``."""

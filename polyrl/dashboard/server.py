@@ -3,7 +3,8 @@
 Built on the ``websockets`` package alone: ``GET /`` returns the page, ``GET /snapshot.json``
 the current snapshot, and ``/ws`` pushes a new snapshot whenever it changes (checked twice a
 second). The snapshot comes from a callable: a live session's state in memory, or a run
-directory's files (which a live run in another process keeps rewriting).
+directory's files (which a live run in another process keeps rewriting). Stopping pushes the
+last snapshot first, so a page watching a session that just ended shows it finished.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class DashboardServer:
         self._server: Server | None = None
         self._clients: set[ServerConnection] = set()
         self._task: asyncio.Task[None] | None = None
+        self._last: str | None = None
         self.pushed = 0
 
     @classmethod
@@ -58,9 +60,11 @@ class DashboardServer:
     @classmethod
     def for_run(cls, run_dir: Path, *, port: int = 0) -> DashboardServer:
         """A dashboard of a run directory (finished, or live in another process)."""
+        from polyrl.clock import LiveClock
         from polyrl.dashboard.state import run_snapshot
 
-        return cls(lambda: run_snapshot(run_dir), port=port)
+        wall = LiveClock()  # live.json's age is wall time: it tells a stopped process
+        return cls(lambda: run_snapshot(run_dir, now_ns=wall.now_ns()), port=port)
 
     def _http(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
@@ -76,28 +80,38 @@ class DashboardServer:
     async def _handler(self, ws: ServerConnection) -> None:
         self._clients.add(ws)
         try:
-            await ws.send(json.dumps(self.source()))
+            for _ in range(10):  # a run file being rewritten: try again shortly
+                try:
+                    text = json.dumps(self.source())
+                except (OSError, ValueError):
+                    await asyncio.sleep(0.1)
+                    continue
+                await ws.send(text)
+                break
             await ws.wait_closed()
         finally:
             self._clients.discard(ws)
 
+    async def _push(self) -> None:
+        """Send the snapshot to every browser if it changed since the last push."""
+        if not self._clients:
+            return
+        try:
+            text = json.dumps(self.source())
+        except (OSError, ValueError):
+            return  # a run file being rewritten: next time
+        if text == self._last:
+            return
+        self._last = text
+        for ws in list(self._clients):
+            with contextlib.suppress(Exception):
+                await ws.send(text)
+        self.pushed += 1
+
     async def _pusher(self) -> None:
-        last = None
         while True:
             await asyncio.sleep(PUSH_S)
-            if not self._clients:
-                continue
-            try:
-                text = json.dumps(self.source())
-            except (OSError, ValueError):
-                continue  # a run file being rewritten: next time
-            if text == last:
-                continue
-            last = text
-            for ws in list(self._clients):
-                with contextlib.suppress(Exception):
-                    await ws.send(text)
-            self.pushed += 1
+            await self._push()
 
     async def start(self) -> None:
         self._server = await serve(self._handler, self.host, self.port,
@@ -110,6 +124,7 @@ class DashboardServer:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self._push()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
