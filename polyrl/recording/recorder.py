@@ -32,6 +32,7 @@ from typing import Protocol
 from polyrl.clock import LiveClock
 from polyrl.errors import RecordingError
 from polyrl.events import CH_RECORDER, NS_PER_S, STATUS_STREAM, Event, Frame, partition_of
+from polyrl.recording.schema import STORAGE_PLANS
 from polyrl.recording.wal import SegmentHeader, WalSegment, read_segment, segment_paths, wal_dir
 from polyrl.recording.writer import (
     RecordingConfig,
@@ -114,7 +115,7 @@ def recover(root: Path, config: RecordingConfig) -> RecoveryReport:
             continue
         if writer is None:
             writer = RecordingWriter(root, config=config, start_seq=header.start_seq)
-        parser = Parser()
+        parser = Parser(storage=STORAGE_PLANS)
         parser.tokens.update(header.tokens)
         seq = header.start_seq
         for frame in frames:
@@ -152,7 +153,7 @@ class Recorder:
         self.listeners = list(listeners)
         self.recovery = recover(self.root, config)
         self.writer = RecordingWriter(self.root, config=config)
-        self.parser = Parser()
+        self.parser = Parser(storage=STORAGE_PLANS)
         self.streams: dict[str, StreamStat] = {}
         self.channels: dict[str, ChannelStat] = {}
         self._segment = self._new_segment()
@@ -241,15 +242,18 @@ class Recorder:
             self._segment = self._new_segment()
             old.flush(fsync=self.config.fsync)
             try:
-                await asyncio.to_thread(self.writer.write_pending, pending)
+                written = await asyncio.to_thread(self.writer.write_pending, pending)
             except BaseException:
                 old.close(delete=False)  # its frames are not all in Parquet: keep them
                 raise
-            for p in pending:
-                stream = p.path.relative_to(self.root).parts[0]
-                date, hour = p.path.parent.parent.name[5:], int(p.path.parent.name[5:])
-                self._touched.add((stream, date, hour))
+            for path in written:
+                self._touch(path)
             old.close(delete=True)
+
+    def _touch(self, path: Path) -> None:
+        """Remember the partition of a file this run wrote (compacted once its hour ends)."""
+        rel = path.relative_to(self.root).parts
+        self._touched.add((rel[0], rel[1][5:], int(rel[2][5:])))
 
     def _flush_sync(self) -> None:
         """Final, synchronous flush (shutdown). The WAL reaches the disk first; it is deleted
@@ -261,8 +265,7 @@ class Recorder:
             self._segment.close(delete=False)
             raise
         for p in self.writer.files_written:
-            rel = p.relative_to(self.root).parts
-            self._touched.add((rel[0], rel[1][5:], int(rel[2][5:])))
+            self._touch(p)
         self._segment.close(delete=True)
 
     async def compact_finished_hours(self, *, all_touched: bool = False) -> int:
