@@ -126,6 +126,13 @@ def record_cmd(
             f"recovered {rec.recovery.rows_written:,} rows from {rec.recovery.segments} "
             f"write-ahead segment(s) of an interrupted run"
         )
+    for q in rec.recovery.quarantined:
+        err_console.print(
+            f"write-ahead log: {q.size} byte(s) of {q.segment} at offset {q.offset} {q.reason}; "
+            f"kept verbatim in {q.path} (recovery went on)",
+            highlight=False,
+            markup=False,
+        )
 
     async def main() -> None:
         task = asyncio.create_task(rec.run(adapters, duration_s=seconds))
