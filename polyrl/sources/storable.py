@@ -30,8 +30,12 @@ from polyrl.events import Event
 Check = Callable[[Any], "str | None"]
 """A value -> None when its column can hold it, else what is wrong (one phrase)."""
 
-StoragePlan = tuple[tuple[str, bool, bool, Check], ...]
-"""Per column: (name, is an Event attribute (not a field), nullable, check)."""
+Column = tuple[str, bool, bool, Check, "type | None"]
+"""(name, is an Event attribute (not a field), nullable, check, the Python type whose values
+take the inlined fast path)."""
+
+StoragePlan = tuple[Column, ...]
+"""A stream's columns to check, in storage order."""
 
 StoragePlans = Mapping[str, StoragePlan]
 """Stream id -> its storage plan."""
@@ -177,10 +181,20 @@ def plans_from_arrow(schemas: Mapping[str, Any]) -> dict[str, StoragePlan]:
         for fld in schema:
             if fld.name in ("recv_ns", "seq"):
                 continue
-            check = check_for_arrow_type(str(fld.type))
-            plan.append((fld.name, fld.name in _EVENT_ATTRS, bool(fld.nullable), check))
+            type_name = str(fld.type)
+            check = check_for_arrow_type(type_name)
+            fast = _FAST_TYPES.get(type_name.split("<")[0])
+            plan.append((fld.name, fld.name in _EVENT_ATTRS, bool(fld.nullable), check, fast))
         plans[stream] = tuple(plan)
     return plans
+
+
+# The Python type a column's values nearly always have; a value of that type passes at once
+# (an int64 still needs its range, a str needs to be ASCII, a list its items floats).
+_FAST_TYPES: dict[str, type] = {"int64": int, "double": float, "string": str, "bool": bool}
+_FAST_TYPES["list"] = list
+_I64_MIN, _I64_MAX = _INT_RANGES["int64"]
+_FLOATS = {float}
 
 
 def event_problem(ev: Event, plan: StoragePlan | None) -> tuple[str, str] | None:
@@ -196,12 +210,24 @@ def event_problem(ev: Event, plan: StoragePlan | None) -> tuple[str, str] | None
                 return name, p
         return None
     fields = ev.fields
-    for name, is_attr, nullable, check in plan:
+    for name, is_attr, nullable, check, fast in plan:
         v = getattr(ev, name) if is_attr else fields.get(name)
         if v is None:
             if nullable:
                 continue
             return name, "missing (the column is not nullable)"
+        t = type(v)
+        if t is fast:  # the hot path: the usual case checked inline, no call
+            if t is float or t is bool:
+                continue
+            if t is str:
+                if v.isascii():
+                    continue
+            elif t is int:
+                if _I64_MIN <= v <= _I64_MAX:
+                    continue
+            elif set(map(type, v)) <= _FLOATS:
+                continue
         p = check(v)
         if p is not None:
             return name, p
