@@ -132,6 +132,7 @@ def record_cmd(
             f"kept verbatim in {q.path} (recovery went on)",
             highlight=False,
             markup=False,
+            soft_wrap=True,  # one line: a path is never broken
         )
 
     async def main() -> None:

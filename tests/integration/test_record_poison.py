@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -22,8 +23,9 @@ import pytest
 
 from polyrl.clock import LiveClock
 from polyrl.config import Config
+from polyrl.events import CH_BINANCE_SPOT_WS
 from polyrl.recording.reader import RecordingReader
-from polyrl.recording.wal import segment_paths
+from polyrl.recording.wal import MARK, quarantine_dir, segment_paths
 from polyrl.sim.serve import VenueServers
 
 from .test_record_loopback import (
@@ -145,6 +147,7 @@ def test_kill_9_after_poison_frames_then_restart_recovers(tmp_path: Path) -> Non
         proc.wait(timeout=30)
         assert segment_paths(root), "kill -9 before a checkpoint leaves the frames in the WAL"
         assert not list(root.glob("binance.spot.trade/date=*/hour=*/*.parquet"))
+        lost, q_bytes = _corrupt_a_spot_record(segment_paths(root)[-1])
         # Restart on the same folder: recovery completes and recording goes on.
         again = _record(cfg_path, root)
         time.sleep(4.0)
@@ -152,7 +155,11 @@ def test_kill_9_after_poison_frames_then_restart_recovers(tmp_path: Path) -> Non
         conns = th.call(_spot_connections, v)
     assert "recovered" in err
     assert segment_paths(root) == []
+    # The corrupted record is kept verbatim, named on stderr and in a status row.
+    (qfile,) = [q for q in quarantine_dir(root).iterdir() if q.read_bytes() == q_bytes]
+    assert f"kept verbatim in {qfile}" in err
     status = RecordingReader(root, streams=["recorder.status"]).read_stream("recorder.status")
+    assert any(str(qfile) in m for m in status.filter(pl.col("kind") == "quarantine")["message"])
     recover_msg = status.filter(pl.col("kind") == "recover")["message"].to_list()
     assert len(recover_msg) == 1 and int(recover_msg[0].split()[1]) > 100  # rows recovered
     # What the killed run logged is back: every frame up to the poison ones (a frame in flight
@@ -161,7 +168,8 @@ def test_kill_9_after_poison_frames_then_restart_recovers(tmp_path: Path) -> Non
     first, last = conns[0], conns[-1]
     cut = first.index(SURROGATE)
     assert len(first[:cut]) > 300
-    assert [t for t in first[:cut] if t not in POISON and t not in recorded] == []
+    assert lost in first[:cut] and lost not in recorded
+    assert [t for t in first[:cut] if t not in (*POISON, lost) and t not in recorded] == []
     # The restarted recorder recorded every frame of its own connection.
     assert len(conns) >= 2 and len(last) > 100 and set(last) <= recorded
     # The poison frames are parse_error rows, their raw text exactly as it arrived.
@@ -172,6 +180,31 @@ def test_kill_9_after_poison_frames_then_restart_recovers(tmp_path: Path) -> Non
     assert sorted(errors["raw"].to_list()) == sorted(POISON)
     for row in errors.iter_rows(named=True):
         assert f"binance.spot.trade: field {POISON[row['raw']]}" in row["message"]
+
+
+def _corrupt_a_spot_record(segment: Path) -> tuple[str, bytes]:
+    """Flip a bit in the text of the 50th spot frame logged in ``segment`` (its checksum then
+    fails); returns that frame's text and the record's bytes as they now are."""
+    data = bytearray(segment.read_bytes())
+    starts = []
+    p = data.find(MARK)
+    while p >= 0:
+        starts.append(p)
+        p = data.find(MARK, p + 1)
+    spans = zip(starts, [*starts[1:], len(data)], strict=True)
+    seen = 0
+    for a, b in spans:
+        body = bytes(data[a + 12 : b])
+        _, _, clen, rlen = struct.unpack_from("<qqHI", body)
+        if body[22 : 22 + clen].decode() != CH_BINANCE_SPOT_WS:
+            continue
+        seen += 1
+        if seen == 50:
+            text = body[22 + clen + rlen :].decode()
+            data[b - 5] ^= 0x01
+            segment.write_bytes(bytes(data))
+            return text, bytes(data[a:b])
+    raise AssertionError(f"fewer than 50 spot frames in {segment}")
 
 
 def _spot_connections(v: VenueServers) -> list[list[str]]:
