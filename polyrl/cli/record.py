@@ -155,6 +155,14 @@ def record_cmd(
             f"recovered {rec.recovery.rows_written:,} rows from {rec.recovery.segments} "
             f"write-ahead segment(s) of an interrupted run"
         )
+    for q in rec.recovery.quarantined:
+        err_console.print(
+            f"write-ahead log: {q.size} byte(s) of {q.segment} at offset {q.offset} {q.reason}; "
+            f"kept verbatim in {q.path} (recovery went on)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,  # one line: a path is never broken
+        )
     if clock.speed != 1.0 and seconds is not None:
         err_console.print(
             f"clock: {clock.speed:g}x real time; --duration {duration} is venue time "

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import signal
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,17 @@ from polyrl.errors import RecordingError
 from polyrl.events import CH_RECORDER, NS_PER_S, STATUS_STREAM, Event, Frame, partition_of
 from polyrl.recording import health
 from polyrl.recording.health import ChannelStat
-from polyrl.recording.wal import SegmentHeader, WalSegment, read_segment, segment_paths, wal_dir
+from polyrl.recording.schema import STORAGE_PLANS
+from polyrl.recording.wal import (
+    Damaged,
+    Record,
+    SegmentHeader,
+    WalSegment,
+    quarantine_dir,
+    scan_segment,
+    segment_paths,
+    wal_dir,
+)
 from polyrl.recording.writer import (
     RecordingConfig,
     RecordingWriter,
@@ -44,7 +55,7 @@ from polyrl.recording.writer import (
     max_seq_by_stream,
     partition_dir,
 )
-from polyrl.sources.parse import Parser, status_frame
+from polyrl.sources.parse import Parser, parse_status_frame, status_frame
 
 
 class FrameSink(Protocol):
@@ -79,6 +90,17 @@ class StreamStat:
     _window_rows: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    """Bytes of a write-ahead segment recovery could not read, kept verbatim in ``path``."""
+
+    path: Path
+    segment: str
+    offset: int
+    size: int
+    reason: str
+
+
 @dataclass(slots=True)
 class RecoveryReport:
     """What :func:`recover` did."""
@@ -88,11 +110,36 @@ class RecoveryReport:
     rows_written: int = 0
     rows_already_on_disk: int = 0
     files: list[Path] = field(default_factory=list)
+    quarantined: list[Quarantined] = field(default_factory=list)
+
+
+def _quarantine(root: Path, seg: Path, bad: Damaged, config: RecordingConfig) -> Quarantined:
+    """Keep damaged bytes verbatim under ``.wal/quarantine/`` (idempotent: same name, same
+    bytes, if a recovery is itself interrupted and run again)."""
+    qdir = quarantine_dir(root)
+    qdir.mkdir(parents=True, exist_ok=True)
+    path = qdir / f"{seg.stem}-at-{bad.offset:012d}.bin"
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(bad.data)
+            if config.fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise RecordingError(f"cannot quarantine damaged write-ahead log bytes: {e}") from None
+    return Quarantined(path, seg.name, bad.offset, len(bad.data), bad.reason)
 
 
 def recover(root: Path, config: RecordingConfig) -> RecoveryReport:
     """Write the rows of leftover WAL segments that are not in Parquet yet; delete them.
 
+    Never stops on a frame: a frame that does not parse becomes a ``parse_error`` row, as it
+    did live; bytes that are not an intact record (a torn tail, a corrupt record, a file that
+    is not a segment) are kept verbatim in ``<root>/.wal/quarantine/`` and named in a
+    ``recorder.status`` row of kind ``quarantine`` (at the receive time of the last intact
+    frame before them), and the records after them are recovered with their own ``seq``.
     Also removes hidden temporaries a killed write left behind. Safe to run repeatedly.
     """
     report = RecoveryReport()
@@ -104,26 +151,54 @@ def recover(root: Path, config: RecordingConfig) -> RecoveryReport:
         return report
     on_disk = max_seq_by_stream(root)
     writer: RecordingWriter | None = None
+    notes: list[tuple[int, Quarantined]] = []
     for path in segs:
-        header, frames = read_segment(path)
-        if header is None:  # died while being created: holds nothing
-            report.segments += 1
-            continue
-        if writer is None:
-            writer = RecordingWriter(root, config=config, start_seq=header.start_seq)
-        parser = Parser()
-        parser.tokens.update(header.tokens)
-        seq = header.start_seq
-        for frame in frames:
+        scan = scan_segment(path)
+        report.segments += 1
+        header = scan.header
+        last_ns = path.stat().st_mtime_ns
+        if header is not None:
+            if writer is None:
+                writer = RecordingWriter(root, config=config, start_seq=header.start_seq)
+            parser = Parser(storage=STORAGE_PLANS)
+            parser.tokens.update(header.tokens)
+            seq = header.start_seq
+            first = next((r for r in scan.items if isinstance(r, Record)), None)
+            if first is not None:
+                last_ns = first.frame.recv_ns
+        for item in scan.items:
+            if isinstance(item, Damaged):
+                q = _quarantine(root, path, item, config)
+                report.quarantined.append(q)
+                notes.append((last_ns, q))
+                continue
+            assert header is not None and writer is not None
             report.frames += 1
-            for ev in parser.parse(frame):
+            last_ns = item.frame.recv_ns
+            if item.first_seq is not None and item.first_seq >= 0:
+                seq = item.first_seq
+            for ev in parser.parse(item.frame):
                 if seq > on_disk.get(ev.stream, -1) and seq >= writer.next_seq:
                     writer.append(ev, seq=seq)
                     report.rows_written += 1
                 else:
                     report.rows_already_on_disk += 1
                 seq += 1
-        report.segments += 1
+    if notes:
+        if writer is None:
+            writer = RecordingWriter(root, config=config)
+        seq = max(writer.next_seq, max(on_disk.values(), default=-1) + 1)
+        for recv_ns, q in notes:
+            message = (
+                f"{q.size} byte(s) of write-ahead segment {q.segment} at offset {q.offset} "
+                f"{q.reason}: kept verbatim in {q.path}"
+            )
+            ev = parse_status_frame(
+                status_frame("quarantine", recv_ns, channel=CH_RECORDER, message=message).text,
+                recv_ns,
+            )
+            writer.append(ev, seq=seq)
+            seq += 1
     if writer is not None:
         writer.close()
         report.files = list(writer.files_written)
@@ -150,7 +225,7 @@ class Recorder:
         self.listeners = list(listeners)
         self.recovery = recover(self.root, config)
         self.writer = RecordingWriter(self.root, config=config)
-        self.parser = Parser()
+        self.parser = Parser(storage=STORAGE_PLANS)
         self.streams: dict[str, StreamStat] = {}
         self.channels: dict[str, ChannelStat] = {}
         self._segment = self._new_segment()
@@ -172,7 +247,7 @@ class Recorder:
 
     def emit(self, frame: Frame) -> None:
         """Log, parse and buffer one frame (called by adapters on the loop thread)."""
-        self._segment.append(frame)
+        self._segment.append(frame, self.writer.next_seq)
         ch = self.channels.get(frame.channel)
         if ch is None:
             ch = self.channels[frame.channel] = ChannelStat()
@@ -272,15 +347,18 @@ class Recorder:
             self._segment = self._new_segment()
             old.flush(fsync=self.config.fsync)
             try:
-                await asyncio.to_thread(self.writer.write_pending, pending)
+                written = await asyncio.to_thread(self.writer.write_pending, pending)
             except BaseException:
                 old.close(delete=False)  # its frames are not all in Parquet: keep them
                 raise
-            for p in pending:
-                stream = p.path.relative_to(self.root).parts[0]
-                date, hour = p.path.parent.parent.name[5:], int(p.path.parent.name[5:])
-                self._touched.add((stream, date, hour))
+            for path in written:
+                self._touch(path)
             old.close(delete=True)
+
+    def _touch(self, path: Path) -> None:
+        """Remember the partition of a file this run wrote (compacted once its hour ends)."""
+        rel = path.relative_to(self.root).parts
+        self._touched.add((rel[0], rel[1][5:], int(rel[2][5:])))
 
     def _flush_sync(self) -> None:
         """Final, synchronous flush (shutdown). The WAL reaches the disk first; it is deleted
@@ -292,8 +370,7 @@ class Recorder:
             self._segment.close(delete=False)
             raise
         for p in self.writer.files_written:
-            rel = p.relative_to(self.root).parts
-            self._touched.add((rel[0], rel[1][5:], int(rel[2][5:])))
+            self._touch(p)
         self._segment.close(delete=True)
 
     async def compact_finished_hours(self, *, all_touched: bool = False) -> int:
@@ -339,7 +416,13 @@ class Recorder:
                 "recover",
                 CH_RECORDER,
                 f"recovered {self.recovery.rows_written} rows from {self.recovery.frames} "
-                f"frames of {self.recovery.segments} write-ahead segment(s)",
+                f"frames of {self.recovery.segments} write-ahead segment(s)"
+                + (
+                    f"; {len(self.recovery.quarantined)} damaged span(s) quarantined in "
+                    f"{quarantine_dir(self.root)}"
+                    if self.recovery.quarantined
+                    else ""
+                ),
             )
         adapters = list(adapters)
         self.started_ns = self.clock.now_ns()

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from polyrl.errors import ConfigError
+from polyrl.sources.storable import plans_from_arrow
 
 F64 = pa.float64()
 I64 = pa.int64()
@@ -441,3 +442,8 @@ def describe(stream: str) -> str:
         t = str(c.type) + ("?" if c.nullable else "")
         lines.append(f"  {c.name:<{width}}  {t:<14}  {c.doc}")
     return "\n".join(lines)
+
+
+STORAGE_PLANS = plans_from_arrow(ARROW_SCHEMAS)
+"""Each stream's column types as the Parser checks them (a frame holding a value its column
+cannot store becomes a ``parse_error`` row; see :mod:`polyrl.sources.storable`)."""

@@ -25,7 +25,8 @@ import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.parquet as pq
 
 from polyrl.errors import RecordingError
-from polyrl.events import NS_PER_S, Event, partition_of
+from polyrl.events import NS_PER_S, STATUS_STREAM, Event, partition_of
+from polyrl.recording.salvage import parse_error_rows, split_unstorable
 from polyrl.recording.schema import ARROW_SCHEMAS, spec
 
 HOUR_NS = 3600 * NS_PER_S
@@ -229,13 +230,45 @@ class RecordingWriter:
                 out.append(self._take(buf))
         return out
 
-    def write_pending(self, pending: Iterable[PendingFile]) -> None:
-        """Write detached rows to their Parquet files (safe to call from another thread)."""
+    def write_pending(self, pending: Iterable[PendingFile]) -> list[Path]:
+        """Write detached rows to their Parquet files (safe to call from another thread).
+
+        A row Arrow refuses never costs the others: it is written as a ``recorder.status``
+        ``parse_error`` row instead, in that stream's partition of the same hour, keeping its
+        ``seq`` (see :mod:`polyrl.recording.salvage`). Returns the files written.
+        """
+        written: list[Path] = []
         for p in pending:
-            table = build_table(p.stream, p.cols)
-            self._write_table(table, p.path)
+            try:
+                table = build_table(p.stream, p.cols)
+            except RecordingError:
+                written += self._write_salvaged(p)
+            else:
+                self._write_table(table, p.path)
+                written.append(p.path)
             with self._lock:
                 self.rows_written += p.rows
+        return written
+
+    def _write_salvaged(self, p: PendingFile) -> list[Path]:
+        good, bad = split_unstorable(p.stream, p.cols)
+        errors = parse_error_rows(p.stream, p.cols, bad)
+        if p.stream == STATUS_STREAM:  # the error rows join the good status rows
+            good = {k: v + errors[k] for k, v in good.items()}
+            order = sorted(range(len(good["seq"])), key=good["seq"].__getitem__)
+            good = {k: [v[i] for i in order] for k, v in good.items()}
+            errors = {k: [] for k in errors}
+        written = []
+        if good["seq"]:
+            path = p.path.with_name(f"part-{good['seq'][0]:016d}.parquet")
+            self._write_table(build_table(p.stream, good), path)
+            written.append(path)
+        if errors["seq"]:
+            status_dir = self.root / STATUS_STREAM / p.path.parent.parent.name
+            path = status_dir / p.path.parent.name / f"part-{errors['seq'][0]:016d}.parquet"
+            self._write_table(build_table(STATUS_STREAM, errors), path)
+            written.append(path)
+        return written
 
     def _take(self, buf: _StreamBuffer) -> PendingFile:
         directory = partition_dir(self.root, buf.stream, buf.date, buf.hour)
@@ -308,7 +341,14 @@ def build_table(stream: str, cols: dict[str, list[Any]]) -> pa.Table:
     for fld in schema:
         try:
             arrays.append(pa.array(cols[fld.name], type=fld.type, from_pandas=False))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as e:
+        except (
+            pa.ArrowInvalid,
+            pa.ArrowTypeError,
+            TypeError,
+            ValueError,  # UnicodeEncodeError: a lone surrogate
+            OverflowError,
+            RecursionError,
+        ) as e:
             raise RecordingError(f"{stream}: column {fld.name!r}: {e}") from None
     table = pa.Table.from_arrays(arrays, schema=schema)
     try:

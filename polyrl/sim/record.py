@@ -23,6 +23,7 @@ from polyrl.events import (
     CH_RECORDER,
     CH_RTDS_WS,
 )
+from polyrl.recording.schema import STORAGE_PLANS
 from polyrl.recording.writer import RecordingWriter, recording_files
 from polyrl.sim.frames import generate_frames
 from polyrl.sources.parse import Parser, status_frame
@@ -69,7 +70,7 @@ def simulate_to_recording(
     t0 = time.perf_counter()
     summary = SimulationSummary(str(root), start_ns, end_ns, seed)
     counts: Counter[str] = Counter()
-    parser = Parser()
+    parser = Parser(storage=STORAGE_PLANS)
     with RecordingWriter(root, config=config.recording, start_seq=0) as writer:
 
         def status(kind: str, t: int, channel: str, message: str) -> None:

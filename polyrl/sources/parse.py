@@ -7,6 +7,13 @@ as one bad element of a JSON array). :class:`Parser` dispatches on the frame's c
 the only state parsing needs (which asset and outcome each Polymarket token belongs to,
 learned from ``polymarket.market`` rows) and turns every failure into a ``parse_error``
 status event that keeps the raw text and names the channel: parsing never raises.
+
+A frame whose events hold a value no column can store (an integer beyond int64, text with a
+lone surrogate, a string where a number belongs: see :mod:`polyrl.sources.storable`) also
+becomes one ``parse_error`` event naming the stream and field, so one poison frame can never
+fail the write of the rows around it. A ``parse_error`` row keeps the frame text exactly; a
+text that UTF-8 itself cannot encode is stored as a JSON string literal instead (``json.loads``
+of it gives the text back) and the message says so.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from polyrl.events import (
     Frame,
     status_event,
 )
+from polyrl.sources.storable import StoragePlans, first_unstorable, utf8_problem
 
 TokenMap = Mapping[str, tuple[str, str]]
 """token id -> (asset, outcome) where outcome is ``Up`` or ``Down``."""
@@ -74,11 +82,16 @@ class Parser:
     The token map (token id -> asset, outcome) grows from every ``polymarket.market`` event
     parsed, so Polymarket book rows get their ``asset`` filled in as soon as the market has
     been seen; it can also be seeded from an existing recording via :meth:`learn`.
+
+    ``storage``: each stream's column types (the recording passes
+    ``polyrl.recording.schema.STORAGE_PLANS``); without it values are checked by their Python
+    type alone (integers within int64, text UTF-8 can encode).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, storage: StoragePlans | None = None) -> None:
         self.tokens: dict[str, tuple[str, str]] = {}
         self._table = _dispatch_table()
+        self._storage = storage
 
     def learn(self, event: Event) -> None:
         """Remember the tokens of a ``polymarket.market`` event (others are ignored)."""
@@ -95,23 +108,48 @@ class Parser:
             events = fn(frame, self.tokens)
         except ParseError as e:
             return [_error(frame, str(e))]
-        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+        except (
+            ValueError,
+            KeyError,
+            TypeError,
+            IndexError,
+            AttributeError,
+            ArithmeticError,  # int(inf), a float beyond range
+            RecursionError,  # JSON nested deeper than the decoder goes
+        ) as e:
             # A frame of a known kind with a missing or mistyped field.
             return [_error(frame, f"{type(e).__name__}: {e}")]
+        poison = first_unstorable(events, self._storage)
+        if poison is not None:
+            stream, problem = poison
+            return [_error(frame, f"value cannot be stored: {problem}", stream=stream)]
         for ev in events:
             if ev.stream == "polymarket.market":
                 self.learn(ev)
         return events
 
 
-def _error(frame: Frame, message: str) -> Event:
+def _error(frame: Frame, message: str, stream: str | None = None) -> Event:
+    raw = frame.text
+    bad_text = utf8_problem(raw)
+    if bad_text is not None:
+        raw = json.dumps(raw)  # ASCII, and json.loads gives the text back exactly
+        message = f"{message[:300]} [raw is the frame text as a JSON string literal: {bad_text}]"
     return status_event(
         "parse_error",
         frame.recv_ns,
-        channel=frame.channel,
-        message=message[:500],
-        raw=frame.text,
+        channel=_safe_text(frame.channel),
+        stream=stream,
+        message=_safe_text(message[:500]),
+        raw=raw,
     )
+
+
+def _safe_text(text: str) -> str:
+    """``text`` if UTF-8 can encode it, else with each unencodable char as a ``\\uXXXX`` escape."""
+    if utf8_problem(text) is None:
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 _STATUS_KEYS = frozenset({"kind", "channel", "stream_id", "message", "gap_start_ns", "gap_end_ns"})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -151,10 +153,26 @@ def test_grown_schema_reads_missing_nullable_column_as_null(tmp_path: Path) -> N
 
 
 def test_writer_names_bad_column(tmp_path: Path) -> None:
+    """A row Arrow refuses becomes a parse_error status row naming the stream and column; the
+    rows buffered with it are written."""
     w = RecordingWriter(tmp_path, config=FAST)
-    w.append(make_event("polymarket.trade", T0, price=None))
-    with pytest.raises(RecordingError, match="polymarket.trade: column 'price'"):
-        w.flush()
+    good = [w.append(make_event("polymarket.trade", T0 + i, i=i)) for i in range(3)]
+    bad = w.append(make_event("polymarket.trade", T0 + 3, price=None))
+    odd = make_event("polymarket.trade", T0 + 4, market="\ud800")
+    big = w.append(dataclasses.replace(odd, raw='{"market":"\ud800"}'))
+    good.append(w.append(make_event("polymarket.trade", T0 + 5, i=5)))
+    w.close()
+    reader = RecordingReader(tmp_path, raw=True)
+    assert reader.read_stream("polymarket.trade")["seq"].to_list() == good
+    st = reader.read_stream("recorder.status")
+    assert st["seq"].to_list() == [bad, big]
+    assert st["kind"].to_list() == ["parse_error"] * 2
+    assert st["stream_id"].to_list() == ["polymarket.trade"] * 2
+    assert "polymarket.trade: column 'price'" in st["message"][0]
+    assert "polymarket.trade: column 'market'" in st["message"][1]
+    # Text UTF-8 cannot encode is kept as a JSON string literal, and the message says so.
+    assert json.loads(st["raw"][1]) == '{"market":"\ud800"}'
+    assert "JSON string literal" in st["message"][1]
 
 
 def test_uncreatable_root(tmp_path: Path) -> None:
