@@ -114,7 +114,7 @@ def recover(root: Path, config: RecordingConfig) -> RecoveryReport:
             continue
         if writer is None:
             writer = RecordingWriter(root, config=config, start_seq=header.start_seq)
-        parser = Parser()
+        parser = Parser(exch_tolerance_s=config.exch_time_tolerance_s)
         parser.tokens.update(header.tokens)
         seq = header.start_seq
         for frame in frames:
@@ -152,7 +152,7 @@ class Recorder:
         self.listeners = list(listeners)
         self.recovery = recover(self.root, config)
         self.writer = RecordingWriter(self.root, config=config)
-        self.parser = Parser()
+        self.parser = Parser(exch_tolerance_s=config.exch_time_tolerance_s)
         self.streams: dict[str, StreamStat] = {}
         self.channels: dict[str, ChannelStat] = {}
         self._segment = self._new_segment()

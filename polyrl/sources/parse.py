@@ -6,7 +6,8 @@ Each venue module exposes pure functions ``(text, recv_ns, ...) -> list[Event]``
 as one bad element of a JSON array). :class:`Parser` dispatches on the frame's channel, keeps
 the only state parsing needs (which asset and outcome each Polymarket token belongs to,
 learned from ``polymarket.market`` rows) and turns every failure into a ``parse_error``
-status event that keeps the raw text and names the channel: parsing never raises.
+status event that keeps the raw text and names the channel: parsing never raises. Every
+parsed event then gets its ``quality`` flags (:mod:`polyrl.sources.quality`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from polyrl.events import (
     Frame,
     status_event,
 )
+from polyrl.sources.quality import DEFAULT_EXCH_TOLERANCE_S, QualityChecker
 
 TokenMap = Mapping[str, tuple[str, str]]
 """token id -> (asset, outcome) where outcome is ``Up`` or ``Down``."""
@@ -74,11 +76,13 @@ class Parser:
     The token map (token id -> asset, outcome) grows from every ``polymarket.market`` event
     parsed, so Polymarket book rows get their ``asset`` filled in as soon as the market has
     been seen; it can also be seeded from an existing recording via :meth:`learn`.
+    ``exch_tolerance_s`` bounds venue time vs receive time for the ``bad_time`` flag.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, exch_tolerance_s: float = DEFAULT_EXCH_TOLERANCE_S) -> None:
         self.tokens: dict[str, tuple[str, str]] = {}
         self._table = _dispatch_table()
+        self.quality = QualityChecker(exch_tolerance_s=exch_tolerance_s)
 
     def learn(self, event: Event) -> None:
         """Remember the tokens of a ``polymarket.market`` event (others are ignored)."""
@@ -101,7 +105,7 @@ class Parser:
         for ev in events:
             if ev.stream == "polymarket.market":
                 self.learn(ev)
-        return events
+        return self.quality.check(frame, events)
 
 
 def _error(frame: Frame, message: str) -> Event:
