@@ -27,7 +27,8 @@ def inspect_cmd(
 ) -> None:
     """Summarise what a recording holds: per stream and asset (or key) the rows, first and last
     time, mean rate, largest silence and receive latency; per channel the connects, reconnects,
-    gaps and parse errors from recorder.status."""
+    gaps and parse errors from recorder.status; per stream the rows with quality flags set,
+    counted per flag (see `polyrl schema`)."""
     if by not in ("asset", "key"):
         from polyrl.errors import ConfigError
 

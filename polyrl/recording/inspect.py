@@ -1,5 +1,6 @@
 """What a recording holds: per stream and asset (or key) rows, span, rate, silences, latency,
-and from ``recorder.status`` the gaps, reconnects and parse errors per channel.
+and from ``recorder.status`` the gaps, reconnects and parse errors per channel; and per
+stream the rows whose ``quality`` flags are set, counted per flag.
 
 Works one hour partition at a time so a month of recordings inspects in bounded memory.
 Latency is ``recv_ns - exch_ns`` in ms (p50/p99, 1 ms resolution, clipped to +-60 s): it
@@ -20,6 +21,7 @@ import polars as pl
 
 from polyrl.events import NS_PER_MS, NS_PER_S, STATUS_STREAM, ns_to_iso
 from polyrl.recording.reader import list_partitions, read_file
+from polyrl.sources.quality import FLAGS
 
 _LAT_MAX_MS = 60_000
 _LAT_BINS = 2 * _LAT_MAX_MS + 1
@@ -66,6 +68,15 @@ class ChannelStatus:
 
 
 @dataclass(slots=True)
+class FlaggedRows:
+    """Rows of one stream whose ``quality`` is not 0, in all and per flag name."""
+
+    stream: str
+    rows: int = 0
+    by_flag: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class InspectReport:
     """The whole answer of ``polyrl inspect``."""
 
@@ -75,6 +86,8 @@ class InspectReport:
     streams: list[StreamStats]
     channels: list[ChannelStatus]
     hours: int
+    flagged: list[FlaggedRows] = field(default_factory=list)
+    """Streams with flagged rows (none listed: every row is clean)."""
 
     def to_json(self) -> str:
         return json.dumps(
@@ -85,6 +98,7 @@ class InspectReport:
                 "hours": self.hours,
                 "streams": [s.to_json() for s in self.streams],
                 "channels": [asdict(c) for c in self.channels],
+                "flagged": [asdict(f) for f in self.flagged],
             },
             indent=2,
         )
@@ -98,8 +112,9 @@ def inspect_recording(
     globs = [dates] if isinstance(dates, str) else list(dates)
     stats: dict[tuple[str, str], StreamStats] = {}
     channels: dict[str, ChannelStatus] = {}
+    flagged: dict[str, FlaggedRows] = {}
     for p in parts:
-        cols = ["recv_ns", "exch_ns", "key", "asset"]
+        cols = ["recv_ns", "exch_ns", "key", "asset", "quality"]
         if p.stream == STATUS_STREAM:
             cols += ["kind", "stream_id", "gap_start_ns", "gap_end_ns"]
         frames = [pl.from_arrow(read_file(f, p.stream, cols)) for f in p.files]
@@ -108,6 +123,7 @@ def inspect_recording(
         if p.stream == STATUS_STREAM:
             _status(df, channels)
         _accumulate(p.stream, df, by, stats)
+        _count_flags(p.stream, df, flagged)
     for s in stats.values():
         span = (s.last_ns - s.first_ns) / NS_PER_S
         s.mean_rate_per_s = s.rows / span if span > 0 else float(s.rows)
@@ -126,6 +142,7 @@ def inspect_recording(
         streams=ordered,
         channels=sorted(channels.values(), key=lambda c: c.channel),
         hours=len({(p.date, p.hour) for p in parts}),
+        flagged=sorted(flagged.values(), key=lambda f: f.stream),
     )
 
 
@@ -200,6 +217,30 @@ def _status(df: pl.DataFrame, channels: dict[str, ChannelStatus]) -> None:
             c.stops += 1
 
 
+def _count_flags(stream: str, df: pl.DataFrame, flagged: dict[str, FlaggedRows]) -> None:
+    q = df["quality"].to_numpy()
+    q = q[q != 0]
+    if not q.shape[0]:
+        return
+    f = flagged.setdefault(stream, FlaggedRows(stream))
+    f.rows += int(q.shape[0])
+    for flag in FLAGS:
+        n = int(np.count_nonzero(q & flag.mask))
+        if n:
+            f.by_flag[flag.name] = f.by_flag.get(flag.name, 0) + n
+
+
+def format_flagged(report: InspectReport) -> list[str]:
+    """The flagged-rows section of the text report (one line per stream with flags)."""
+    if not report.flagged:
+        return ["", "quality flags: none (every row is clean)"]
+    lines = ["", f"{'flagged rows (quality)':<30} {'rows':>10}  per flag"]
+    for f in report.flagged:
+        per = ", ".join(f"{name} {n:,}" for name, n in f.by_flag.items())
+        lines.append(f"{f.stream:<30} {f.rows:>10,}  {per}")
+    return lines
+
+
 def format_report(report: InspectReport) -> str:
     """A plain-text table of a report (what ``polyrl inspect`` prints without ``--json``)."""
     lines = [
@@ -234,4 +275,5 @@ def format_report(report: InspectReport) -> str:
                 f"{c.channel:<30} {c.connects:>8} {c.reconnects:>8} {c.disconnects:>8} "
                 f"{c.gaps:>5} {c.gap_seconds:>8.1f} {c.parse_errors:>9}"
             )
+    lines += format_flagged(report)
     return "\n".join(lines)

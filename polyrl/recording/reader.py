@@ -251,7 +251,7 @@ def read_file(path: Path, stream: str, columns: Sequence[str] | None) -> pa.Tabl
                 cols.append(pa.repeat(pa.scalar(ABSENT_VALUES[name], type=t), n))
             else:
                 cols.append(pa.nulls(n, type=expected.field(name).type))
-        table = pa.Table.from_arrays(cols, names=want)
+        table = pa.Table.from_arrays(cols, schema=pa.schema([expected.field(n) for n in want]))
     return table
 
 
