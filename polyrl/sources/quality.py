@@ -39,6 +39,7 @@ a few comparisons per row; a row is copied only when it is flagged.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -134,6 +135,7 @@ _OLD_TIME_CHANNELS = frozenset(
     {CH_BINANCE_SPOT_KLINES, CH_POLYMARKET_CLOB_MARKET, CH_POLYMARKET_GAMMA}
 )
 _BINANCE_WS = frozenset({CH_BINANCE_SPOT_WS, CH_BINANCE_FUTURES_WS})
+_STREAM_NAME = re.compile(r'\{\s*"stream"\s*:\s*"([^"\\]+)"').match
 _RESET_KINDS = frozenset({"connect", "disconnect", "connect_failed"})
 _PM_MARKET_STREAMS = frozenset(
     {
@@ -480,10 +482,8 @@ class QualityChecker:
     def _stream_name(text: str) -> str | None:
         """The combined-stream name at the head of a Binance frame (``{"stream":"<name>"``);
         None for a raw payload (or members in another order: then no symbol is compared)."""
-        if not text.startswith('{"stream":"'):
-            return None
-        end = text.find('"', 11)
-        return text[11:end] if end > 11 else None
+        m = _STREAM_NAME(text)
+        return m.group(1) if m is not None else None
 
 
 def _with_quality(ev: Event, q: int) -> Event:
