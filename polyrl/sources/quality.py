@@ -40,7 +40,6 @@ a few comparisons per row; a row is copied only when it is flagged.
 from __future__ import annotations
 
 import re
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -216,12 +215,20 @@ def _crossed(bid: float | None, ask: float | None) -> int:
     return 0
 
 
+# The hottest checks test the all-clean case in one expression and name the bits only when
+# something is off.
+
+
 def _trade(f: Mapping[str, Any]) -> int:
+    if 0 < f["price"] < _INF and 0 < f["qty"] < _INF and f.get("qty_no_rpi") is None:
+        return 0
     return _pos(f["price"]) | _pos(f["qty"]) | _opt_nonneg(f.get("qty_no_rpi"))
 
 
 def _book_ticker(f: Mapping[str, Any]) -> int:
     bid, ask = f["bid_px"], f["ask_px"]
+    if 0 < bid < ask < _INF and 0 < f["bid_qty"] < _INF and 0 < f["ask_qty"] < _INF:
+        return 0
     q = _pos(bid) | _pos(ask) | _pos(f["bid_qty"]) | _pos(f["ask_qty"])
     return q | _crossed(bid, ask)
 
@@ -229,6 +236,17 @@ def _book_ticker(f: Mapping[str, Any]) -> int:
 def _depth(f: Mapping[str, Any]) -> int:
     bp, bq, ap, aq = f["bid_px"], f["bid_qty"], f["ask_px"], f["ask_qty"]
     first = f["first_update_id"]
+    if (
+        first is None  # a partial book or snapshot, both sides present: the usual row
+        and bp
+        and ap
+        and 0 < bp[-1]
+        and bp[0] < ap[0]
+        and min(bq) > 0
+        and min(aq) > 0
+        and sum(bp) + sum(ap) + sum(bq) + sum(aq) < _INF  # NaN or inf anywhere fails this
+    ):
+        return 0
     # Every depthUpdate-shaped payload (diffs, and futures top-N books, which share the form)
     # may carry size 0 to remove a level; a spot partial book or a REST snapshot may not.
     removals = first is not None
@@ -278,8 +296,11 @@ def _pm_book(f: Mapping[str, Any]) -> int:
 
 def _pm_price_change(f: Mapping[str, Any]) -> int:
     p = f["price"]
-    q = _pos(p) | _unit(p) | _nonneg(f["size"])
     bid, ask = f["best_bid"], f["best_ask"]
+    if 0 < p <= 1 and 0 <= f["size"] < _INF and bid is not None and ask is not None:
+        if 0 <= bid < ask <= 1 or (0 <= bid <= 1 and 0 <= ask <= 1 and (bid == 0 or ask == 0)):
+            return 0
+    q = _pos(p) | _unit(p) | _nonneg(f["size"])
     return q | _unit(bid) | _unit(ask) | _crossed(bid, ask)
 
 
@@ -329,8 +350,20 @@ VALUE_CHECKS: dict[str, Callable[[Mapping[str, Any]], int]] = {
 }
 """Stream -> the stateless value checks of one row's fields (streams not listed have none)."""
 
-_TRADE_STREAMS = frozenset({"binance.spot.trade", "binance.futures.trade"})
-_DEPTH_STREAMS = frozenset({"binance.spot.depth", "binance.futures.depth"})
+# What else a stream's rows go through besides their value checks (one lookup per row).
+_PLAIN, _TRADE, _DEPTH, _PM_TOKEN, _PM_MARKET, _REFERENCE = range(6)
+_KIND: dict[str, int] = {
+    "binance.spot.trade": _TRADE,
+    "binance.futures.trade": _TRADE,
+    "binance.spot.depth": _DEPTH,
+    "binance.futures.depth": _DEPTH,
+    "polymarket.market": _PM_MARKET,
+    "reference.price": _REFERENCE,
+    **dict.fromkeys(_PM_MARKET_STREAMS, _PM_TOKEN),
+}
+_PLAN: dict[str, tuple[Callable[[Mapping[str, Any]], int], int]] = {
+    s: (fn, _KIND.get(s, _PLAIN)) for s, fn in VALUE_CHECKS.items()
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,22 +371,28 @@ _DEPTH_STREAMS = frozenset({"binance.spot.depth", "binance.futures.depth"})
 
 
 class _Recent:
-    """The last ``n`` trade ids of one stream on one connection."""
+    """Recent trade ids of one stream on one connection (about the last
+    ``_RECENT_TRADE_IDS``: ids only grow, so older ones are dropped below the top)."""
 
-    __slots__ = ("ids", "order")
+    __slots__ = ("ids", "top")
 
     def __init__(self) -> None:
         self.ids: set[int] = set()
-        self.order: deque[int] = deque()
+        self.top = -(2**63)
 
     def seen(self, i: int) -> bool:
         """True when ``i`` was seen before; otherwise remember it."""
-        if i in self.ids:
+        ids = self.ids
+        if i > self.top:  # the usual case: the next id
+            self.top = i
+            ids.add(i)
+            if len(ids) > 2 * _RECENT_TRADE_IDS:
+                floor = i - _RECENT_TRADE_IDS
+                self.ids = {x for x in ids if x > floor}
+            return False
+        if i in ids:
             return True
-        self.ids.add(i)
-        self.order.append(i)
-        if len(self.order) > _RECENT_TRADE_IDS:
-            self.ids.discard(self.order.popleft())
+        ids.add(i)
         return False
 
 
@@ -374,6 +413,7 @@ class QualityChecker:
         self._last_u: dict[str, dict[Any, int]] = {}
         self._trades: dict[str, dict[Any, _Recent]] = {}
         self._market_of: dict[str, str] = {}
+        self._symbols: dict[str, str] = {}
 
     def reset(self, channel: str | None = None) -> None:
         """Forget the sequential state of one channel (of every channel when None)."""
@@ -391,45 +431,43 @@ class QualityChecker:
         name: str | None = None
         symbol: str | None = None
         if channel in _BINANCE_WS:
-            name = self._stream_name(frame.text)
-            if name is not None and name[0] != "!":
-                symbol = name.partition("@")[0].upper()
+            name = _stream_name(frame.text)
+            if name is not None:
+                symbol = self._symbol_of(name)
         elif frame.request:
             req = frame.request.get("symbol")
             symbol = req.upper() if req else None
         far = channel not in _OLD_TIME_CHANNELS
         tol = self.tolerance_ns
         for i, ev in enumerate(events):
-            stream = ev.stream
-            if stream == STATUS_STREAM:
-                self._status(ev)
+            plan = _PLAN.get(ev.stream)
+            if plan is None:
+                if ev.stream == STATUS_STREAM:
+                    self._status(ev)
                 continue
+            fn, kind = plan
             try:
                 f = ev.fields
-                fn = VALUE_CHECKS.get(stream)
-                q = fn(f) if fn is not None else 0
+                q = fn(f)
                 exch = ev.exch_ns
-                if exch is not None and (
-                    exch <= 0
-                    or (
-                        far
-                        and abs(exch - ev.recv_ns) > tol
-                        and not (stream == "reference.price" and f["backfill"])
-                    )
-                ):
-                    q |= BAD_TIME
-                if symbol is not None and stream.startswith("binance") and ev.key != symbol:
+                if exch is not None:
+                    d = exch - ev.recv_ns
+                    if exch <= 0 or (
+                        (d > tol or d < -tol) and far and not (kind == _REFERENCE and f["backfill"])
+                    ):
+                        q |= BAD_TIME
+                if symbol is not None and ev.key != symbol and ev.stream[0] == "b":
                     q |= SYMBOL
-                if stream in _TRADE_STREAMS:
-                    q |= self._trade_id(channel, name or (stream, ev.key), f["trade_id"])
-                elif stream in _DEPTH_STREAMS:
+                if kind == _TRADE:
+                    q |= self._trade_id(channel, name or (ev.stream, ev.key), f["trade_id"])
+                elif kind == _DEPTH:
                     if f["update_kind"] == "diff":
-                        q |= self._sequence(channel, name or (stream, ev.key), f)
-                elif stream in _PM_MARKET_STREAMS:
+                        q |= self._sequence(channel, name or (ev.stream, ev.key), f)
+                elif kind == _PM_TOKEN:
                     m = self._market_of.get(ev.key)
                     if m is not None and f["market"] != m:
                         q |= SYMBOL
-                elif stream == "polymarket.market":
+                elif kind == _PM_MARKET:
                     self._learn_market(ev)
             except (TypeError, ValueError, KeyError, IndexError, AttributeError):
                 # A field the checks cannot read as a number is no value to vouch for.
@@ -478,12 +516,24 @@ class QualityChecker:
         m[ev.fields["up_token"]] = ev.key
         m[ev.fields["down_token"]] = ev.key
 
-    @staticmethod
-    def _stream_name(text: str) -> str | None:
-        """The combined-stream name at the head of a Binance frame (``{"stream":"<name>"``);
-        None for a raw payload (or members in another order: then no symbol is compared)."""
-        m = _STREAM_NAME(text)
-        return m.group(1) if m is not None else None
+    def _symbol_of(self, name: str) -> str | None:
+        """``btcusdt@depth5@100ms`` -> ``BTCUSDT``; None for an all-market ``!...`` stream."""
+        hit = self._symbols.get(name)
+        if hit is None:
+            if len(self._symbols) >= 4096:
+                self._symbols.clear()
+            hit = self._symbols[name] = "" if name[0] == "!" else name.partition("@")[0].upper()
+        return hit or None
+
+
+def _stream_name(text: str) -> str | None:
+    """The combined-stream name at the head of a Binance frame (``{"stream":"<name>"``);
+    None for a raw payload (or members in another order: then no symbol is compared)."""
+    if text.startswith('{"stream":"'):  # the venue's own compact form: no regex needed
+        end = text.find('"', 11)
+        return text[11:end] if end > 11 else None
+    m = _STREAM_NAME(text)
+    return m.group(1) if m is not None else None
 
 
 def _with_quality(ev: Event, q: int) -> Event:
