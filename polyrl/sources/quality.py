@@ -430,13 +430,16 @@ class QualityChecker:
         channel = frame.channel
         name: str | None = None
         symbol: str | None = None
-        if channel in _BINANCE_WS:
-            name = _stream_name(frame.text)
-            if name is not None:
-                symbol = self._symbol_of(name)
-        elif frame.request:
-            req = frame.request.get("symbol")
-            symbol = req.upper() if req else None
+        try:
+            if channel in _BINANCE_WS:
+                name = _stream_name(frame.text)
+                if name is not None:
+                    symbol = self._symbol_of(name)
+            elif frame.request:
+                req = frame.request.get("symbol")
+                symbol = req.upper() if req else None
+        except (TypeError, AttributeError):  # no readable name or request: nothing to compare
+            name = symbol = None
         far = channel not in _OLD_TIME_CHANNELS
         tol = self.tolerance_ns
         for i, ev in enumerate(events):

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from polyrl.events import (
     CH_BINANCE_FUTURES_OI,
@@ -24,12 +27,14 @@ from polyrl.events import (
     CH_POLYMARKET_WS,
     CH_RECORDER,
     CH_RTDS_WS,
+    CHANNELS,
     NS_PER_MS,
     NS_PER_S,
     STATUS_STREAM,
     Event,
     Frame,
 )
+from polyrl.recording.schema import STREAM_IDS
 from polyrl.sources.parse import Parser, status_frame
 from polyrl.sources.quality import (
     BAD_TIME,
@@ -44,6 +49,7 @@ from polyrl.sources.quality import (
     QualityChecker,
     names,
 )
+from polyrl.testing.factories import make_event
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "frames"
 Q = DATA / "quality"
@@ -418,3 +424,24 @@ def test_ids_of_different_streams_are_never_compared() -> None:
     text = json.dumps({"stream": "btcusdt@aggTrade", "data": agg}, separators=(",", ":"))
     frames = [trade, Frame(channel=CH_BINANCE_SPOT_WS, recv_ns=trade.recv_ns + 1, text=text)]
     assert _quality_by_stream(frames, "binance.spot.trade") == [0, 0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_the_checker_never_raises_whatever_a_row_holds(data: st.DataObject) -> None:
+    """A field of any value or type, any frame text, any channel: a bitmask, never an error."""
+    stream = data.draw(st.sampled_from([s for s in STREAM_IDS if s != STATUS_STREAM]))
+    ev = make_event(stream, 10**18, exch_ns=data.draw(st.none() | st.integers()))
+    name = data.draw(st.sampled_from(sorted(ev.fields)))
+    value = data.draw(
+        st.none()
+        | st.floats()
+        | st.integers(min_value=-(2**70), max_value=2**70)
+        | st.text(max_size=5)
+        | st.lists(st.floats(), max_size=3)
+    )
+    ev = replace(ev, fields={**ev.fields, name: value})
+    text = data.draw(st.sampled_from(['{"stream":"', '{"stream":"!x', ""]) | st.text(max_size=30))
+    frame = Frame(channel=data.draw(st.sampled_from(CHANNELS)), recv_ns=10**18, text=text)
+    (out,) = QualityChecker().check(frame, [ev])
+    assert 0 <= out.quality < 1 << 16
