@@ -205,10 +205,9 @@ def read_file(path: Path, stream: str, columns: Sequence[str] | None) -> pa.Tabl
 
     ``columns=None`` reads every column. A nullable column missing from the file (written
     before the schema grew) reads as nulls, a column of
-    :data:`~polyrl.recording.schema.ABSENT_VALUES` as its value; a wrong type or a missing
-    required column is a
-    :class:`SchemaMismatch` naming stream, column and file; an unreadable file is a
-    :class:`RecordingError` naming it.
+    :data:`~polyrl.recording.schema.ABSENT_VALUES` as its value there; a wrong type or another
+    missing required column is a :class:`SchemaMismatch` naming stream, column and file; an
+    unreadable file is a :class:`RecordingError` naming it.
     """
     expected = ARROW_SCHEMAS[stream]
     want = list(expected.names) if columns is None else list(columns)
