@@ -73,7 +73,8 @@ class Event:
 
     ``fields`` holds the stream's typed fields by name (see ``polyrl schema STREAM``).
     ``seq`` is ``-1`` until a recorder sequences the event; events read back from a
-    recording carry their recorded ``seq``.
+    recording carry their recorded ``seq``. ``quality`` is the bitmask of impossible values
+    found in the event (0 = clean; bits in :mod:`polyrl.sources.quality`).
     """
 
     stream: str
@@ -84,6 +85,7 @@ class Event:
     fields: Mapping[str, Any]
     raw: str
     seq: int = -1
+    quality: int = 0
 
     def get(self, name: str, default: Any = None) -> Any:
         """A typed field by name (``default`` when absent)."""

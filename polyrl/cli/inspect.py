@@ -28,7 +28,8 @@ def inspect_cmd(
     """Summarise what a recording holds: per stream and asset (or key) the rows, first and last
     time, mean rate, largest silence and receive latency; per channel the connects, reconnects,
     gaps and parse errors from recorder.status, and the channels' connection failures, HTTP
-    errors, alerts and runs in which they never connected."""
+    errors, alerts and runs in which they never connected; per stream the rows with quality
+    flags set, counted per flag (see `polyrl schema`)."""
     if by not in ("asset", "key"):
         from polyrl.errors import ConfigError
 

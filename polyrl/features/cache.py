@@ -4,8 +4,9 @@ Market features and order books do not depend on what the agent does, so a repla
 recording day through the FeatureEngine is stored and reused by every backtest and by
 training. A cache entry is keyed by the day's recording content (a digest of its files'
 bytes, and of the warm-up hour before it and the hour after it), the feature set and its
-version, the assets, the tick interval, the fill latency and the book depth: change any of
-them and the entry is rebuilt.
+version, the quality flags the engine skips (:data:`~polyrl.features.flags.SKIP_MASK`), the
+assets, the tick interval, the fill latency and the book depth: change any of them and the
+entry is rebuilt.
 
 Building a day: the last hour of the previous day (when recorded) warms the engine up
 without ticks; every decision tick of the day is observed; the first hour of the next day
@@ -40,6 +41,7 @@ from polyrl.clock import ReplayClock
 from polyrl.errors import RecordingError
 from polyrl.events import NS_PER_S, iso_to_ns
 from polyrl.features.engine import FeatureConfig, FeatureEngine, ObsBatch
+from polyrl.features.flags import SKIP_MASK
 from polyrl.features.markets import Window
 from polyrl.features.sets import FEATURE_CODE_VERSION, feature_set
 from polyrl.recording.reader import RecordingReader, list_partitions
@@ -68,6 +70,9 @@ class ReplaySpec:
             "feature_code": FEATURE_CODE_VERSION,
             "feature_set": fs.name,
             "feature_set_version": fs.version,
+            # Which flagged rows the engine skips: an entry built under another policy (or
+            # before rows had flags) must not be reused for a recording that has them.
+            "skip_flags": SKIP_MASK,
             "features": asdict(self.features),
             "assets": list(self.assets),
             "tick_ns": self.tick_ns,

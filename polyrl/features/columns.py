@@ -51,6 +51,8 @@ class StreamCols:
             return [e.key for e in rows]
         if name == "asset":
             return [e.asset for e in rows]
+        if name == "quality":
+            return [e.quality for e in rows]
         return [e.fields[name] for e in rows]
 
     def num(

@@ -37,6 +37,7 @@ import numpy as np
 
 from polyrl.events import NS_PER_S, WINDOW_NS
 from polyrl.features.columns import StreamCols, head_sums
+from polyrl.features.flags import without_skipped
 from polyrl.features.history import MIN, AssetHistory
 from polyrl.features.markets import MarketLog, Window, window_fields
 from polyrl.features.sets import FeatureSet, feature_set
@@ -127,6 +128,8 @@ class FeatureEngine:
         if len(batch) == 0:
             return
         self.last_recv_ns = int(batch.recv_ns[-1])
+        # Rows with impossible values never reach a feature (polyrl.features.flags says which).
+        batch = without_skipped(batch)
         c = batch.columns
         mult = self.config.large_trade_mult
         per_stream = (

@@ -5,8 +5,10 @@ and applied up to each decision tick (:meth:`MarketLog.advance`): market discove
 15-minute window each asset is in), the token books (for the broker's fills and the book
 features), recorded resolutions, and which venue channels are connected. A disconnect (or
 a recorder restart) unsyncs every Polymarket book until its next full ``book``: no decision
-is made on a book that was not re-synchronised after a gap. An outage overlapping a window
-flags it (:attr:`Window.gap`) so training can leave it out.
+is made on a book that was not re-synchronised after a gap. So does a ``book`` or
+``price_change`` row whose quality flags make the engine skip it (:mod:`polyrl.features.flags`):
+the true book is then unknown. An outage overlapping a window flags it (:attr:`Window.gap`)
+so training can leave it out.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from polyrl.events import (
     CH_RECORDER,
     WINDOW_NS,
 )
+from polyrl.features.flags import SKIP_MASK
 from polyrl.recording.reader import MergedBatch
 from polyrl.sources.polymarket.book import TokenBook
 
@@ -40,17 +43,19 @@ LOG_STREAMS = (
 """The streams applied sequentially (everything else is a vectorised series)."""
 
 # Log entry kinds: (recv_ns, kind, ...).
-_MARKET, _BOOK, _CHANGE, _RESOLUTION, _STATUS = range(5)
+_MARKET, _BOOK, _CHANGE, _RESOLUTION, _STATUS, _UNSYNC = range(6)
 
 _COLUMNS = {
     "polymarket.market": ["recv_ns", "key", "asset", "slug", "up_token", "down_token",
                           "window_start_ns", "window_end_ns", "tick_size", "min_size",
                           "fees_enabled", "fee_rate", "fee_exponent"],
-    "polymarket.book": ["recv_ns", "key", "bid_px", "bid_size", "ask_px", "ask_size"],
-    "polymarket.price_change": ["recv_ns", "key", "side", "price", "size"],
+    "polymarket.book": ["recv_ns", "key", "bid_px", "bid_size", "ask_px", "ask_size",
+                        "quality"],
+    "polymarket.price_change": ["recv_ns", "key", "side", "price", "size", "quality"],
     "polymarket.resolution": ["recv_ns", "key", "outcome", "source"],
     "recorder.status": ["recv_ns", "key", "kind"],
 }  # fmt: skip
+_BOOK_STREAMS = frozenset({"polymarket.book", "polymarket.price_change"})
 
 
 @dataclass(slots=True)
@@ -120,7 +125,9 @@ class MarketLog:
             i = counter[s]
             counter[s] = i + 1
             c = cols[s]
-            if s == "polymarket.price_change":
+            if s in _BOOK_STREAMS and c["quality"][i] & SKIP_MASK:
+                log.append((c["recv_ns"][i], _UNSYNC, c["key"][i]))
+            elif s == "polymarket.price_change":
                 log.append((c["recv_ns"][i], _CHANGE, c["key"][i], c["side"][i] == "BUY",
                             c["price"][i], c["size"][i]))  # fmt: skip
             elif s == "polymarket.book":
@@ -154,6 +161,10 @@ class MarketLog:
                 lv.replace(e[3], e[4], e[5], e[6])
             elif kind == _STATUS:
                 self._status(e[0], e[2], e[3])
+            elif kind == _UNSYNC:
+                lv = tokens.get(e[2])
+                if lv is not None:
+                    lv.reset()
             elif kind == _MARKET:
                 self._market(e)
             else:

@@ -1,6 +1,7 @@
 """What a recording holds: per stream and asset (or key) rows, span, rate, silences, latency,
 and from ``recorder.status`` the gaps, reconnects and parse errors per channel, and each
-channel's failures (connection failures, HTTP errors, alerts, runs it never connected).
+channel's failures (connection failures, HTTP errors, alerts, runs it never connected); and per
+stream the rows whose ``quality`` flags are set, counted per flag.
 
 Works one hour partition at a time so a month of recordings inspects in bounded memory.
 Latency is ``recv_ns - exch_ns`` in ms (p50/p99, 1 ms resolution, clipped to +-60 s): it
@@ -21,6 +22,7 @@ import polars as pl
 
 from polyrl.events import NS_PER_MS, NS_PER_S, STATUS_STREAM, ns_to_iso
 from polyrl.recording.reader import list_partitions, read_file
+from polyrl.sources.quality import FLAGS
 
 _LAT_MAX_MS = 60_000
 _LAT_BINS = 2 * _LAT_MAX_MS + 1
@@ -75,6 +77,15 @@ class ChannelStatus:
 
 
 @dataclass(slots=True)
+class FlaggedRows:
+    """Rows of one stream whose ``quality`` is not 0, in all and per flag name."""
+
+    stream: str
+    rows: int = 0
+    by_flag: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class InspectReport:
     """The whole answer of ``polyrl inspect``."""
 
@@ -84,6 +95,8 @@ class InspectReport:
     streams: list[StreamStats]
     channels: list[ChannelStatus]
     hours: int
+    flagged: list[FlaggedRows] = field(default_factory=list)
+    """Streams with flagged rows (none listed: every row is clean)."""
 
     def to_json(self) -> str:
         return json.dumps(
@@ -94,6 +107,7 @@ class InspectReport:
                 "hours": self.hours,
                 "streams": [s.to_json() for s in self.streams],
                 "channels": [asdict(c) for c in self.channels],
+                "flagged": [asdict(f) for f in self.flagged],
             },
             indent=2,
         )
@@ -107,8 +121,9 @@ def inspect_recording(
     globs = [dates] if isinstance(dates, str) else list(dates)
     stats: dict[tuple[str, str], StreamStats] = {}
     channels: dict[str, ChannelStatus] = {}
+    flagged: dict[str, FlaggedRows] = {}
     for p in parts:
-        cols = ["recv_ns", "exch_ns", "key", "asset"]
+        cols = ["recv_ns", "exch_ns", "key", "asset", "quality"]
         if p.stream == STATUS_STREAM:
             cols += ["kind", "stream_id", "gap_start_ns", "gap_end_ns"]
         frames = [pl.from_arrow(read_file(f, p.stream, cols)) for f in p.files]
@@ -118,6 +133,7 @@ def inspect_recording(
             _status(df, channels)
             _failures(df, channels)
         _accumulate(p.stream, df, by, stats)
+        _count_flags(p.stream, df, flagged)
     for s in stats.values():
         span = (s.last_ns - s.first_ns) / NS_PER_S
         s.mean_rate_per_s = s.rows / span if span > 0 else float(s.rows)
@@ -136,6 +152,7 @@ def inspect_recording(
         streams=ordered,
         channels=sorted(channels.values(), key=lambda c: c.channel),
         hours=len({(p.date, p.hour) for p in parts}),
+        flagged=sorted(flagged.values(), key=lambda f: f.stream),
     )
 
 
@@ -253,6 +270,30 @@ def format_failures(report: InspectReport) -> list[str]:
     return lines
 
 
+def _count_flags(stream: str, df: pl.DataFrame, flagged: dict[str, FlaggedRows]) -> None:
+    q = df["quality"].to_numpy()
+    q = q[q != 0]
+    if not q.shape[0]:
+        return
+    f = flagged.setdefault(stream, FlaggedRows(stream))
+    f.rows += int(q.shape[0])
+    for flag in FLAGS:
+        n = int(np.count_nonzero(q & flag.mask))
+        if n:
+            f.by_flag[flag.name] = f.by_flag.get(flag.name, 0) + n
+
+
+def format_flagged(report: InspectReport) -> list[str]:
+    """The flagged-rows section of the text report (one line per stream with flags)."""
+    if not report.flagged:
+        return ["", "quality flags: none (every row is clean)"]
+    lines = ["", f"{'flagged rows (quality)':<30} {'rows':>10}  per flag"]
+    for f in report.flagged:
+        per = ", ".join(f"{name} {n:,}" for name, n in f.by_flag.items())
+        lines.append(f"{f.stream:<30} {f.rows:>10,}  {per}")
+    return lines
+
+
 def format_report(report: InspectReport) -> str:
     """A plain-text table of a report (what ``polyrl inspect`` prints without ``--json``)."""
     lines = [
@@ -288,4 +329,5 @@ def format_report(report: InspectReport) -> str:
                 f"{c.gaps:>5} {c.gap_seconds:>8.1f} {c.parse_errors:>9}"
             )
     lines += format_failures(report)
+    lines += format_flagged(report)
     return "\n".join(lines)

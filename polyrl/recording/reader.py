@@ -23,10 +23,10 @@ import pyarrow.parquet as pq
 
 from polyrl.errors import RecordingError, SchemaMismatch
 from polyrl.events import Event
-from polyrl.recording.schema import ARROW_SCHEMAS, STREAM_IDS, spec
+from polyrl.recording.schema import ABSENT_VALUES, ARROW_SCHEMAS, STREAM_IDS, spec
 from polyrl.recording.writer import partition_files
 
-COMMON = ("recv_ns", "seq", "exch_ns", "key", "asset")
+COMMON = ("recv_ns", "seq", "exch_ns", "key", "asset", "quality")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +86,7 @@ class MergedBatch:
                     c["exch_ns"].append(e.exch_ns)
                     c["key"].append(e.key)
                     c["asset"].append(e.asset)
+                    c["quality"].append(e.quality)
                     c["raw"].append("")
                     for k, v in e.fields.items():
                         c[k].append(v)
@@ -153,6 +154,7 @@ class MergedBatch:
                 asset=c["asset"][i],
                 fields={f: c[f][i] for f in fields[s]},
                 raw=c["raw"][i] if "raw" in c else "",
+                quality=c["quality"][i] if "quality" in c else 0,
             )
 
 
@@ -202,9 +204,10 @@ def read_file(path: Path, stream: str, columns: Sequence[str] | None) -> pa.Tabl
     """One Parquet file of ``stream`` checked against the stream's schema.
 
     ``columns=None`` reads every column. A nullable column missing from the file (written
-    before the schema grew) reads as nulls; a wrong type or a missing required column is a
-    :class:`SchemaMismatch` naming stream, column and file; an unreadable file is a
-    :class:`RecordingError` naming it.
+    before the schema grew) reads as nulls, a column of
+    :data:`~polyrl.recording.schema.ABSENT_VALUES` as its value there; a wrong type or another
+    missing required column is a :class:`SchemaMismatch` naming stream, column and file; an
+    unreadable file is a :class:`RecordingError` naming it.
     """
     expected = ARROW_SCHEMAS[stream]
     want = list(expected.names) if columns is None else list(columns)
@@ -220,7 +223,7 @@ def read_file(path: Path, stream: str, columns: Sequence[str] | None) -> pa.Tabl
         fld = expected.field(idx)
         fidx = found.get_field_index(name)
         if fidx < 0:
-            if not fld.nullable:
+            if not fld.nullable and name not in ABSENT_VALUES:
                 raise SchemaMismatch(f"{stream}: column {name!r} missing from {path}")
             continue
         if not _compatible(found.field(fidx).type, fld.type):
@@ -242,9 +245,12 @@ def read_file(path: Path, stream: str, columns: Sequence[str] | None) -> pa.Tabl
         for name in want:
             if name in present:
                 cols.append(table.column(name))
+            elif name in ABSENT_VALUES:
+                t = expected.field(name).type
+                cols.append(pa.repeat(pa.scalar(ABSENT_VALUES[name], type=t), n))
             else:
                 cols.append(pa.nulls(n, type=expected.field(name).type))
-        table = pa.Table.from_arrays(cols, names=want)
+        table = pa.Table.from_arrays(cols, schema=pa.schema([expected.field(n) for n in want]))
     return table
 
 

@@ -160,7 +160,7 @@ def recover(root: Path, config: RecordingConfig) -> RecoveryReport:
         if header is not None:
             if writer is None:
                 writer = RecordingWriter(root, config=config, start_seq=header.start_seq)
-            parser = Parser(storage=STORAGE_PLANS)
+            parser = Parser(storage=STORAGE_PLANS, exch_tolerance_s=config.exch_time_tolerance_s)
             parser.tokens.update(header.tokens)
             seq = header.start_seq
             first = next((r for r in scan.items if isinstance(r, Record)), None)
@@ -225,7 +225,7 @@ class Recorder:
         self.listeners = list(listeners)
         self.recovery = recover(self.root, config)
         self.writer = RecordingWriter(self.root, config=config)
-        self.parser = Parser(storage=STORAGE_PLANS)
+        self.parser = Parser(storage=STORAGE_PLANS, exch_tolerance_s=config.exch_time_tolerance_s)
         self.streams: dict[str, StreamStat] = {}
         self.channels: dict[str, ChannelStat] = {}
         self._segment = self._new_segment()

@@ -7,6 +7,8 @@ Every stream's rows start with the common columns and end with ``raw``:
 ``exch_ns``  int64?  the venue's own time for the event, ns (which venue field: see stream)
 ``key``      string  what the row is about: a symbol, token id, condition id or channel
 ``asset``    string? ``btc``/``eth``/``sol``/``xrp`` when known
+``quality``  uint16  bitmask of impossible values found in the row, 0 = clean (the bits:
+                     :data:`polyrl.sources.quality.FLAGS`, printed by ``polyrl schema``)
 ...          typed fields of the stream
 ``raw``      string  the exact JSON text the row was parsed from
 
@@ -14,9 +16,10 @@ Rows of one stream are totally ordered by ``(recv_ns, seq)``; so is a merge of a
 Prices and sizes are float64 in the venue's units (USDT for Binance, USDC probability for
 Polymarket tokens); book sides are lists ordered best level first.
 
-A schema may grow: a nullable column added later reads as nulls from older files. A column
-whose type changed, or a non-nullable column missing from a file, is a
-:class:`~polyrl.errors.SchemaMismatch` naming the stream and column.
+A schema may grow: a nullable column added later reads as nulls from older files, and a
+column of :data:`ABSENT_VALUES` as its value there (``quality`` reads 0 from files written
+before it existed). A column whose type changed, or another non-nullable column missing from
+a file, is a :class:`~polyrl.errors.SchemaMismatch` naming the stream and column.
 """
 
 from __future__ import annotations
@@ -26,12 +29,14 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from polyrl.errors import ConfigError
+from polyrl.sources.quality import FLAGS
 from polyrl.sources.storable import plans_from_arrow
 
 F64 = pa.float64()
 I64 = pa.int64()
 I32 = pa.int32()
 I8 = pa.int8()
+U16 = pa.uint16()
 STR = pa.string()
 BOOL = pa.bool_()
 LF64 = pa.list_(pa.float64())
@@ -70,6 +75,7 @@ class StreamSpec:
             Column("exch_ns", I64, self.exch_doc, nullable=True),
             Column("key", STR, self.key_doc),
             Column("asset", STR, "btc, eth, sol or xrp when known", nullable=True),
+            Column("quality", U16, "quality flags: bitmask of impossible values, 0 = clean"),
         )
         tail = (Column("raw", STR, "exact JSON text the row was parsed from"),)
         return head + self.columns + tail
@@ -418,6 +424,9 @@ STREAMS: tuple[StreamSpec, ...] = (
     ),
 )
 
+ABSENT_VALUES: dict[str, int] = {"quality": 0}
+"""Non-nullable common columns added after recordings existed, and what older files read as."""
+
 STREAM_IDS: tuple[str, ...] = tuple(s.id for s in STREAMS)
 _BY_ID = {s.id: s for s in STREAMS}
 ARROW_SCHEMAS: dict[str, pa.Schema] = {s.id: s.arrow_schema() for s in STREAMS}
@@ -441,6 +450,15 @@ def describe(stream: str) -> str:
     for c in s.all_columns():
         t = str(c.type) + ("?" if c.nullable else "")
         lines.append(f"  {c.name:<{width}}  {t:<14}  {c.doc}")
+    return "\n".join(lines + ["", describe_quality()])
+
+
+def describe_quality() -> str:
+    """The bits of the ``quality`` column, one line each."""
+    width = max(len(f.name) for f in FLAGS)
+    lines = ["quality bits (a row may carry several; 0 = clean):"]
+    for f in FLAGS:
+        lines.append(f"  {f.bit}  {f.mask:>4}  {f.name:<{width}}  {f.doc}")
     return "\n".join(lines)
 
 

@@ -46,6 +46,8 @@ class RecordingConfig:
     """Rows buffered per stream before a Parquet file is written."""
     fsync: bool = True
     """fsync each file and its directory before it becomes visible (crash safety)."""
+    exch_time_tolerance_s: float = 300.0
+    """Flag a row `bad_time` when its venue time is further than this from its receive time."""
     checkpoint_s: float = 10.0
     """Recorder: seconds between writing buffered rows to Parquet and rotating the WAL."""
     checkpoint_rows: int = 100_000
@@ -70,6 +72,7 @@ class RecordingConfig:
             "wal_fsync_s",
             "compact_grace_s",
             "alert_after_s",
+            "exch_time_tolerance_s",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
@@ -109,7 +112,7 @@ class _StreamBuffer:
         self._reset()
 
     def _reset(self) -> None:
-        self.cols = {c: [] for c in ("recv_ns", "seq", "exch_ns", "key", "asset", "raw")}
+        self.cols = {c: [] for c in ("recv_ns", "seq", "exch_ns", "key", "asset", "quality", "raw")}
         for name in self.names:
             self.cols[name] = []
         self.n = 0
@@ -179,6 +182,7 @@ class RecordingWriter:
         cols["exch_ns"].append(event.exch_ns)
         cols["key"].append(event.key)
         cols["asset"].append(event.asset)
+        cols["quality"].append(event.quality)
         cols["raw"].append(event.raw)
         f = event.fields
         for name in buf.names:

@@ -70,7 +70,7 @@ def simulate_to_recording(
     t0 = time.perf_counter()
     summary = SimulationSummary(str(root), start_ns, end_ns, seed)
     counts: Counter[str] = Counter()
-    parser = Parser(storage=STORAGE_PLANS)
+    parser = Parser(storage=STORAGE_PLANS, exch_tolerance_s=config.recording.exch_time_tolerance_s)
     with RecordingWriter(root, config=config.recording, start_seq=0) as writer:
 
         def status(kind: str, t: int, channel: str, message: str) -> None:

@@ -6,7 +6,8 @@ Each venue module exposes pure functions ``(text, recv_ns, ...) -> list[Event]``
 as one bad element of a JSON array). :class:`Parser` dispatches on the frame's channel, keeps
 the only state parsing needs (which asset and outcome each Polymarket token belongs to,
 learned from ``polymarket.market`` rows) and turns every failure into a ``parse_error``
-status event that keeps the raw text and names the channel: parsing never raises.
+status event that keeps the raw text and names the channel: parsing never raises. Every
+parsed event then gets its ``quality`` flags (:mod:`polyrl.sources.quality`).
 
 A frame whose events hold a value no column can store (an integer beyond int64, text with a
 lone surrogate, a string where a number belongs: see :mod:`polyrl.sources.storable`) also
@@ -39,6 +40,7 @@ from polyrl.events import (
     Frame,
     status_event,
 )
+from polyrl.sources.quality import DEFAULT_EXCH_TOLERANCE_S, QualityChecker
 from polyrl.sources.storable import StoragePlans, first_unstorable, utf8_problem
 
 TokenMap = Mapping[str, tuple[str, str]]
@@ -85,13 +87,20 @@ class Parser:
 
     ``storage``: each stream's column types (the recording passes
     ``polyrl.recording.schema.STORAGE_PLANS``); without it values are checked by their Python
-    type alone (integers within int64, text UTF-8 can encode).
+    type alone (integers within int64, text UTF-8 can encode). ``exch_tolerance_s`` bounds
+    venue time vs receive time for the ``bad_time`` flag.
     """
 
-    def __init__(self, *, storage: StoragePlans | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        storage: StoragePlans | None = None,
+        exch_tolerance_s: float = DEFAULT_EXCH_TOLERANCE_S,
+    ) -> None:
         self.tokens: dict[str, tuple[str, str]] = {}
         self._table = _dispatch_table()
         self._storage = storage
+        self.quality = QualityChecker(exch_tolerance_s=exch_tolerance_s)
 
     def learn(self, event: Event) -> None:
         """Remember the tokens of a ``polymarket.market`` event (others are ignored)."""
@@ -126,7 +135,7 @@ class Parser:
         for ev in events:
             if ev.stream == "polymarket.market":
                 self.learn(ev)
-        return events
+        return self.quality.check(frame, events)
 
 
 def _error(frame: Frame, message: str, stream: str | None = None) -> Event:

@@ -172,14 +172,15 @@ def plans_from_arrow(schemas: Mapping[str, Any]) -> dict[str, StoragePlan]:
     """Storage plans from Arrow schemas (``stream -> pyarrow.Schema``).
 
     Takes any objects iterable as fields with ``name``, ``type`` and ``nullable`` (a
-    ``pyarrow.Schema``), so this module needs no pyarrow import. ``recv_ns`` and ``seq`` are
-    left out (see :data:`_EVENT_ATTRS`).
+    ``pyarrow.Schema``), so this module needs no pyarrow import. ``recv_ns``, ``seq`` and
+    ``quality`` are left out: our clock, the writer and the parser's own checks set them, never
+    a venue (see :data:`_EVENT_ATTRS`).
     """
     plans: dict[str, StoragePlan] = {}
     for stream, schema in schemas.items():
         plan = []
         for fld in schema:
-            if fld.name in ("recv_ns", "seq"):
+            if fld.name in ("recv_ns", "seq", "quality"):
                 continue
             type_name = str(fld.type)
             check = check_for_arrow_type(type_name)

@@ -157,6 +157,7 @@ def test_a_clob_disconnect_stops_trading_until_books_resync(small_recording: Pat
             "exch_ns": [None, None],
             "key": [CH_POLYMARKET_WS, CH_POLYMARKET_WS],
             "asset": [None, None],
+            "quality": [0, 0],
             "kind": ["disconnect", "connect"],
             "stream_id": [None, None],
             "message": ["test", "test"],

@@ -16,7 +16,7 @@ import pyarrow as pa
 from polyrl.events import Event
 from polyrl.recording.schema import ARROW_SCHEMAS
 
-COMMON_HEAD = ("recv_ns", "seq", "exch_ns", "key", "asset")
+COMMON_HEAD = ("recv_ns", "seq", "exch_ns", "key", "asset", "quality")
 COMMON_TAIL = ("raw",)
 
 
@@ -49,6 +49,7 @@ def event_row(event: Event) -> dict[str, Any]:
         "exch_ns": event.exch_ns,
         "key": event.key,
         "asset": event.asset,
+        "quality": event.quality,
         **dict(event.fields),
         "raw": event.raw,
     }

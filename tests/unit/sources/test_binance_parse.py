@@ -95,9 +95,11 @@ def test_fixture_set_covers_every_channel() -> None:
 @pytest.mark.parametrize("name,line", sorted(FRAMES), ids=[f"{n}:{i}" for n, i in sorted(FRAMES)])
 def test_fixture_frame_parses_and_fits_schema(name: str, line: int) -> None:
     frame = FRAMES[(name, line)]
-    events = Parser().parse(frame)
+    # The fixtures share one receive time, a year or more from some of their venue times: a
+    # tolerance of decades leaves the time check out, so every other quality check must pass.
+    events = Parser(exch_tolerance_s=1e9).parse(frame)
     assert events, "no events"
-    assert events == _parse(frame), "Parser and the venue function disagree"
+    assert events == _parse(frame), "Parser and the venue function disagree (or flagged a row)"
     by_stream: dict[str, list[Event]] = defaultdict(list)
     for ev in events:
         by_stream[ev.stream].append(ev)
