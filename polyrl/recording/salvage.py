@@ -85,6 +85,7 @@ def parse_error_rows(
         out["exch_ns"].append(None)
         out["key"].append(CH_RECORDER)
         out["asset"].append(None)
+        out["quality"].append(0)
         out["kind"].append("parse_error")
         out["stream_id"].append(stream)
         out["message"].append(message.encode("utf-8", "backslashreplace").decode("utf-8"))
