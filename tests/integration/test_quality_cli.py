@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from polyrl.events import CH_BINANCE_SPOT_WS, CH_RECORDER, Frame
-from polyrl.recording.recorder import recover
+from polyrl.recording.recovery import recover
 from polyrl.recording.wal import SegmentHeader, WalSegment, wal_dir
 from polyrl.recording.writer import RecordingConfig
 from polyrl.sources.parse import status_frame

@@ -33,7 +33,8 @@ from polyrl.events import (
     iso_to_ns,
 )
 from polyrl.recording.reader import RecordingReader
-from polyrl.recording.recorder import Recorder, recover
+from polyrl.recording.recorder import Recorder
+from polyrl.recording.recovery import recover
 from polyrl.recording.wal import segment_paths
 from polyrl.recording.writer import RecordingConfig, recording_files
 from polyrl.sim.serve import RecordingContent, ServeConfig, ServersThread, SimContent, VenueServers

@@ -49,7 +49,7 @@ from polyrl.events import (
     iso_to_ns,
 )
 from polyrl.recording.reader import RecordingReader
-from polyrl.recording.recorder import recover
+from polyrl.recording.recovery import recover
 from polyrl.recording.schema import STORAGE_PLANS
 from polyrl.recording.wal import SegmentHeader, WalSegment, wal_dir
 from polyrl.recording.writer import RecordingConfig, RecordingWriter

@@ -8,7 +8,8 @@ from pathlib import Path
 from polyrl.clock import LiveClock
 from polyrl.events import CH_BINANCE_SPOT_WS, Frame
 from polyrl.recording.reader import RecordingReader
-from polyrl.recording.recorder import Recorder, recover
+from polyrl.recording.recorder import Recorder
+from polyrl.recording.recovery import recover
 from polyrl.recording.wal import segment_paths
 from polyrl.recording.writer import RecordingConfig
 

@@ -11,7 +11,7 @@ import pytest
 from polyrl.errors import RecordingError
 from polyrl.events import CH_BINANCE_SPOT_KLINES, CH_BINANCE_SPOT_WS, CH_POLYMARKET_WS, Frame
 from polyrl.recording.reader import RecordingReader
-from polyrl.recording.recorder import recover
+from polyrl.recording.recovery import recover
 from polyrl.recording.wal import (
     MARK,
     Record,
@@ -97,7 +97,7 @@ def test_a_segment_cut_inside_its_header_holds_nothing(tmp_path: Path, keep: int
     path.write_bytes(path.read_bytes()[:keep])
     header, frames = read_segment(path)
     assert header is None and list(frames) == []
-    from polyrl.recording.recorder import recover
+    from polyrl.recording.recovery import recover
     from polyrl.recording.writer import RecordingConfig
 
     report = recover(tmp_path, RecordingConfig(fsync=False))
