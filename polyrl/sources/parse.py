@@ -202,6 +202,15 @@ def parse_status_frame(text: str, recv_ns: int) -> Event:
         raise ParseError(
             f"{STATUS_STREAM}: unknown field(s) {sorted(extra)}", channel=CH_RECORDER, raw=text
         )
+    for name in ("gap_start_ns", "gap_end_ns"):
+        value = body.get(name)
+        if value is not None and type(value) is not int:
+            # Our own format writes integers; a float (even -0.0 or 1e18) would be stored changed.
+            raise ParseError(
+                f"{STATUS_STREAM}: field {name!r} is not an integer: {str(value)[:40]}",
+                channel=CH_RECORDER,
+                raw=text,
+            )
     return status_event(
         body["kind"],
         recv_ns,

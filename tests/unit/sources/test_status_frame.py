@@ -36,3 +36,14 @@ def test_bad_status_frame_is_a_parse_error() -> None:
         assert ev.fields["kind"] == "parse_error"
         assert ev.raw == text
         assert ev.key == CH_RECORDER
+
+
+def test_a_status_time_that_is_not_an_integer_is_a_parse_error() -> None:
+    """-0.0 would be stored as 0 and 1e18 as an int: a changed value, so the frame is refused
+    (found by the poison fuzz test)."""
+    for value in ("-0.0", "1e18", '"5"', "true"):
+        text = '{"kind":"gap","channel":"c","message":"m","gap_start_ns":' + value + "}"
+        (ev,) = Parser().parse(Frame(channel=CH_RECORDER, recv_ns=5, text=text))
+        assert ev.fields["kind"] == "parse_error"
+        assert "gap_start_ns" in ev.fields["message"]
+        assert ev.raw == text
