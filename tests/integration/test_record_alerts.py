@@ -42,6 +42,7 @@ from polyrl.recording.reader import RecordingReader
 from polyrl.sim.serve import ServeConfig, ServersThread, SimContent, VenueServers
 
 from .conftest import REPO, run_cli
+from .test_record_loopback import _recorder
 
 pytestmark = pytest.mark.integration
 
@@ -53,14 +54,6 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _record(cfg: Path, root: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "polyrl", "record", "--config", str(cfg), "--out", str(root),
-         "--quiet", *args],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
 
 
 def _channels(root: Path) -> dict[str, dict[str, int]]:
@@ -92,7 +85,7 @@ fsync = false
 """
     )
     root = tmp_path / "rec"
-    proc = _record(cfg, root, "--duration", "3s")
+    proc = _recorder(cfg, root, "--duration", "3s")
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, err
     assert "Traceback" not in err
@@ -146,7 +139,7 @@ def test_venues_lost_longer_than_the_alert_time_are_said_and_recover(tmp_path: P
     with th as v:
         cfg_path = tmp_path / "loop.toml"
         th.call(_loopback_config, cfg_path, v, cfg, clock)
-        proc = _record(cfg_path, root)
+        proc = _recorder(cfg_path, root)
         try:
             _wait(lambda: th.call(lambda: bool(v.spot.conns and v.futures.conns)), "connects")
             time.sleep(1.0)
@@ -201,7 +194,7 @@ def test_duration_counts_venue_time_and_says_so(tmp_path: Path, command: str) ->
         _loopback_config(cfg_path, v, cfg, clock)
         t = time.monotonic()
         if command == "record":
-            proc = _record(cfg_path, tmp_path / "rec", "--duration", "40s")
+            proc = _recorder(cfg_path, tmp_path / "rec", "--duration", "40s")
         else:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "polyrl", "live", "--strategy", "random", "--config",
@@ -258,7 +251,7 @@ def test_serve_says_when_its_span_ended_and_clients_learn_it(tmp_path: Path) -> 
         # A recorder started now sees the venues gone and says why, instead of exit 0.
         with cfg_path.open("a") as f:
             f.write("\n[recording]\nfsync = false\nalert_after_s = 10.0\n")
-        rec = _record(cfg_path, tmp_path / "rec", "--duration", "60s")
+        rec = _recorder(cfg_path, tmp_path / "rec", "--duration", "60s")
         _, err = rec.communicate(timeout=120)
         assert rec.returncode == 1, err
         assert f"ALERT: {CH_BINANCE_SPOT_WS}: never connected" in err and ended in err

@@ -209,20 +209,34 @@ def _serve_thread(cfg: Config, speed: float, minutes: int = 20) -> tuple[Servers
     return th, clock
 
 
-def _write_config(path: Path, v: VenueServers, cfg: Config, clock: LiveClock) -> None:
+def _write_config(
+    path: Path,
+    v: VenueServers,
+    cfg: Config,
+    clock: LiveClock,
+    *,
+    checkpoint_s: float = 0.5,
+    wal_flush_s: float = 0.1,
+) -> None:
+    """The loopback config ``polyrl record`` runs with (``polyrl simulate --serve`` writes the
+    same), with the recorder's checkpoint and WAL flush periods."""
     from polyrl.cli.serve import serve_toml
 
     text = serve_toml(
         cfg, _sources(v, cfg), speed=clock.speed, start_ns=T0, anchor_ns=clock.anchor_real_ns
     )
-    text += "\n[recording]\nfsync = false\ncheckpoint_s = 0.5\nwal_flush_s = 0.1\n"
+    text += (
+        f"\n[recording]\nfsync = false\ncheckpoint_s = {checkpoint_s}\n"
+        f"wal_flush_s = {wal_flush_s}\n"
+    )
     path.write_text(text)
 
 
-def _recorder(cfg_path: Path, root: Path) -> subprocess.Popen[str]:
+def _recorder(cfg_path: Path, root: Path, *args: str) -> subprocess.Popen[str]:
+    """``polyrl record --quiet`` as a subprocess (its stdout and stderr piped)."""
     return subprocess.Popen(
         [sys.executable, "-m", "polyrl", "record", "--config", str(cfg_path), "--out", str(root),
-         "--quiet"],
+         "--quiet", *args],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 

@@ -14,7 +14,6 @@ import os
 import signal
 import struct
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -29,14 +28,13 @@ from polyrl.recording.wal import MARK, quarantine_dir, segment_paths
 from polyrl.sim.serve import VenueServers
 
 from .test_record_loopback import (
-    REPO,
-    T0,
     _config,
     _delivered_data,
+    _recorder,
     _rows,
     _serve_thread,
-    _sources,
 )
+from .test_record_loopback import _write_config as _loopback_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -61,23 +59,9 @@ SPOT_STREAMS = ["binance.spot.trade", "binance.spot.depth", "binance.spot.book_t
 
 
 def _write_config(path: Path, v: VenueServers, cfg: Config, clock: LiveClock) -> None:
-    """The loopback config, with checkpoints rare enough that a kill -9 a second after the
-    poison frames finds them in the write-ahead log only."""
-    from polyrl.cli.serve import serve_toml
-
-    text = serve_toml(
-        cfg, _sources(v, cfg), speed=clock.speed, start_ns=T0, anchor_ns=clock.anchor_real_ns
-    )
-    text += "\n[recording]\nfsync = false\ncheckpoint_s = 120.0\nwal_flush_s = 0.05\n"
-    path.write_text(text)
-
-
-def _record(cfg_path: Path, root: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "polyrl", "record", "--config", str(cfg_path), "--out", str(root),
-         "--quiet"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    """Checkpoints rare enough that a kill -9 a second after the poison frames finds them in
+    the write-ahead log only."""
+    _loopback_config(path, v, cfg, clock, checkpoint_s=120.0, wal_flush_s=0.05)
 
 
 def _publish_poison(th, v: VenueServers) -> None:  # type: ignore[no-untyped-def]
@@ -121,7 +105,7 @@ def test_poison_frames_become_parse_errors_and_the_stream_is_kept(tmp_path: Path
     with th as v:
         cfg_path = tmp_path / "loop.toml"
         th.call(_write_config, cfg_path, v, cfg, clock)
-        proc = _record(cfg_path, root)
+        proc = _recorder(cfg_path, root)
         time.sleep(5.0)
         _publish_poison(th, v)
         time.sleep(2.0)
@@ -139,7 +123,7 @@ def test_kill_9_after_poison_frames_then_restart_recovers(tmp_path: Path) -> Non
     with th as v:
         cfg_path = tmp_path / "loop.toml"
         th.call(_write_config, cfg_path, v, cfg, clock)
-        proc = _record(cfg_path, root)
+        proc = _recorder(cfg_path, root)
         time.sleep(5.0)
         _publish_poison(th, v)
         time.sleep(0.5)  # the write-ahead log reaches the OS every 0.05 s; no checkpoint yet
@@ -149,7 +133,7 @@ def test_kill_9_after_poison_frames_then_restart_recovers(tmp_path: Path) -> Non
         assert not list(root.glob("binance.spot.trade/date=*/hour=*/*.parquet"))
         lost, q_bytes = _corrupt_a_spot_record(segment_paths(root)[-1])
         # Restart on the same folder: recovery completes and recording goes on.
-        again = _record(cfg_path, root)
+        again = _recorder(cfg_path, root)
         time.sleep(4.0)
         err = _quiesce_and_stop(th, v, again)
         conns = th.call(_spot_connections, v)
