@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 
 from polyrl.analysis import plots
 from polyrl.analysis.calibration import calibration_table
+from polyrl.analysis.paired import compare
 from polyrl.analysis.runs import (
     Run,
     RunError,
@@ -32,7 +33,7 @@ from polyrl.analysis.runs import (
     load_run,
     sibling_runs,
 )
-from polyrl.analysis.stats import compare, summary_table, time_left_table
+from polyrl.analysis.stats import summary_table, time_left_table
 from polyrl.analysis.trades import positions
 from polyrl.events import ns_to_iso
 from polyrl.runlog import TRADES

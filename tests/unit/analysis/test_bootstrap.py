@@ -10,7 +10,8 @@ import polars as pl
 import pytest
 
 from polyrl.analysis.bootstrap import NS_PER_DAY, cluster_bootstrap, cluster_ids, holm
-from polyrl.analysis.stats import by_time_left, compare, summarize
+from polyrl.analysis.paired import compare
+from polyrl.analysis.stats import by_time_left, summarize
 from polyrl.analysis.trades import positions
 from polyrl.runlog import EPISODES
 

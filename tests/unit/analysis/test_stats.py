@@ -8,13 +8,12 @@ import numpy as np
 import polars as pl
 import pytest
 
+from polyrl.analysis.paired import compare, paired_difference_ci
 from polyrl.analysis.stats import (
     SUMMARY_COLUMNS,
     bootstrap_mean_ci,
     by_time_left,
-    compare,
     max_drawdown,
-    paired_difference_ci,
     payoff,
     sharpe,
     summarize,
