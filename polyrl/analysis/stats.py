@@ -181,12 +181,12 @@ def format_table(summaries: dict[str, dict[str, Any]]) -> str:
 
     ``PnL/window`` is over every eligible window (untraded ones count 0) with its 95%
     interval and, in ``clust``, the number of clusters resampled; ``PnL/traded window``
-    beside it is over the windows traded (its own interval)."""
+    beside it is over the windows traded (its own interval and clusters)."""
     head = (
         f"{'strategy':<12} {'asset':<6} {'PnL $':>9} {'ROI':>8} {'fills':>6} {'win%':>6} "
         f"{'avg win':>8} {'avg loss':>9} {'fees $':>8} {'max DD':>8} {'windows':>7} "
         f"{'PnL/window [95% CI]':>28} {'clust':>5} {'traded':>6} "
-        f"{'PnL/traded window [95% CI]':>28}"
+        f"{'PnL/traded window [95% CI]':>28} {'clust':>5}"
     )
     lines = [head, "-" * len(head)]
     for name, s in summaries.items():
@@ -198,7 +198,8 @@ def format_table(summaries: dict[str, dict[str, Any]]) -> str:
                 f"{b['fees']:>8.3f} {b['max_drawdown']:>8.2f} {b['windows']:>7} "
                 f"{_ci(b['pnl_per_window'], b['pnl_per_window_ci95']):>28} "
                 f"{b['clusters']:>5} {b['windows_traded']:>6} "
-                f"{_ci(b['pnl_per_traded_window'], b['pnl_per_traded_window_ci95']):>28}"
+                f"{_ci(b['pnl_per_traded_window'], b['pnl_per_traded_window_ci95']):>28} "
+                f"{b['traded_clusters']:>5}"
             )
     block = next(iter(summaries.values()))["total"]["block"] if summaries else "start"
     what = "start time (all assets)" if block == "start" else "UTC day"

@@ -11,7 +11,7 @@ import pytest
 
 from polyrl.analysis.bootstrap import NS_PER_DAY, cluster_bootstrap, cluster_ids, holm
 from polyrl.analysis.paired import compare
-from polyrl.analysis.stats import by_time_left, summarize
+from polyrl.analysis.stats import by_time_left, format_table, summarize
 from polyrl.analysis.trades import positions
 from polyrl.runlog import EPISODES
 
@@ -143,3 +143,18 @@ def test_coverage_with_correlated_assets() -> None:
     naive_covered = np.mean([ci.low <= mu <= ci.high for ci in naive])
     assert 0.93 <= covered <= 0.97, covered
     assert naive_covered < 0.88, naive_covered
+
+
+def test_the_printed_table_shows_both_figures_with_their_clusters() -> None:
+    s = summarize(trades(), episodes(), assets=("btc", "eth"), capital_per_slot=10.0)
+    lines = format_table({"x": s}).splitlines()
+    t = s["total"]
+    lo, hi = t["pnl_per_window_ci95"]
+    tlo, thi = t["pnl_per_traded_window_ci95"]
+    total = next(x for x in lines if x.startswith("x            total")).split()
+    # windows, PnL/window [CI], clusters, windows traded, PnL/traded window [CI], clusters
+    assert total[10:] == ["4", "+4.175", f"[{lo:+.3f},", f"{hi:+.3f}]", "4",
+                          "3", "+5.567", f"[{tlo:+.3f},", f"{thi:+.3f}]", "3"]  # fmt: skip
+    eth = next(x for x in lines if x.startswith("x            eth")).split()
+    assert eth[-5:] == ["1", "+19.800", "[-,", "-]", "1"]  # one traded cluster: no interval
+    assert lines[-1].startswith("95% intervals: cluster bootstrap")
