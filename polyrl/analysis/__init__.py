@@ -10,10 +10,13 @@ Loading:
 - :func:`load_recording` (a recording root and date globs -> :class:`Recording`: streams,
   rates, status and gaps, markets, one window around its close).
 
-Tables (:mod:`polyrl.analysis.stats`, :mod:`polyrl.analysis.trades`,
-:mod:`polyrl.analysis.calibration`): :func:`summary_table`, :func:`by_time_left`,
-:func:`time_left_table`, :func:`compare`, :func:`positions`, :func:`equity`,
+Tables (:mod:`polyrl.analysis.stats`, :mod:`polyrl.analysis.paired`,
+:mod:`polyrl.analysis.trades`, :mod:`polyrl.analysis.calibration`): :func:`summary_table`,
+:func:`by_time_left`, :func:`time_left_table`, :func:`compare` (Holm-corrected, on the same
+clusters), :func:`paired_difference`, :func:`positions`, :func:`equity`,
 :func:`calibration_table` (n, wins and a Wilson interval per entry-price bin).
+
+Every interval is the seeded cluster bootstrap of :mod:`polyrl.analysis.bootstrap`.
 
 Figures (:mod:`polyrl.analysis.plots`), each returning a matplotlib Figure:
 :func:`plot_equity`, :func:`plot_pnl_by_asset`, :func:`plot_training`,
@@ -43,8 +46,8 @@ _EXPORTS = {
     "report": ("RunTables", "results_figures", "results_tables", "run_figures", "run_tables",
                "write_report"),
     "runs": ("Run", "RunError", "Runs", "find_runs", "load_run", "load_runs", "sibling_runs"),
-    "stats": ("by_time_left", "compare", "summarize", "summary_frame", "summary_table",
-              "time_left_table"),
+    "stats": ("by_time_left", "summarize", "summary_frame", "summary_table", "time_left_table"),
+    "paired": ("compare", "paired_difference"),
 }  # fmt: skip
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

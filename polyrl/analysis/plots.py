@@ -264,7 +264,7 @@ def plot_comparison(
     table: pl.DataFrame, *, reference: str = "ppo", title: str | None = None
 ) -> Figure:
     """The paired per-window PnL difference of ``reference`` over each other strategy with
-    its bootstrap 95% interval (from :func:`~polyrl.analysis.stats.compare`): right of 0,
+    its bootstrap 95% interval (from :func:`~polyrl.analysis.paired.compare`): right of 0,
     ``reference`` earned more on the same windows."""
     fig = Figure(figsize=(8, 1.2 + 0.5 * max(1, table.height)), layout="constrained")
     ax = fig.subplots()

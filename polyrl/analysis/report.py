@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 
 from polyrl.analysis import plots
 from polyrl.analysis.calibration import calibration_table
+from polyrl.analysis.paired import compare
 from polyrl.analysis.runs import (
     Run,
     RunError,
@@ -32,7 +33,7 @@ from polyrl.analysis.runs import (
     load_run,
     sibling_runs,
 )
-from polyrl.analysis.stats import compare, summary_table, time_left_table
+from polyrl.analysis.stats import summary_table, time_left_table
 from polyrl.analysis.trades import positions
 from polyrl.events import ns_to_iso
 from polyrl.runlog import TRADES
@@ -66,9 +67,11 @@ def results_tables(
     capital_per_slot: float,
     reference: str | None = None,
     seed: int = 0,
+    block: str = "start",
 ) -> RunTables:
     """The tables of ``{strategy: (trades, episodes)}`` on the same days, ``reference``
-    (default: the first strategy) against the others."""
+    (default: the first strategy) against the others; every interval resamples clusters of
+    windows by ``block`` (``"start"``: one start time, all assets; ``"day"``: one UTC day)."""
     if not results:
         raise ValueError("results is empty: nothing to tabulate")
     ref = reference if reference is not None else next(iter(results))
@@ -80,9 +83,11 @@ def results_tables(
         reference=ref,
         results=ordered,
         positions=pos,
-        summary=summary_table(ordered, assets=assets, capital_per_slot=capital_per_slot, seed=seed),
-        time_left=time_left_table({ref: ordered[ref]}, seed=seed),
-        comparison=compare(ordered, reference=ref, seed=seed),
+        summary=summary_table(
+            ordered, assets=assets, capital_per_slot=capital_per_slot, seed=seed, block=block
+        ),
+        time_left=time_left_table({ref: ordered[ref]}, seed=seed, block=block),
+        comparison=compare(ordered, reference=ref, seed=seed, block=block),
         calibration=pl.concat(
             calibration_table(p).select(pl.lit(n).alias("strategy"), pl.all())
             for n, p in _calibration_runs(ref, pos).items()
@@ -90,7 +95,9 @@ def results_tables(
     )
 
 
-def run_tables(run: Run, *, against: Iterable[Run] = (), seed: int = 0) -> RunTables:
+def run_tables(
+    run: Run, *, against: Iterable[Run] = (), seed: int = 0, block: str = "start"
+) -> RunTables:
     """The tables of a report on ``run`` (compared with the runs in ``against``)."""
     results = run.results()
     if not results:  # a train run without held-out evaluation: its training episodes
@@ -98,7 +105,7 @@ def run_tables(run: Run, *, against: Iterable[Run] = (), seed: int = 0) -> RunTa
     reference = next(iter(results))
     results = combined_results(against, into=results)
     return results_tables(results, assets=run.assets, capital_per_slot=run.capital_per_slot,
-                          reference=reference, seed=seed)  # fmt: skip
+                          reference=reference, seed=seed, block=block)  # fmt: skip
 
 
 def _calibration_runs(ref: str, pos: Mapping[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
@@ -208,7 +215,8 @@ def _notes(t: RunTables) -> list[str]:
         out.append(f"- {by_src['reference']} window(s) had no recorded resolution and were "
                    "settled from the reference feed")  # fmt: skip
     if by_src.get("missing"):
-        out.append(f"- {by_src['missing']} window(s) could not be settled (voided)")
+        out.append(f"- {by_src['missing']} window(s) had no outcome: left out of PnL per "
+                   "window and its interval")  # fmt: skip
     if n_gap:
         out.append(f"- {n_gap} window(s) overlapped a recording gap")
     return out
@@ -218,10 +226,15 @@ _DEFINITIONS = """\
 PnL is realized (closes and settlements, fees included), in USDC; ROI is PnL over the capital
 at risk (capital per market times markets); a win is a position with PnL > 0; profit factor is
 gross wins over gross losses; max drawdown is the largest fall of cumulative realized PnL from
-its running peak; PnL per window and its 95% interval are over the windows traded (windows
-resampled with replacement, seeded); Sharpe is per window, not annualised. A comparison pairs
-the same windows (by condition id): its interval is the bootstrap interval of the mean
-per-window difference, and only an interval that excludes 0 is a difference. Calibration
+its running peak. PnL per window is over every eligible window (every window played that has
+an outcome; one not traded counts 0), PnL per traded window beside it over the windows with a
+fill; Sharpe is per eligible window, not annualised. Every 95% interval is a seeded cluster
+bootstrap: the windows of one start time (all assets together; or of one UTC day, with
+`--block day`) are resampled as one cluster, because windows that open together are
+correlated; `clusters` is the number of clusters, and fewer than two give no interval. A
+comparison pairs the same windows (by condition id) and resamples the same clusters; its
+p-value is two-sided, from the same resamples, and its verdict is Holm-corrected over all
+the comparisons of the table (`p_holm` below 0.05 is a difference). Calibration
 counts settled positions per bin of entry price; the interval of the share that won is the
 Wilson score 95% interval of that binomial share (n = positions in the bin)."""
 
@@ -247,6 +260,7 @@ def write_report(
     against: Iterable[Run | Path | str] = (),
     siblings: bool = True,
     seed: int = 0,
+    block: str = "start",
     progress: Callable[[int, int, str], None] | None = None,
 ) -> Path:
     """Write the report of ``run`` (a :class:`Run` or its directory) into ``out`` (default
@@ -254,6 +268,7 @@ def write_report(
     ``against``: runs, or directories of runs, to compare with on the same windows; with
     ``siblings`` a backtest is also compared with its sibling runs (the other strategies of
     the same ``polyrl backtest --strategy all``, :func:`~polyrl.analysis.runs.sibling_runs`).
+    ``block`` clusters the intervals' windows (:func:`results_tables`).
     ``progress(done, total, what)`` is called as it goes. Returns the path of
     ``report.md``; errors (not a run, an unreadable file, an output that cannot be written)
     are :class:`RunError` naming the path."""
@@ -261,7 +276,7 @@ def write_report(
     found = sibling_runs(r) if siblings else []
     others = load_against([*found, *against], exclude=r)
     out_dir = Path(out) if out is not None else r.path / "report"
-    tables = run_tables(r, against=others, seed=seed)
+    tables = run_tables(r, against=others, seed=seed, block=block)
     figs = run_figures(r, tables)
     total = len(figs) + 1
     names: list[str] = []
@@ -338,13 +353,17 @@ def _markdown(
               ""]  # fmt: skip
     if t.comparison.height:
         parts += ["## Against each baseline", "",
-                  f"Mean PnL per window of `{ref}` minus each strategy's, on the windows both "
-                  "played (a window with no trade counts as 0), with the paired bootstrap 95% "
-                  "interval.", "",
+                  f"Mean PnL per window of `{ref}` minus each strategy's, on the eligible windows "
+                  "both played (a window with no trade counts as 0), with the paired "
+                  "cluster-bootstrap 95% interval over `clusters` clusters. Verdicts are "
+                  f"corrected for multiple comparisons (Holm, over the {t.comparison.height} "
+                  "comparison(s) of this table): a difference needs `p_holm` below 0.05, so "
+                  "an interval that excludes 0 may still be no clear difference.", "",
                   markdown_table(t.comparison), ""]  # fmt: skip
     parts += ["## By time left in the window at entry", "",
               f"`{ref}`'s positions by the minutes left in the window when they were opened "
-              "(`positions` is each bucket's n; its mean PnL has a bootstrap 95% interval).",
+              "(`positions` is each bucket's n; its mean PnL has a cluster-bootstrap 95% "
+              "interval over `clusters` window start times).",
               "", markdown_table(t.time_left), ""]  # fmt: skip
     parts += ["## Entry price vs outcome", "",
               "Settled positions by the entry price of the token bought: n (`positions`), "

@@ -10,15 +10,25 @@ Definitions (per asset and in total):
   losses;
 - ``fees``: USDC paid in taker fees;
 - ``max_drawdown``: the largest fall of cumulative realized PnL from its running peak;
-- ``pnl_per_window`` with a bootstrap 95% interval: windows traded, resampled with
-  replacement (seeded), the mean PnL per window of each resample;
-- ``sharpe_per_window``: mean / standard deviation (ddof 1) of the PnL of the windows
-  traded: per window, not annualised (NaN with fewer than two windows or no spread).
+- ``windows``: the eligible windows, every row of the run's episodes whose window has an
+  outcome (a window the policy did not trade counts, with PnL 0; a window with no outcome at
+  all, ``outcome_source == "missing"``, is left out and counted in ``missing_resolution``).
+  A run's episodes hold every window its replay played to settlement, so these are the
+  eligible windows of what the run saw; windows before its first or after its last tick are
+  not knowable from its files;
+- ``pnl_per_window``: mean PnL over the eligible windows, with its cluster-bootstrap 95%
+  interval and ``clusters``, the number of clusters resampled (every window of one start
+  time, all assets together; or of one UTC day with ``block="day"``; see
+  :mod:`polyrl.analysis.bootstrap`); ``pnl_per_traded_window`` beside it (windows with a
+  fill only, with its own interval and ``traded_clusters``), never instead of it;
+- ``sharpe_per_window``: mean / standard deviation (ddof 1) of the PnL of the eligible
+  windows: per window, not annualised (NaN with fewer than two windows or no spread).
 
 Beyond one run's summary: :func:`summary_table` (runs x assets as one frame),
-:func:`by_time_left` (positions bucketed by the minutes left in the window at entry) and
-:func:`compare` (each strategy against a reference on the same windows, with the bootstrap
-interval of the paired per-window difference). Every bootstrap is seeded.
+:func:`by_time_left` (positions bucketed by the minutes left in the window at entry);
+:func:`~polyrl.analysis.paired.compare` (each strategy against a reference on the same
+windows and clusters, Holm-corrected) lives in :mod:`polyrl.analysis.paired`. Every
+interval is the one seeded cluster bootstrap.
 """
 
 from __future__ import annotations
@@ -29,20 +39,42 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from polyrl.analysis.bootstrap import Interval, cluster_bootstrap, cluster_ids
 from polyrl.analysis.trades import CLOSING, closed_pnl, positions
 
 
 def bootstrap_mean_ci(
-    x: np.ndarray, *, n: int = 2000, seed: int = 0, level: float = 0.95
+    x: np.ndarray,
+    clusters: np.ndarray | None = None,
+    *,
+    n: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``x`` (NaNs when ``x`` is empty)."""
-    if x.shape[0] == 0:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, x.shape[0], size=(n, x.shape[0]))
-    means = x[idx].mean(axis=1)
-    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return float(lo), float(hi)
+    """(low, high) of :func:`~polyrl.analysis.bootstrap.cluster_bootstrap` of ``x``
+    (``clusters=None``: each value its own cluster). NaNs with fewer than two clusters."""
+    ci = cluster_bootstrap(x, clusters, n=n, seed=seed, level=level)
+    return ci.low, ci.high
+
+
+def eligible(episodes: pl.DataFrame) -> pl.DataFrame:
+    """The episodes whose window has an outcome (see ``windows`` in the module doc)."""
+    return episodes.filter(
+        pl.col("outcome").is_not_null() & (pl.col("outcome_source") != "missing")
+    )
+
+
+def window_interval(
+    episodes: pl.DataFrame, *, block: str = "start", seed: int = 0, n: int = 2000
+) -> Interval:
+    """Mean PnL per window of ``episodes`` with its cluster-bootstrap 95% interval (clusters
+    from each window's ``start_ns`` by ``block``)."""
+    return cluster_bootstrap(
+        episodes["pnl"].to_numpy(),
+        cluster_ids(episodes["start_ns"].to_numpy(), block),
+        n=n,
+        seed=seed,
+    )
 
 
 def max_drawdown(pnl_steps: np.ndarray) -> float:
@@ -79,14 +111,15 @@ def sharpe(x: np.ndarray) -> float:
 
 
 def _block(
-    trades: pl.DataFrame, episodes: pl.DataFrame, capital: float, seed: int
+    trades: pl.DataFrame, episodes: pl.DataFrame, capital: float, seed: int, block: str
 ) -> dict[str, Any]:
     closed = trades.filter(pl.col("kind").is_in(CLOSING))
     pnl_pos = closed["realized_pnl"].to_numpy()
     fills = trades.filter(pl.col("kind") != "settle").filter(pl.col("rejected") == 0)
-    traded = episodes.filter(pl.col("fills") > 0)
-    per_window = traded["pnl"].to_numpy()
-    lo, hi = bootstrap_mean_ci(per_window, seed=seed)
+    played = eligible(episodes)
+    traded = played.filter(pl.col("fills") > 0)
+    every = window_interval(played, block=block, seed=seed)
+    tw = window_interval(traded, block=block, seed=seed)
     pnl = float(episodes["pnl"].sum()) if episodes.height else 0.0
     return {
         "pnl": pnl,
@@ -97,11 +130,16 @@ def _block(
         "fees": float(fills["fee"].sum()) if fills.height else 0.0,
         # Per instant: positions settled together are one step of the equity curve.
         "max_drawdown": max_drawdown(closed_pnl(trades)["pnl"].to_numpy()),
-        "windows": int(episodes.height),
+        "windows": int(played.height),
         "windows_traded": int(traded.height),
-        "pnl_per_window": float(per_window.mean()) if per_window.shape[0] else float("nan"),
-        "pnl_per_window_ci95": [lo, hi],
-        "sharpe_per_window": sharpe(per_window),
+        "pnl_per_window": every.mean,
+        "pnl_per_window_ci95": [every.low, every.high],
+        "clusters": every.clusters,
+        "block": block,
+        "pnl_per_traded_window": tw.mean,
+        "pnl_per_traded_window_ci95": [tw.low, tw.high],
+        "traded_clusters": tw.clusters,
+        "sharpe_per_window": sharpe(played["pnl"].to_numpy()),
         "flagged_gap": int(episodes.filter(pl.col("gap")).height),
         "settled_from_reference": int(
             episodes.filter(pl.col("outcome_source") == "reference").height
@@ -117,10 +155,14 @@ def summarize(
     assets: tuple[str, ...],
     capital_per_slot: float,
     seed: int = 0,
+    block: str = "start",
 ) -> dict[str, Any]:
-    """``{"total": {...}, "by_asset": {asset: {...}}}`` (see the module doc)."""
+    """``{"total": {...}, "by_asset": {asset: {...}}}`` (see the module doc); ``block``
+    clusters the windows of the intervals by start time (``"start"``) or UTC day
+    (``"day"``)."""
+    cluster_ids(np.zeros(0, dtype=np.int64), block)  # an unknown block fails before any work
     out: dict[str, Any] = {
-        "total": _block(trades, episodes, capital_per_slot * len(assets), seed),
+        "total": _block(trades, episodes, capital_per_slot * len(assets), seed, block),
         "by_asset": {},
     }
     for a in assets:
@@ -129,28 +171,45 @@ def summarize(
             episodes.filter(pl.col("asset") == a),
             capital_per_slot,
             seed,
+            block,
         )
     return out
 
 
 def format_table(summaries: dict[str, dict[str, Any]]) -> str:
-    """A side-by-side text table: one block of rows per strategy, per asset and total."""
+    """A side-by-side text table: one block of rows per strategy, per asset and total.
+
+    ``PnL/window`` is over every eligible window (untraded ones count 0) with its 95%
+    interval and, in ``clust``, the number of clusters resampled; ``PnL/traded window``
+    beside it is over the windows traded (its own interval and clusters)."""
     head = (
         f"{'strategy':<12} {'asset':<6} {'PnL $':>9} {'ROI':>8} {'fills':>6} {'win%':>6} "
-        f"{'avg win':>8} {'avg loss':>9} {'fees $':>8} {'max DD':>8} {'PnL/window [95% CI]':>28}"
+        f"{'avg win':>8} {'avg loss':>9} {'fees $':>8} {'max DD':>8} {'windows':>7} "
+        f"{'PnL/window [95% CI]':>28} {'clust':>5} {'traded':>6} "
+        f"{'PnL/traded window [95% CI]':>28} {'clust':>5}"
     )
     lines = [head, "-" * len(head)]
     for name, s in summaries.items():
         rows = [*s["by_asset"].items(), ("total", s["total"])]
         for asset, b in rows:
-            lo, hi = b["pnl_per_window_ci95"]
-            ci = f"{b['pnl_per_window']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
             lines.append(
                 f"{name:<12} {asset:<6} {b['pnl']:>+9.2f} {b['roi']:>+8.1%} {b['fills']:>6} "
                 f"{_pct(b['win_rate']):>6} {_num(b['avg_win']):>8} {_num(b['avg_loss']):>9} "
-                f"{b['fees']:>8.3f} {b['max_drawdown']:>8.2f} {ci:>28}"
+                f"{b['fees']:>8.3f} {b['max_drawdown']:>8.2f} {b['windows']:>7} "
+                f"{_ci(b['pnl_per_window'], b['pnl_per_window_ci95']):>28} "
+                f"{b['clusters']:>5} {b['windows_traded']:>6} "
+                f"{_ci(b['pnl_per_traded_window'], b['pnl_per_traded_window_ci95']):>28} "
+                f"{b['traded_clusters']:>5}"
             )
+    block = next(iter(summaries.values()))["total"]["block"] if summaries else "start"
+    what = "start time (all assets)" if block == "start" else "UTC day"
+    lines.append(f"95% intervals: cluster bootstrap, a cluster is every window of one {what}.")
     return "\n".join(lines)
+
+
+def _ci(mean: float, ci: Sequence[float]) -> str:
+    lo, hi = ci
+    return f"{_num(mean)} [{_num(lo)}, {_num(hi)}]"
 
 
 def _pct(x: float) -> str:
@@ -161,46 +220,33 @@ def _num(x: float) -> str:
     return "-" if x != x else f"{x:+.3f}"
 
 
-def paired_difference_ci(
-    a: pl.DataFrame, b: pl.DataFrame, *, n: int = 2000, seed: int = 0, level: float = 0.95
-) -> tuple[float, float, float]:
-    """Mean PnL-per-window difference of run ``a`` over run ``b`` on the same windows, with
-    a percentile bootstrap interval (windows resampled in pairs).
-
-    ``a`` and ``b`` are episodes tables; they are joined on ``condition_id`` (windows only
-    one of them has are left out). Returns (mean difference, low, high).
-    """
-    j = a.select("condition_id", "pnl").join(
-        b.select("condition_id", pl.col("pnl").alias("pnl_b")), on="condition_id"
-    )
-    d = (j["pnl"] - j["pnl_b"]).to_numpy()
-    if d.shape[0] == 0:
-        return float("nan"), float("nan"), float("nan")
-    lo, hi = bootstrap_mean_ci(d, n=n, seed=seed, level=level)
-    return float(d.mean()), lo, hi
-
-
 SUMMARY_COLUMNS = (
     "pnl", "roi", "fills", "positions", "win_rate", "avg_win", "avg_loss", "profit_factor",
     "fees", "max_drawdown", "windows", "windows_traded", "pnl_per_window", "ci_low", "ci_high",
+    "clusters", "pnl_per_traded_window", "traded_ci_low", "traded_ci_high", "traded_clusters",
     "sharpe_per_window",
 )  # fmt: skip
+_INT_COLUMNS = ("fills", "positions", "windows", "windows_traded", "clusters", "traded_clusters")
 
 
 def summary_frame(summaries: Mapping[str, Mapping[str, Any]]) -> pl.DataFrame:
     """:func:`summarize` outputs ``{strategy: summary}`` as one frame: a row per strategy and
     asset, then the strategy's ``total`` row; columns ``strategy``, ``asset`` and
-    :data:`SUMMARY_COLUMNS` (the 95% interval of PnL per window as ``ci_low``/``ci_high``)."""
+    :data:`SUMMARY_COLUMNS` (the 95% interval of PnL per eligible window as
+    ``ci_low``/``ci_high`` over ``clusters`` clusters; per traded window as
+    ``traded_ci_low``/``traded_ci_high`` over ``traded_clusters``)."""
     rows = []
     for name, s in summaries.items():
         for asset, b in [*s["by_asset"].items(), ("total", s["total"])]:
             lo, hi = b["pnl_per_window_ci95"]
-            row = {"strategy": name, "asset": asset, "ci_low": lo, "ci_high": hi}
+            tlo, thi = b.get("pnl_per_traded_window_ci95", (float("nan"), float("nan")))
+            row = {"strategy": name, "asset": asset, "ci_low": lo, "ci_high": hi,
+                   "traded_ci_low": tlo, "traded_ci_high": thi}  # fmt: skip
             row.update({c: b.get(c, float("nan")) for c in SUMMARY_COLUMNS if c not in row})
             rows.append(row)
     schema = {"strategy": pl.String, "asset": pl.String}
-    schema.update({c: pl.Int64 if c in ("fills", "positions", "windows", "windows_traded")
-                   else pl.Float64 for c in SUMMARY_COLUMNS})  # fmt: skip
+    schema.update({c: pl.Int64 if c in _INT_COLUMNS else pl.Float64
+                   for c in SUMMARY_COLUMNS})  # fmt: skip
     return pl.DataFrame(rows, schema=schema)
 
 
@@ -210,14 +256,20 @@ def summary_table(
     assets: Sequence[str],
     capital_per_slot: float,
     seed: int = 0,
+    block: str = "start",
 ) -> pl.DataFrame:
     """:func:`summarize` each ``{strategy: (trades, episodes)}`` and stack them with
     :func:`summary_frame`."""
     return summary_frame(
         {
             name: summarize(
-                tr, ep, assets=tuple(assets), capital_per_slot=capital_per_slot, seed=seed
-            )
+                tr,
+                ep,
+                assets=tuple(assets),
+                capital_per_slot=capital_per_slot,
+                seed=seed,
+                block=block,
+            )  # fmt: skip
             for name, (tr, ep) in results.items()
         }
     )
@@ -234,15 +286,20 @@ def _g(x: float) -> str:
 
 
 def by_time_left(
-    pos: pl.DataFrame, *, edges_min: Sequence[float] = (3, 6, 9, 12), seed: int = 0
+    pos: pl.DataFrame,
+    *,
+    edges_min: Sequence[float] = (3, 6, 9, 12),
+    seed: int = 0,
+    block: str = "start",
 ) -> pl.DataFrame:
     """Positions (from :func:`~polyrl.analysis.trades.positions`, with episodes) grouped
     by the minutes left in the window at entry: ``[0, e1)``, ``[e1, e2)``, ... ``[e_last,
     inf)`` labelled ``"0-3 min"`` ... ``">=12 min"``.
 
     One row per bucket (empty ones too, in order): ``bucket``, ``positions``, ``pnl``,
-    ``mean_pnl`` per position with its bootstrap 95% interval ``ci_low``/``ci_high``
-    (positions resampled, seeded), ``win_rate``, ``avg_win``, ``avg_loss``,
+    ``mean_pnl`` per position with its cluster-bootstrap 95% interval ``ci_low``/``ci_high``
+    over ``clusters`` clusters (positions of windows with the same start time, or UTC day
+    with ``block="day"``, resampled together), ``win_rate``, ``avg_win``, ``avg_loss``,
     ``profit_factor``, ``fees``. Positions without an entry time in a known window are left
     out.
     """
@@ -252,14 +309,15 @@ def by_time_left(
     idx = np.searchsorted(np.asarray(edges_min, dtype=float), left, side="right")
     pnl_all = p["pnl"].to_numpy()
     fees_all = p["fees"].to_numpy()
+    clusters = cluster_ids(p["start_ns"].to_numpy(), block)
     rows = []
     for i, label in enumerate(labels):
         x = pnl_all[idx == i]
-        lo, hi = bootstrap_mean_ci(x, seed=seed)
+        ci = cluster_bootstrap(x, clusters[idx == i], seed=seed)
         rows.append({
             "bucket": label, "positions": int(x.shape[0]), "pnl": float(x.sum()),
             "mean_pnl": float(x.mean()) if x.shape[0] else float("nan"),
-            "ci_low": lo, "ci_high": hi, **payoff(x),
+            "ci_low": ci.low, "ci_high": ci.high, "clusters": ci.clusters, **payoff(x),
             "fees": float(fees_all[idx == i].sum()),
         })  # fmt: skip
     return pl.DataFrame(rows)
@@ -270,56 +328,14 @@ def time_left_table(
     *,
     edges_min: Sequence[float] = (3, 6, 9, 12),
     seed: int = 0,
+    block: str = "start",
 ) -> pl.DataFrame:
     """:func:`by_time_left` for each ``{strategy: (trades, episodes)}``, stacked with a
     leading ``strategy`` column."""
     frames = [
-        by_time_left(positions(tr, ep), edges_min=edges_min, seed=seed).select(
+        by_time_left(positions(tr, ep), edges_min=edges_min, seed=seed, block=block).select(
             pl.lit(name).alias("strategy"), pl.all()
         )
         for name, (tr, ep) in results.items()
     ]
     return pl.concat(frames) if frames else pl.DataFrame(schema={"strategy": pl.String})
-
-
-def compare(
-    results: Mapping[str, pl.DataFrame | tuple[pl.DataFrame, pl.DataFrame]],
-    *,
-    reference: str,
-    n: int = 2000,
-    seed: int = 0,
-    level: float = 0.95,
-) -> pl.DataFrame:
-    """``reference`` against every other strategy of ``{strategy: episodes}`` (or ``{strategy:
-    (trades, episodes)}``) on the windows both played, traded in or not (joined on
-    ``condition_id``).
-
-    One row per other strategy: ``strategy``, ``windows`` paired, ``reference_pnl`` and
-    ``other_pnl`` (mean PnL per paired window), ``mean_diff`` (reference minus other) with its
-    paired bootstrap interval ``ci_low``/``ci_high`` (seeded), and ``verdict``: ``better`` or
-    ``worse`` when the interval excludes 0, else ``no clear difference``.
-    """
-    episodes = {k: v[1] if isinstance(v, tuple) else v for k, v in results.items()}
-    if reference not in episodes:
-        raise KeyError(f"reference {reference!r} is not among {', '.join(episodes)}")
-    ref = episodes[reference]
-    rows = []
-    for name, other in episodes.items():
-        if name == reference:
-            continue
-        j = ref.select("condition_id", "pnl").join(
-            other.select("condition_id", pl.col("pnl").alias("pnl_b")), on="condition_id"
-        )
-        d, lo, hi = paired_difference_ci(ref, other, n=n, seed=seed, level=level)
-        verdict = "better" if lo > 0 else "worse" if hi < 0 else "no clear difference"
-        rows.append({
-            "strategy": name, "windows": j.height,
-            "reference_pnl": float(j["pnl"].mean()) if j.height else float("nan"),
-            "other_pnl": float(j["pnl_b"].mean()) if j.height else float("nan"),
-            "mean_diff": d, "ci_low": lo, "ci_high": hi,
-            "verdict": verdict if j.height else "no shared windows",
-        })  # fmt: skip
-    schema = {"strategy": pl.String, "windows": pl.Int64, "reference_pnl": pl.Float64,
-              "other_pnl": pl.Float64, "mean_diff": pl.Float64, "ci_low": pl.Float64,
-              "ci_high": pl.Float64, "verdict": pl.String}  # fmt: skip
-    return pl.DataFrame(rows, schema=schema)

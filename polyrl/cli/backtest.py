@@ -56,7 +56,9 @@ def load_caches(root: Path, dates: str, cfg: Config):  # type: ignore[no-untyped
     return caches
 
 
-def run_baseline(name: str, caches, cfg: Config, run_dir: Path, seed: int) -> dict:  # type: ignore[no-untyped-def]
+def run_baseline(  # type: ignore[no-untyped-def]
+    name: str, caches, cfg: Config, run_dir: Path, seed: int, block: str = "start"
+) -> dict:
     """One baseline over the caches; writes its run directory; returns the summary."""
     from polyrl.analysis.stats import summarize
     from polyrl.features.sets import feature_set
@@ -75,6 +77,7 @@ def run_baseline(name: str, caches, cfg: Config, run_dir: Path, seed: int) -> di
         assets=tuple(cfg.assets),
         capital_per_slot=cfg.broker.capital,
         seed=seed,
+        block=block,
     )
     return log.finish(
         {
@@ -130,17 +133,30 @@ def backtest_cmd(
     seed: Annotated[
         int, typer.Option("--seed", help="Seed of the random baseline and the bootstrap.")
     ] = 0,
+    block: Annotated[
+        str,
+        typer.Option(
+            "--block",
+            help="Clusters the intervals resample: start (every window of one start time, all "
+            "assets together) or day (every window of one UTC day).",
+        ),
+    ] = "start",
     config: ConfigOpt = None,
 ) -> None:
     """Run baselines over recorded days through the Engine (the same feature, policy and
     paper-execution code as live) and print PnL, ROI, fills, win rate, average win and
-    loss, fees, max drawdown and a bootstrap 95% interval of PnL per window, per asset and
-    in total. Writes runs/<name>/ (config, decisions, trades, episodes, summary with digests
-    of the events consumed and of the outputs); with --strategy all, one run per baseline in
-    runs/<name>/<baseline>/ and comparison.json beside them. An existing run is never
-    overwritten: its name is refused."""
+    loss, fees, max drawdown, and PnL per window over every eligible window (untraded ones
+    count 0) and per traded window, each with a cluster-bootstrap 95% interval and its
+    number of clusters, per asset and in total. Writes runs/<name>/ (config, decisions,
+    trades, episodes, summary with digests of the events consumed and of the outputs); with
+    --strategy all, one run per baseline in runs/<name>/<baseline>/ and comparison.json
+    beside them. An existing run is never overwritten: its name is refused."""
+    from polyrl.analysis.bootstrap import BLOCKS
     from polyrl.analysis.stats import format_table
     from polyrl.policies.baselines import BASELINES
+
+    if block not in BLOCKS:
+        raise ConfigError(f"--block: {block!r} is not one of {', '.join(BLOCKS)}")
 
     overrides = {"features": {"feature_set": feature_set}} if feature_set else {}
     cfg = resolve_config(config, overrides)
@@ -160,7 +176,7 @@ def backtest_cmd(
     summaries = {}
     for n in names:
         run_dir = base / n if len(names) > 1 else base
-        summaries[n] = run_baseline(n, caches, cfg, run_dir, seed)
+        summaries[n] = run_baseline(n, caches, cfg, run_dir, seed, block)
         err_console.print(f"{n}: wrote {run_dir}")
     typer.echo(format_table({n: s["stats"] for n, s in summaries.items()}))
     flagged = {n: s["stats"]["total"] for n, s in summaries.items()}
@@ -172,7 +188,9 @@ def backtest_cmd(
             "and were settled from the reference feed"
         )
     if first["missing_resolution"]:
-        notes.append(f"{first['missing_resolution']} window(s) could not be settled (voided)")
+        notes.append(
+            f"{first['missing_resolution']} window(s) had no outcome: left out of PnL per window"
+        )
     if first["flagged_gap"]:
         notes.append(f"{first['flagged_gap']} window(s) overlapped a recording gap")
     for note in notes:

@@ -43,24 +43,39 @@ def report_cmd(
         ),
     ] = True,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap intervals.")] = 0,
+    block: Annotated[
+        str,
+        typer.Option(
+            "--block",
+            help="Clusters the intervals resample: start (every window of one start time, all "
+            "assets together) or day (every window of one UTC day).",
+        ),
+    ] = "start",
 ) -> None:
     """Write a run's report: report.md with PnL, ROI, win rate, average win and loss, profit
-    factor, fees, max drawdown, Sharpe and PnL per window with its bootstrap 95% interval
-    (per asset and in total), positions by time left in the window at entry, and the paired
-    per-window difference against each other strategy on the same windows (a backtest's
-    sibling runs, a training run's held-out baselines, any --against run), entry price vs
+    factor, fees, max drawdown, Sharpe and PnL per window (every eligible window, untraded
+    ones as 0; per traded window beside it) with cluster-bootstrap 95% intervals and their
+    number of clusters (per asset and in total), positions by time left in the window at
+    entry, and the paired per-window difference against each other strategy on the same
+    windows and clusters, with Holm-corrected verdicts (a backtest's sibling runs, a training
+    run's held-out baselines, any --against run), entry price vs
     outcome per price bin with n and a Wilson 95% interval; beside it the figures as PNG:
     equity curve and drawdown (a panel per strategy), PnL by asset, entry price vs outcome,
     PnL per position, PnL by time left, the comparison, and for a training run its PPO
     curves."""
+    from polyrl.analysis.bootstrap import BLOCKS
     from polyrl.analysis.report import load_against, write_report
     from polyrl.analysis.runs import load_run
+    from polyrl.errors import ConfigError
+
+    if block not in BLOCKS:
+        raise ConfigError(f"--block: {block!r} is not one of {', '.join(BLOCKS)}")
 
     r = load_run(run)  # bad input fails here, before any output
     others = load_against(against or (), exclude=r)
     with progress_bar("report", total=None) as advance:
         path = write_report(
-            r, out, against=others, siblings=siblings, seed=seed,
+            r, out, against=others, siblings=siblings, seed=seed, block=block,
             progress=lambda done, total, what: advance(done, what),
         )  # fmt: skip
     err_console.print(f"wrote {path.parent}")

@@ -6,6 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from .conftest import run_cli
@@ -62,6 +63,15 @@ def test_backtest_twice_is_byte_identical_and_prints_the_table(tmp_path: Path) -
     summary = json.loads((tmp_path / "runs" / "a" / "summary.json").read_text())
     assert summary["events_digest"] and summary["outputs_digest"]
     assert summary["stats"]["total"]["fills"] > 0
+    # PnL per window over every eligible window with its clusters; per traded window beside it.
+    for word in ("PnL/window", "clust", "PnL/traded window", "cluster bootstrap"):
+        assert word in outs[0]
+    ep = pl.read_parquet(tmp_path / "runs" / "a" / "episodes.parquet")
+    ep = ep.filter(pl.col("outcome_source") != "missing")
+    total = summary["stats"]["total"]
+    assert total["windows"] == ep.height and total["clusters"] == ep["start_ns"].n_unique()
+    assert total["pnl_per_window"] == pytest.approx(ep["pnl"].mean())
+    assert total["windows_traded"] == ep.filter(pl.col("fills") > 0).height
     # The config that ran is saved beside the run.
     cfg = json.loads((tmp_path / "runs" / "a" / "config.json").read_text())
     assert cfg["strategy"] == "random" and cfg["assets"] == ["btc", "eth", "sol", "xrp"]
@@ -147,3 +157,14 @@ def test_backtest_errors_are_clear(tmp_path: Path) -> None:
     )
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert "--root" in res.stderr and "--replay sample" in res.stderr
+
+
+def test_an_unknown_block_is_refused(small_recording: Path, tmp_path: Path) -> None:
+    runs = str(tmp_path / "runs")
+    res = run_cli("backtest", "--strategy", "random", "--replay", "2024-06-01", "--root",
+                  str(small_recording), "--runs", runs, "--block", "week")  # fmt: skip
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == [
+        "polyrl: error: --block: 'week' is not one of start, day"
+    ]
+    assert not (tmp_path / "runs").exists()

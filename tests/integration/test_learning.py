@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from polyrl.analysis.stats import bootstrap_mean_ci, paired_difference_ci
+from polyrl.analysis.paired import paired_difference_ci
+from polyrl.analysis.stats import bootstrap_mean_ci
 from polyrl.config import Config
 from polyrl.events import NS_PER_S, iso_to_ns
 from polyrl.features.engine import FeatureConfig

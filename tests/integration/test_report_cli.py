@@ -83,5 +83,5 @@ def test_report_errors_are_clear(tmp_path: Path) -> None:
     assert "Traceback" not in res.stderr
     res = run_cli("report", "--help")
     assert res.returncode == 0
-    for opt in ("--out", "--against", "--siblings", "--no-siblings", "--seed"):
+    for opt in ("--out", "--against", "--siblings", "--no-siblings", "--seed", "--block"):
         assert opt in res.stdout

@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from polyrl.analysis import load_run, results_tables, run_figures, run_tables, write_report
+from polyrl.analysis.bootstrap import holm
 from polyrl.analysis.calibration import wilson_interval
 from polyrl.analysis.report import markdown_table
 from polyrl.analysis.runs import RunError, sibling_runs
@@ -136,6 +137,31 @@ def test_report_of_a_backtest_compares_it_with_its_siblings(
     # The siblings given again with --against are not counted twice.
     again = write_report(group / "momentum", tmp_path / "again", against=[group]).read_text()
     assert again == text
+
+
+def test_report_intervals_name_their_clusters_and_holm(small_runs: Path, tmp_path: Path) -> None:
+    """Every interval of the report has its number of clusters beside it; the comparison says
+    its verdicts are Holm-corrected; --block day resamples days instead of start times."""
+    run = load_run(small_runs / "backtests" / "momentum")
+    t = run_tables(run, against=sibling_runs(run))
+    ep = run.episodes.filter(pl.col("outcome_source") != "missing")
+    total = t.summary.filter((pl.col("strategy") == "momentum") & (pl.col("asset") == "total"))
+    assert total["clusters"].item() == ep["start_ns"].n_unique()
+    assert total["windows"].item() == ep.height
+    assert t.comparison["clusters"].to_list() == [ep["start_ns"].n_unique()] * 4
+    assert t.comparison["p_holm"].to_list() == pytest.approx(
+        list(holm(t.comparison["p_value"].to_numpy()))
+    )
+    assert "clusters" in t.time_left.columns
+    text = write_report(run, tmp_path / "rep").read_text()
+    cmp = _section(text, "Against each baseline")
+    assert "corrected for multiple comparisons (Holm, over the 4 comparison(s)" in cmp
+    assert "| strategy | windows | clusters | reference_pnl |" in cmp
+    assert "p_holm" in cmp and "clusters" in _section(text, "Summary")
+    days = run_tables(run, against=sibling_runs(run), block="day")
+    day_total = days.summary.filter(pl.col("asset") == "total")["clusters"].to_list()
+    n_days = (ep["start_ns"] // 86_400_000_000_000).n_unique()
+    assert day_total == [n_days] * 5
 
 
 def test_report_shows_n_per_bucket_and_price_bin(small_runs: Path, tmp_path: Path) -> None:

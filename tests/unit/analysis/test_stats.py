@@ -8,13 +8,12 @@ import numpy as np
 import polars as pl
 import pytest
 
+from polyrl.analysis.paired import compare, paired_difference_ci
 from polyrl.analysis.stats import (
     SUMMARY_COLUMNS,
     bootstrap_mean_ci,
     by_time_left,
-    compare,
     max_drawdown,
-    paired_difference_ci,
     payoff,
     sharpe,
     summarize,
@@ -25,7 +24,7 @@ from polyrl.analysis.stats import (
 from polyrl.analysis.trades import positions
 from polyrl.runlog import EPISODES
 
-from .frames import episode, episodes, trades
+from .frames import W, episode, episodes, trades
 
 approx = pytest.approx
 
@@ -65,11 +64,17 @@ def test_summarize_by_hand() -> None:
     assert t["fees"] == approx(0.5)
     assert t["max_drawdown"] == approx(5.1)
     assert (t["windows"], t["windows_traded"]) == (4, 3)
-    per = np.array([2.0, -5.1, 19.8])
-    assert t["pnl_per_window"] == approx(per.mean())
-    assert t["sharpe_per_window"] == approx(per.mean() / per.std(ddof=1))
+    # Every eligible window counts, w4 (not traded) as 0; the traded windows' figure beside it.
+    every = np.array([2.0, -5.1, 19.8, 0.0])
+    assert t["pnl_per_window"] == approx(16.7 / 4)
+    assert t["sharpe_per_window"] == approx(every.mean() / every.std(ddof=1))
     lo, hi = t["pnl_per_window_ci95"]
-    assert -5.1 <= lo < per.mean() < hi <= 19.8
+    assert -5.1 <= lo < every.mean() < hi <= 19.8
+    assert t["clusters"] == 4 and t["block"] == "start"  # four start times
+    per = np.array([2.0, -5.1, 19.8])
+    assert t["pnl_per_traded_window"] == approx(per.mean())
+    tlo, thi = t["pnl_per_traded_window_ci95"]
+    assert -5.1 <= tlo < per.mean() < thi <= 19.8 and t["traded_clusters"] == 3
     btc, eth = s["by_asset"]["btc"], s["by_asset"]["eth"]
     assert btc["pnl"] == approx(-3.1) and btc["roi"] == approx(-0.31)
     assert (btc["fills"], btc["positions"]) == (3, 2)
@@ -78,8 +83,11 @@ def test_summarize_by_hand() -> None:
     assert eth["pnl"] == approx(19.8) and eth["win_rate"] == 1.0
     assert math.isnan(eth["avg_loss"]) and math.isnan(eth["profit_factor"])
     assert (eth["windows"], eth["windows_traded"]) == (2, 1)
-    assert math.isnan(eth["sharpe_per_window"])  # one window traded
-    assert eth["pnl_per_window_ci95"] == [19.8, 19.8]
+    assert eth["sharpe_per_window"] == approx(9.9 / np.std([19.8, 0.0], ddof=1))
+    assert eth["pnl_per_window"] == approx(9.9) and eth["clusters"] == 2
+    # One traded window is one cluster: no interval, said as NaN rather than [19.8, 19.8].
+    assert eth["pnl_per_traded_window"] == approx(19.8) and eth["traded_clusters"] == 1
+    assert all(math.isnan(v) for v in eth["pnl_per_traded_window_ci95"])
 
 
 def test_max_drawdown_counts_simultaneous_settlements_as_one_step() -> None:
@@ -134,8 +142,9 @@ def test_by_time_left_by_hand() -> None:
 
 
 def _eps(pnl: dict[str, float]) -> pl.DataFrame:
-    return pl.DataFrame([episode(0, "btc", cid, 0, "Up", 1, v, 0.0) for cid, v in pnl.items()],
-                        schema=EPISODES)  # fmt: skip
+    """One btc window per condition id, each at its own start time (one cluster each)."""
+    return pl.DataFrame([episode(0, "btc", cid, ord(cid[0]) * W, "Up", 1, v, 0.0)
+                         for cid, v in pnl.items()], schema=EPISODES)  # fmt: skip
 
 
 def test_compare_pairs_windows_and_reads_the_interval() -> None:
