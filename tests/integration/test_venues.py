@@ -668,10 +668,13 @@ def test_stall_sends_nothing_and_ignores_pings() -> None:
                 times.append(loop.time())
             await asyncio.wait_for(pong, 2.0)
             assert pong_at[0] - t_stall >= 0.5  # the ping was not read during the stall
-            gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-            assert max(gaps) >= 0.45  # nothing arrived for most of the stall...
-            assert sum(1 for t in times if t > t_stall + 0.6) > 100  # ...then frames again
             log = v.spot.logs[0]
+            # What this client received had nothing written for the stall (server write times:
+            # arrival times would shrink the gap whenever a busy client reads a backlog late)...
+            sent = [f.t_ns for f in log.frames if f.delivered][: len(received)]
+            gaps = [b - a for a, b in zip(sent, sent[1:], strict=False)]
+            assert max(gaps) >= 29 * SEC
+            assert sum(1 for t in times if t > t_stall + 0.6) > 100  # ...then frames again
             sent_during = [f for f in log.frames if v_stall < f.t_ns < v_stall + 29 * SEC]
             assert sent_during == [] and log.stalled_frames > 100 and log.open
             assert received == log.delivered()[: len(received)]
