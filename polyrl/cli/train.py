@@ -56,8 +56,9 @@ def train_cmd(
         typer.Option(
             "--eval",
             help="Date glob(s) of test days, evaluated once after training (the "
-            "deterministic policy of the last update beside every baseline, on every "
-            "window with a tradable tick, flags counted); they choose nothing. "
+            "deterministic policy of checkpoints/best, or of last without --val, beside "
+            "every baseline, on every window with a tradable tick, flags counted); they "
+            "choose nothing. "
             "--replay, --val and --eval must select disjoint days.",
         ),
     ] = None,

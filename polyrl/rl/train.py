@@ -43,7 +43,7 @@ import polars as pl
 from polyrl.analysis.stats import summarize
 from polyrl.config import Config, to_dict
 from polyrl.errors import CheckpointError, ConfigError
-from polyrl.features.cache import recording_days
+from polyrl.features.cache import DayCache, recording_days
 from polyrl.features.sets import feature_set
 from polyrl.policies.baselines import BASELINES, make_baseline
 from polyrl.policies.ppo import PPOPolicy
@@ -137,7 +137,12 @@ def _store(root: Path, days: list[str], config: Config, *, exclude: TrainConfig 
            progress: Callable[[str, int, int], None] | None) -> EpisodeStore:  # fmt: skip
     """The episodes of ``days``: with ``exclude`` (training) its gap/missing rules apply;
     without (validation, test) every window with a tradable tick is played."""
-    caches = load_days(root, days, config, progress=progress)
+    return split_store(load_days(root, days, config, progress=progress), exclude=exclude)
+
+
+def split_store(caches: list[DayCache], *, exclude: TrainConfig | None) -> EpisodeStore:
+    """A split's episodes: training (``exclude``: its gap/missing rules) or evaluation
+    (``None``: every window with a tradable tick, flagged ones included)."""
     if exclude is None:
         return EpisodeStore.build(caches, exclude_gap=False, exclude_missing=False)
     return EpisodeStore.build(caches, exclude_gap=exclude.exclude_gap,
@@ -392,7 +397,12 @@ def train(
             c.date: c.meta["recording_digest"] for c in val_store.caches
         }
     if eval_store is not None:
-        policies: dict[str, Any] = {"ppo": PPOPolicy(ppo, fset)}
+        # The test days score the policy the run hands over: best (chosen on validation)
+        # when there is one, else last.
+        best_dir = run_dir / "checkpoints" / "best"
+        chosen = PPOPolicy.load(best_dir, fset) if best_update is not None else PPOPolicy(ppo, fset)
+        summary["eval_checkpoint"] = "best" if best_update is not None else "last"
+        policies: dict[str, Any] = {"ppo": chosen}
         for b in BASELINES:
             policies[b] = make_baseline(b, fset, config.baselines, seed=tc.seed)
         stats, frames = evaluate_policies(eval_store, policies, config, tc.seed)

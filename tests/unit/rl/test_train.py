@@ -164,6 +164,19 @@ def test_best_is_chosen_on_validation_and_the_test_days_choose_nothing(
     assert cov["windows_in_days"] == cov["played"] + cov["not_tradable"]
     assert cov["missing_outcome"] == ep.filter(~pl.col("outcome").is_in(["Up", "Down"])).height
     assert s["eval_stats"]["ppo"]["total"]["windows"] >= 1
+    # The test days score the checkpoint the run hands over: best, the same policy as the
+    # validation run's best played on the test day.
+    assert s["eval_checkpoint"] == "best"
+    from polyrl.replay import load_days
+    from polyrl.rl.env import evaluate
+    from polyrl.rl.train import split_store
+
+    best_pol = PPOPolicy.load(a.run_dir / "checkpoints" / "best", feature_set("seed18"))
+    _, ep_best = evaluate(split_store(load_days(root, D3, CFG), exclude=None), best_pol,
+                          fset=best_pol.fset, broker=CFG.broker,
+                          latency_ns=CFG.engine.latency_ns,
+                          min_notional=CFG.engine.min_notional)  # fmt: skip
+    assert ep_best["pnl"].to_list() == ep["pnl"].to_list()
     assert json.loads((a.run_dir / "config.json").read_text())["splits"] == s["splits"]
 
 
@@ -172,5 +185,26 @@ def test_without_validation_there_is_no_best(three_day_recording: Path, tmp_path
     assert not (r.run_dir / "checkpoints" / "best").exists()
     assert (r.run_dir / "checkpoints" / "last" / "weights.safetensors").exists()
     assert r.summary["best_chosen_on"] is None and r.summary["best_update"] is None
+    assert r.summary["eval_checkpoint"] == "last"
     assert r.summary["splits"] == {"train": [D1], "val": [], "eval": [D3]}
     assert "val/pnl" not in pl.read_parquet(r.run_dir / "metrics.parquet").columns
+
+
+def test_gap_windows_are_left_out_of_training_only(three_day_recording: Path) -> None:
+    from polyrl.replay import load_days
+    from polyrl.rl.train import split_store, window_coverage
+
+    (cache,) = load_days(three_day_recording, D2, CFG)
+    # Flag the first window that has tradable ticks as overlapping a recording gap.
+    first = split_store([cache], exclude=None).info.row(0, named=True)
+    w = cache.windows.with_columns(
+        gap=pl.col("gap") | (pl.col("condition_id") == first["condition_id"])
+    )
+    flagged = dataclasses.replace(cache, windows=w)
+    train_store = split_store([flagged], exclude=TrainConfig())
+    test_store = split_store([flagged], exclude=None)
+    assert test_store.n == train_store.n + 1
+    assert first["condition_id"] not in train_store.info["condition_id"].to_list()
+    cov = window_coverage(test_store)
+    assert cov["gap"] == 1 and cov["played"] == test_store.n
+    assert cov["window_set"] != window_coverage(train_store)["window_set"]
