@@ -73,3 +73,33 @@ def small_recording(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[n
         config=Config(recording=RecordingConfig(fsync=False)),
     )
     return root
+
+
+@pytest.fixture(scope="session")
+def three_day_recording(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Three recorded days (2024-06-01, -02, -03), each the first 17 simulated minutes of the
+    day (window 00:00 resolved, 00:15 begun) with its own seed (3, 4, 5): three recorder runs
+    merged under one root, as a recorder restarted once a day leaves them."""
+    import shutil
+
+    from polyrl.config import Config
+    from polyrl.events import NS_PER_S, iso_to_ns
+    from polyrl.recording.writer import RecordingConfig
+    from polyrl.sim.record import simulate_to_recording
+
+    base = tmp_path_factory.mktemp("three-day-rec")
+    root = base / "rec"
+    for i, day in enumerate(("2024-06-01", "2024-06-02", "2024-06-03")):
+        part = base / f"run{i}"
+        start = iso_to_ns(f"{day}T00:00:00Z")
+        simulate_to_recording(
+            part,
+            start_ns=start,
+            end_ns=start + 17 * 60 * NS_PER_S,
+            seed=3 + i,
+            config=Config(recording=RecordingConfig(fsync=False)),
+        )
+        for stream in (p for p in part.iterdir() if p.is_dir()):
+            for d in stream.iterdir():
+                shutil.copytree(d, root / stream.name / d.name)
+    return root

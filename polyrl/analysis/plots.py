@@ -29,7 +29,7 @@ TRAINING_PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("approx KL", ("losses/approx_kl",)),
     ("clip fraction", ("losses/clip_frac",)),
     ("explained variance", ("losses/explained_variance",)),
-    ("PnL per update (USDC)", ("pnl/realized", "eval/pnl")),
+    ("PnL per update (USDC)", ("pnl/realized", "val/pnl", "eval/pnl")),
     ("win rate", ("charts/win_rate",)),
 )
 """The panels of :func:`plot_training`: title and the metrics columns drawn in it."""

@@ -219,6 +219,23 @@ def _notes(t: RunTables) -> list[str]:
                    "window and its interval")  # fmt: skip
     if n_gap:
         out.append(f"- {n_gap} window(s) overlapped a recording gap")
+    return out + window_set_notes(t.results, t.reference)
+
+
+def window_set_notes(
+    results: Mapping[str, tuple[pl.DataFrame, pl.DataFrame]], reference: str
+) -> list[str]:
+    """One line per strategy whose episodes cover other windows than ``reference``'s: side by
+    side, their per-window figures are over different window sets (the paired comparison
+    uses only the windows both played)."""
+    ref = set(results[reference][1]["condition_id"].to_list())
+    out = []
+    for name, (_, ep) in results.items():
+        got = set(ep["condition_id"].to_list())
+        if name != reference and got != ref:
+            out.append(f"- different windows: `{name}` was evaluated on {len(got)} window(s), "
+                       f"`{reference}` on {len(ref)}, {len(got & ref)} shared; their summary "
+                       "rows are not like for like")  # fmt: skip
     return out
 
 

@@ -37,16 +37,29 @@ def train_cmd(
         typer.Option(
             "--replay",
             help="Date glob(s) to train on (2024-06-0*), or `sample` (the "
-            "embedded sample: train on its first day, evaluate on its second).",
+            "embedded sample: train on its first day; --eval defaults to its other days "
+            "not given to --val).",
         ),
     ],
+    val_dates: Annotated[
+        str | None,
+        typer.Option(
+            "--val",
+            help="Date glob(s) for validation: the deterministic policy is scored on them "
+            "every train.eval_every updates and at the end, and checkpoints/best is the "
+            "update with the best validation PnL. Without --val there is no best "
+            "(use checkpoints/last).",
+        ),
+    ] = None,
     eval_dates: Annotated[
         str | None,
         typer.Option(
             "--eval",
-            help="Date glob(s) held out for evaluation (the deterministic "
-            "policy beside every baseline), after training and every "
-            "train.eval_every updates.",
+            help="Date glob(s) of test days, evaluated once after training (the "
+            "deterministic policy of checkpoints/best, or of last without --val, beside "
+            "every baseline, on every window with a tradable tick, flags counted); they "
+            "choose nothing. "
+            "--replay, --val and --eval must select disjoint days.",
         ),
     ] = None,
     root: Annotated[
@@ -95,23 +108,26 @@ def train_cmd(
     """Train the PPO agent (MLX) on replayed recordings through the vectorised replay
     environment: the same features, paper execution and settlement as live. Writes
     runs/<name>/ with the resolved config, metrics.parquet (one row per update),
-    episodes.parquet, checkpoints (last, best by held-out PnL, every
-    train.checkpoint_every updates) and summary.json; with --eval, prints the held-out table
-    beside the baselines. PPO settings: configs/ppo.toml, or --set ppo.KEY=VALUE.
+    episodes.parquet, checkpoints (last, best by validation PnL with --val, every
+    train.checkpoint_every updates) and summary.json (the days of each split and which
+    split chose what); with --eval, prints the test table beside the baselines.
+    Training, validation and test days must not overlap (an overlap is refused).
+    PPO settings: configs/ppo.toml, or --set ppo.KEY=VALUE.
     Ctrl-C stops the run and prints the command that resumes it exactly from its last
     finished update; a name that holds a run (finished or stopped) is refused, never
     overwritten. Ends by printing the commands that report on the run and paper-trade its
     checkpoint."""
     from polyrl.analysis.stats import format_table
     from polyrl.features.cache import recording_days
-    from polyrl.rl.train import train
+    from polyrl.rl.train import resolve_splits, train
 
     if updates is not None and steps is not None:
         raise ConfigError("--updates and --steps: give one or the other")
     refuse_root_with_sample(replay, root)
     # The options that define the run, to print the exact command that resumes it.
     same: list[str] = ["train", "--replay", replay]
-    for opt, value in (("--eval", eval_dates), ("--root", root), ("--feature-set", feature_set),
+    for opt, value in (("--val", val_dates), ("--eval", eval_dates), ("--root", root),
+                       ("--feature-set", feature_set),
                        ("--updates", updates), ("--steps", steps), ("--envs", envs),
                        ("--seed", seed), ("--config", config)):  # fmt: skip
         if value is not None:
@@ -132,8 +148,10 @@ def train_cmd(
         rec = recording_root("sample", cfg)
         days = recording_days(rec, "*")
         dates = days[0]
-        if eval_dates is None and len(days) > 1:
-            eval_dates = ",".join(days[1:])
+        if eval_dates is None:
+            taken = set(recording_days(rec, val_dates.split(","))) if val_dates else set()
+            rest = [d for d in days[1:] if d not in taken]
+            eval_dates = ",".join(rest) or None
     else:
         rec = recording_root(root if root is not None else Path(cfg.recording.root), cfg)
         dates = replay
@@ -153,10 +171,9 @@ def train_cmd(
             "or use another --name"
         )
 
+    # Overlapping splits are refused here, before any cache is built.
+    n_days = sum(len(v) for v in resolve_splits(rec, dates, val_dates, eval_dates).values())
     with progress_bar("features (cache)", total=None) as cache_advance:
-        from polyrl.features.cache import recording_days as _days
-
-        n_days = len(_days(rec, [g for g in dates.split(",") if g]))
         seen: dict[str, int] = {}
 
         def cache_prog(day: str, h: int, n: int) -> None:
@@ -178,6 +195,7 @@ def train_cmd(
                     root=rec,
                     dates=dates,
                     eval_dates=eval_dates,
+                    val_dates=val_dates,
                     config=cfg,
                     tc=tc,
                     ppo_config=cfg.ppo,
@@ -202,8 +220,15 @@ def train_cmd(
         f"time per market); run in {run_dir}"
     )
     if result.eval_table is not None:
-        typer.echo(f"held-out evaluation ({eval_dates}):")
+        typer.echo(f"held-out evaluation ({','.join(result.summary['splits']['eval'])}):")
         typer.echo(format_table(result.eval_table))
+    s = result.summary
+    if s["best_chosen_on"] == "val":
+        typer.echo(f"checkpoints/best: update {s['best_update']}, chosen by validation PnL "
+                   f"({','.join(s['splits']['val'])}); the test days chose nothing")  # fmt: skip
+    else:
+        typer.echo("no validation days (--val): no checkpoints/best; the policy is "
+                   "checkpoints/last")  # fmt: skip
     ckpt = run_dir / "checkpoints" / ("best" if (run_dir / "checkpoints" / "best").exists()
                                       else "last")  # fmt: skip
     typer.echo("next:")

@@ -8,12 +8,21 @@ environments per update, updates the MLX PPO agent, and writes the run:
   explained variance, learning rate, episodes, fills, win rate, PnL of the rollout);
   deterministic for a seed — wall-clock figures go to ``timing.parquet`` instead;
 - ``episodes.parquet``: every training episode that finished;
-- ``checkpoints/last``, ``checkpoints/update-<k>`` every ``checkpoint_every`` updates and
-  ``checkpoints/best`` (best held-out PnL); each resumes training exactly (weights,
-  optimiser, normaliser, random state, the environment's data cursor and broker state);
-- ``eval/``: the deterministic policy on the held-out days with the baselines beside it
+- ``checkpoints/last``, ``checkpoints/update-<k>`` every ``checkpoint_every`` updates and,
+  only with validation days, ``checkpoints/best`` (best PnL on the validation days); each
+  resumes training exactly (weights, optimiser, normaliser, random state, the environment's
+  data cursor and broker state);
+- ``eval/``: the deterministic policy on the test days with the baselines beside it
   (trades, episodes, and the same statistics ``polyrl backtest`` prints);
-- ``summary.json``.
+- ``summary.json``: with the days of each split and which split chose what.
+
+Splits cannot leak: the training, validation and test days are expanded against the
+recording and must be disjoint (an overlap is a :class:`ConfigError` naming the days). Only
+the validation days choose anything (``best``); the test days are evaluated and never
+select. There is no early stopping. Training leaves out episodes that overlap a recording
+gap or have no outcome (``[train]`` exclude_gap / exclude_missing); validation and test play
+every window with a tradable tick, gap and missing-outcome windows included and counted
+(``summary.json`` ``eval_windows``).
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ import polars as pl
 from polyrl.analysis.stats import summarize
 from polyrl.config import Config, to_dict
 from polyrl.errors import CheckpointError, ConfigError
+from polyrl.features.cache import DayCache, recording_days
 from polyrl.features.sets import feature_set
 from polyrl.policies.baselines import BASELINES, make_baseline
 from polyrl.policies.ppo import PPOPolicy
@@ -93,12 +103,78 @@ class TrainResult:
     """Environment steps taken by this call: what ``seconds`` measures."""
 
 
-def _store(root: Path, dates: str, config: Config, tc: TrainConfig,
+SPLIT_OPTIONS = {"train": "--replay", "val": "--val", "eval": "--eval"}
+"""The CLI option that selects each split's days (named in overlap errors)."""
+
+
+def _globs(dates: str) -> list[str]:
+    return [g.strip() for g in dates.split(",") if g.strip()]
+
+
+def resolve_splits(
+    root: Path, dates: str, val_dates: str | None, eval_dates: str | None
+) -> dict[str, list[str]]:
+    """Each split's recording days (globs expanded against ``root``); disjoint or a
+    :class:`ConfigError` naming the shared days and the options that select them."""
+    splits = {"train": recording_days(root, _globs(dates))}
+    for key, globs in (("val", val_dates), ("eval", eval_dates)):
+        splits[key] = recording_days(root, _globs(globs)) if globs else []
+    clashes = []
+    keys = list(splits)
+    for i, a in enumerate(keys):
+        for b in keys[i + 1 :]:
+            both = sorted(set(splits[a]) & set(splits[b]))
+            if both:
+                clashes.append(f"{SPLIT_OPTIONS[a]} and {SPLIT_OPTIONS[b]} share {', '.join(both)}")
+    if clashes:
+        raise ConfigError(
+            "; ".join(clashes) + " (training, validation and test days must be disjoint)"
+        )
+    return splits
+
+
+def _store(root: Path, days: list[str], config: Config, *, exclude: TrainConfig | None,
            progress: Callable[[str, int, int], None] | None) -> EpisodeStore:  # fmt: skip
-    caches = load_days(root, [g.strip() for g in dates.split(",") if g.strip()], config,
-                       progress=progress)  # fmt: skip
-    return EpisodeStore.build(caches, exclude_gap=tc.exclude_gap,
-                              exclude_missing=tc.exclude_missing)  # fmt: skip
+    """The episodes of ``days``: with ``exclude`` (training) its gap/missing rules apply;
+    without (validation, test) every window with a tradable tick is played."""
+    return split_store(load_days(root, days, config, progress=progress), exclude=exclude)
+
+
+def split_store(caches: list[DayCache], *, exclude: TrainConfig | None) -> EpisodeStore:
+    """A split's episodes: training (``exclude``: its gap/missing rules) or evaluation
+    (``None``: every window with a tradable tick, flagged ones included)."""
+    if exclude is None:
+        return EpisodeStore.build(caches, exclude_gap=False, exclude_missing=False)
+    return EpisodeStore.build(caches, exclude_gap=exclude.exclude_gap,
+                              exclude_missing=exclude.exclude_missing)  # fmt: skip
+
+
+def window_coverage(store: EpisodeStore) -> dict[str, Any]:
+    """What an evaluation over ``store`` covers: the windows of its days (those with a tick
+    in the day), how many were played, the flagged ones among them, and the windows with no
+    tradable tick (no decision possible: not played, counted here). ``window_set`` is a digest
+    of the played windows' (date, condition id): runs compare like for like only when equal."""
+    import hashlib
+
+    in_days = 0
+    for c in store.caches:
+        win = np.asarray(c.arrays["window"])
+        in_days += sum(
+            bool((win[:, r["slot"]] == r["index"]).any()) for r in c.windows.iter_rows(named=True)
+        )
+    info = store.info
+    h = hashlib.blake2b(digest_size=16)
+    for d, cid in sorted(zip(info["date"].to_list(), info["condition_id"].to_list(), strict=True)):
+        h.update(f"{d}:{cid};".encode())
+    return {
+        "days": [c.date for c in store.caches],
+        "windows_in_days": in_days,
+        "played": store.n,
+        "not_tradable": in_days - store.n,
+        "gap": int(info["gap"].sum()),
+        "missing_outcome": int((~info["outcome"].is_in(["Up", "Down"])).sum()),
+        "window_set": h.hexdigest(),
+    }
 
 
 def evaluate_policies(
@@ -139,7 +215,8 @@ def _uninterrupted() -> Iterator[None]:
 
 
 def _checkpoint_meta(config: Config, tc: TrainConfig, update: int, steps: int,
-                     env: ReplayEnv, best: float | None) -> dict[str, Any]:  # fmt: skip
+                     env: ReplayEnv, best: float | None,
+                     best_update: int | None) -> dict[str, Any]:  # fmt: skip
     fset = feature_set(config.features.feature_set)
     return {
         "feature_set": fset.name,
@@ -149,7 +226,8 @@ def _checkpoint_meta(config: Config, tc: TrainConfig, update: int, steps: int,
         "config": to_dict(config),
         "train": to_dict(tc),
         "env": env.state_dict(),
-        "best_eval_pnl": best,
+        "best_val_pnl": best,
+        "best_update": best_update,
     }
 
 
@@ -166,11 +244,18 @@ def train(
     total_steps: int | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
     cache_progress: Callable[[str, int, int], None] | None = None,
+    val_dates: str | None = None,
 ) -> TrainResult:
-    """Train (or resume training) and write ``run_dir`` (see the module doc)."""
+    """Train (or resume training) and write ``run_dir`` (see the module doc). ``dates``,
+    ``val_dates`` and ``eval_dates`` are date globs (comma-separated) selecting disjoint
+    days: training, validation (chooses ``best``) and test (evaluated only)."""
     fset = feature_set(config.features.feature_set)
-    store = _store(root, dates, config, tc, cache_progress)
-    eval_store = _store(root, eval_dates, config, tc, cache_progress) if eval_dates else None
+    splits = resolve_splits(root, dates, val_dates, eval_dates)
+    store = _store(root, splits["train"], config, exclude=tc, progress=cache_progress)
+    val_store = (_store(root, splits["val"], config, exclude=None, progress=cache_progress)
+                 if splits["val"] else None)  # fmt: skip
+    eval_store = (_store(root, splits["eval"], config, exclude=None, progress=cache_progress)
+                  if splits["eval"] else None)  # fmt: skip
     env = ReplayEnv(store, n_envs=tc.envs, fset=fset, broker=config.broker, seed=tc.seed,
                     latency_ns=config.engine.latency_ns,
                     min_notional=config.engine.min_notional)  # fmt: skip
@@ -180,6 +265,7 @@ def train(
     start = 0
     steps = 0
     best: float | None = None
+    best_update: int | None = None
     metrics: list[dict[str, Any]] = []
     timing: list[dict[str, Any]] = []
     episodes: dict[str, list[Any]] = {c: [] for c in EPISODES}
@@ -193,7 +279,9 @@ def train(
             )
         env.load_state_dict(meta["env"])
         obs = env.observe()
-        start, steps, best = int(meta["update"]), int(meta["steps"]), meta.get("best_eval_pnl")
+        start, steps = int(meta["update"]), int(meta["steps"])
+        # Only a best chosen on validation carries over (older checkpoints chose on test days).
+        best, best_update = meta.get("best_val_pnl"), meta.get("best_update")
         for name, target in (("metrics", metrics), ("timing", timing)):
             p = run_dir / f"{name}.parquet"
             if p.exists():
@@ -212,7 +300,8 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(run_dir / "config.json", json.dumps(
         {**to_dict(config), "train": to_dict(tc), "ppo": to_dict(ppo_config),
-         "replay": dates, "eval": eval_dates}, indent=2, sort_keys=True).encode())  # fmt: skip
+         "replay": dates, "val": val_dates, "eval": eval_dates, "splits": splits},
+        indent=2, sort_keys=True).encode())  # fmt: skip
     N, T = tc.envs, ppo.config.buffer_steps
     start_steps = steps
     t_start = time.perf_counter()
@@ -256,22 +345,25 @@ def train(
         metrics.append(row)
         timing.append({"update": u, "seconds": dt, "rollout_seconds": t_roll,
                        "charts/sps": T * N / dt})  # fmt: skip
-        do_eval = eval_store is not None and (
+        # Model selection sees the validation days only; the test days are never looked at
+        # before training ends.
+        do_val = val_store is not None and (
             u == updates or (tc.eval_every and u % tc.eval_every == 0)
         )
-        if do_eval:
-            assert eval_store is not None
+        if do_val:
+            assert val_store is not None
             stats, frames = evaluate_policies(
-                eval_store, {"ppo": PPOPolicy(ppo, fset)}, config, tc.seed
+                val_store, {"ppo": PPOPolicy(ppo, fset)}, config, tc.seed
             )
-            e_pnl = stats["ppo"]["total"]["pnl"]
-            row["eval/pnl"] = e_pnl
-            row["eval/pnl_per_window"] = stats["ppo"]["total"]["pnl_per_window"]
-            if best is None or e_pnl > best:
-                best = e_pnl
+            v_pnl = stats["ppo"]["total"]["pnl"]
+            row["val/pnl"] = v_pnl
+            row["val/pnl_per_window"] = stats["ppo"]["total"]["pnl_per_window"]
+            if best is None or v_pnl > best:
+                best, best_update = v_pnl, u
                 save_checkpoint(run_dir / "checkpoints" / "best", ppo,
-                                _checkpoint_meta(config, tc, u, steps, env, best))  # fmt: skip
-        meta = _checkpoint_meta(config, tc, u, steps, env, best)
+                                _checkpoint_meta(config, tc, u, steps, env, best,
+                                                 best_update))  # fmt: skip
+        meta = _checkpoint_meta(config, tc, u, steps, env, best, best_update)
         with _uninterrupted():
             if u % tc.checkpoint_every == 0:
                 save_checkpoint(run_dir / "checkpoints" / f"update-{u:05d}", ppo, meta)
@@ -283,17 +375,34 @@ def train(
     summary: dict[str, Any] = {
         "kind": "train",
         "replay": dates,
+        "val": val_dates,
         "eval": eval_dates,
+        "splits": splits,
+        # Which split chose what: the test days choose nothing; without validation days
+        # there is no best (the policy is checkpoints/last) and no early stopping exists.
+        "best_chosen_on": "val" if val_store is not None else None,
+        "best_update": best_update,
+        "best_val_pnl": best,
+        "early_stopping": None,
         "updates": updates,
         "steps": steps,
         "feature_set": fset.name,
         "feature_set_version": fset.version,
         "recording_digests": {c.date: c.meta["recording_digest"] for c in store.caches},
         "episodes_in_store": store.n,
-        "best_eval_pnl": best,
     }
+    if val_store is not None:
+        summary["val_windows"] = window_coverage(val_store)
+        summary["val_recording_digests"] = {
+            c.date: c.meta["recording_digest"] for c in val_store.caches
+        }
     if eval_store is not None:
-        policies: dict[str, Any] = {"ppo": PPOPolicy(ppo, fset)}
+        # The test days score the policy the run hands over: best (chosen on validation)
+        # when there is one, else last.
+        best_dir = run_dir / "checkpoints" / "best"
+        chosen = PPOPolicy.load(best_dir, fset) if best_update is not None else PPOPolicy(ppo, fset)
+        summary["eval_checkpoint"] = "best" if best_update is not None else "last"
+        policies: dict[str, Any] = {"ppo": chosen}
         for b in BASELINES:
             policies[b] = make_baseline(b, fset, config.baselines, seed=tc.seed)
         stats, frames = evaluate_policies(eval_store, policies, config, tc.seed)
@@ -303,6 +412,7 @@ def train(
             atomic_write_parquet(tr, eval_dir / f"{name}-trades.parquet")
             atomic_write_parquet(ep, eval_dir / f"{name}-episodes.parquet")
         summary["eval_stats"] = stats
+        summary["eval_windows"] = window_coverage(eval_store)
         summary["eval_recording_digests"] = {
             c.date: c.meta["recording_digest"] for c in eval_store.caches
         }

@@ -40,8 +40,13 @@ def test_train_on_the_sample_then_resume_and_backtest_the_checkpoint(tmp_path: P
     assert "charts/sps" in pl.read_parquet(run / "timing.parquet").columns
     summary = json.loads((run / "summary.json").read_text())
     assert summary["eval_stats"]["ppo"]["total"]["windows"] > 0
-    for ck in ("last", "best"):
-        assert (run / "checkpoints" / ck / "weights.safetensors").exists()
+    # The sample's split: train on its first day, test on its second, no validation days, so
+    # no checkpoint is chosen by held-out data: the policy is `last`, and the output says so.
+    assert summary["splits"] == {"train": ["2024-06-01"], "val": [], "eval": ["2024-06-02"]}
+    assert summary["best_chosen_on"] is None
+    assert (run / "checkpoints" / "last" / "weights.safetensors").exists()
+    assert not (run / "checkpoints" / "best").exists()
+    assert "no checkpoints/best; the policy is checkpoints/last" in res.stdout
     # Resume continues the same run to more updates.
     res = run_cli("train", "--replay", "sample", "--updates", "4", "--resume",
                   str(run / "checkpoints" / "last"), timeout=900)  # fmt: skip
@@ -64,6 +69,17 @@ def test_train_errors_are_clear(tmp_path: Path) -> None:
     res = run_cli("train", "--replay", "sample", "--root", str(tmp_path))
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert "--root" in res.stderr and "--replay sample" in res.stderr
+    # Training, validation and test days overlapping: refused, naming the days and options,
+    # before anything is built.
+    res = run_cli("train", "--replay", "sample", "--eval", "2024-06-0*", "--runs",
+                  str(tmp_path / "runs"))  # fmt: skip
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "--replay and --eval share 2024-06-01 (" in res.stderr
+    res = run_cli("train", "--replay", "sample", "--val", "2024-06-02", "--eval", "*-02",
+                  "--runs", str(tmp_path / "runs"))  # fmt: skip
+    assert res.returncode == 1 and "--val and --eval share 2024-06-02" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
 
 
 # The smallest training that still exercises checkpoints and resume: 2 envs, 64-step buffers.

@@ -117,7 +117,7 @@ def test_training(small_runs: Path) -> None:
     assert list(ent.get_xdata()) == [1, 2]
     assert list(ent.get_ydata()) == pytest.approx(m["losses/entropy"].to_list())
     labels = [ln.get_label() for ln in fig.axes[6].lines]
-    assert labels == ["pnl/realized", "eval/pnl"]
+    assert labels == ["pnl/realized", "val/pnl"]
     _renders(fig)
     # A metrics table without PPO losses (a live session's) says so per panel.
     live = plot_training(pl.DataFrame({"t_ns": [1, 2], "pnl/realized": [0.0, 1.0]}))

@@ -197,3 +197,19 @@ def test_write_report_errors_name_the_path(small_runs: Path, tmp_path: Path) -> 
     blocker.write_text("")
     with pytest.raises(RunError, match=f"cannot write the report to {blocker / 'sub'}"):
         write_report(small_runs / "backtests" / "random", blocker / "sub")
+
+
+def test_runs_on_different_windows_are_labelled() -> None:
+    from polyrl.analysis.report import window_set_notes
+
+    ep = episodes()
+    same = {"a": (trades(), ep), "b": (trades(), ep)}
+    assert window_set_notes(same, "a") == []
+    # `c` played one window fewer (as a run evaluated without a gap window would).
+    other = {**same, "c": (trades(), ep.filter(pl.col("condition_id") != "w4"))}
+    (line,) = window_set_notes(other, "a")
+    assert "`c` was evaluated on 3 window(s), `a` on 4, 3 shared" in line
+    t = results_tables(other, assets=("btc", "eth"), capital_per_slot=10.0, reference="a")
+    from polyrl.analysis.report import _notes
+
+    assert line in _notes(t)

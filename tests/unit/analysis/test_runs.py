@@ -127,8 +127,8 @@ def test_sibling_runs_are_told_from_config_and_summary(small_runs: Path, tmp_pat
     # a train run, a neighbour whose JSON cannot be read, and a run of the same strategy are not.
     _edit_json(group / "gating" / "config.json", lambda c: c["broker"].update(capital=20.0))
     _edit_json(group / "fade_spike" / "summary.json",
-               lambda s: s["recording_digests"].update({"2024-06-01": "0" * 32}))  # fmt: skip
-    _edit_json(group / "mean_revert" / "summary.json", lambda s: s.update(days=["2024-06-02"]))
+               lambda s: s["recording_digests"].update({"2024-06-02": "0" * 32}))  # fmt: skip
+    _edit_json(group / "mean_revert" / "summary.json", lambda s: s.update(days=["2024-06-03"]))
     (group / "momentum-copy" / "summary.json").unlink()
     shutil.copytree(small_runs / "train", group / "train")
     (group / "r1" / "config.json").write_text("{not json")
