@@ -172,7 +172,10 @@ def backtest_cmd(
             "and were settled from the reference feed"
         )
     if first["missing_resolution"]:
-        notes.append(f"{first['missing_resolution']} window(s) could not be settled (voided)")
+        notes.append(
+            f"{first['missing_resolution']} window(s) had no outcome and are left out of "
+            "the PnL statistics"
+        )
     if first["flagged_gap"]:
         notes.append(f"{first['flagged_gap']} window(s) overlapped a recording gap")
     for note in notes:
