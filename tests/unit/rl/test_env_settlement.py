@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from polyrl.analysis.report import results_tables
 from polyrl.analysis.stats import summarize
 from polyrl.config import Config
 from polyrl.features.sets import feature_set
@@ -88,7 +89,7 @@ def test_split_and_missing_outcomes_agree_between_env_and_engine(caches, tmp_pat
 
 
 def test_statistics_leave_out_and_count_windows_without_outcome(caches, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    tr, ep, _, _ = _runs(caches, tmp_path)
+    tr, ep, tr_env, ep_env = _runs(caches, tmp_path)
     s = summarize(tr, ep, assets=tuple(CFG.assets), capital_per_slot=CFG.broker.capital)["total"]
     decided = ep.filter(~pl.col("no_outcome"))
     assert s["missing_resolution"] == ep.filter(pl.col("no_outcome")).height > 0
@@ -98,3 +99,13 @@ def test_statistics_leave_out_and_count_windows_without_outcome(caches, tmp_path
     assert s["windows_traded"] == traded.height
     assert s["pnl_per_window"] == pytest.approx(float(traded["pnl"].mean()))
     assert np.isfinite(s["pnl_per_window_ci95"]).all()
+
+    # The report's paired comparison pairs only windows with an outcome.
+    tables = results_tables(
+        {"engine": (tr, ep), "env": (tr_env, ep_env)},
+        assets=tuple(CFG.assets),
+        capital_per_slot=CFG.broker.capital,
+    )
+    row = tables.comparison.row(0, named=True)
+    assert row["windows"] == ep_env.filter(~pl.col("no_outcome")).height
+    assert row["mean_diff"] == 0.0 and np.isfinite([row["ci_low"], row["ci_high"]]).all()
