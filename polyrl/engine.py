@@ -15,8 +15,10 @@ wrote) and does the agent-dependent part the same way in both modes:
    arrives (tick + fill latency);
 4. log the decision of every market, every fill, and each window's episode when it settles.
 
-A window without a recorded resolution and without usable reference ticks is voided
-(its position refunded, no PnL) and flagged ``missing``.
+A window resolved 50-50 (``split``) pays $0.50 a share of either token. A window without a
+recorded resolution and without usable reference ticks has no outcome (source ``missing``):
+its episode row is flagged ``no_outcome`` with PnL null, never a refund booked as PnL 0, so
+that statistics leave it out and count it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from polyrl.broker import Books, MarketRules, PaperBroker
+from polyrl.broker import DECIDED, Books, MarketRules, PaperBroker
 from polyrl.errors import CheckpointError
 from polyrl.features.markets import Window
 from polyrl.features.sets import FeatureSet
@@ -306,8 +308,10 @@ class Engine:
         outcome, source = got
         ep = p.episode
         if p.broker is not None and p.broker.held[0] >= 0:
-            if outcome in ("Up", "Down"):
-                s = p.broker.settle_detail(np.array([True]), np.array([outcome == "Up"]))
+            if outcome in DECIDED:
+                s = p.broker.settle_detail(
+                    np.array([True]), np.array([outcome == "Up"]), np.array([outcome == "split"])
+                )
                 for row in s.trade_rows(t):
                     self._trade_row(row, ep, kind="settle")
                 pnl = float(s.pnl[0])
@@ -317,7 +321,10 @@ class Engine:
                 if self.on_settle is not None:
                     self.on_settle(ep.window, pnl)
             else:
-                p.broker.reset(np.array([True]))  # void: no PnL
+                # No outcome: the position's value is unknown. It is dropped from the book
+                # without a payout and the window is marked no_outcome with PnL null, so
+                # statistics leave it out and count it (never a refund booked as PnL 0).
+                p.broker.reset(np.array([True]))
         self._parked.remove(p)
         self._episode_row(ep, got, t)
 
@@ -326,13 +333,15 @@ class Engine:
         if self.runlog is None:
             return
         w = ep.window
+        no_outcome = got[0] not in DECIDED
         self.runlog.add(
             "episodes",
             {
                 "slot": w.slot, "asset": w.asset, "condition_id": w.condition_id,
                 "slug": w.slug, "start_ns": w.start_ns, "end_ns": w.end_ns,
                 "outcome": got[0], "outcome_source": got[1], "gap": w.gap, "settled_ns": t,
-                "orders": ep.orders, "fills": ep.fills, "pnl": ep.pnl, "fees": ep.fees,
+                "no_outcome": no_outcome, "orders": ep.orders, "fills": ep.fills,
+                "pnl": None if no_outcome else ep.pnl, "fees": ep.fees,
                 "first_entry_ns": ep.first_entry_ns,
                 "first_entry_time_left": ep.first_entry_time_left,
                 "first_entry_price": ep.first_entry_price,

@@ -41,8 +41,8 @@ TRADES = {
 EPISODES = {
     "slot": pl.Int8, "asset": pl.String, "condition_id": pl.String, "slug": pl.String,
     "start_ns": pl.Int64, "end_ns": pl.Int64, "outcome": pl.String, "outcome_source": pl.String,
-    "gap": pl.Boolean, "settled_ns": pl.Int64, "orders": pl.Int32, "fills": pl.Int32,
-    "pnl": pl.Float64, "fees": pl.Float64, "first_entry_ns": pl.Int64,
+    "gap": pl.Boolean, "settled_ns": pl.Int64, "no_outcome": pl.Boolean, "orders": pl.Int32,
+    "fills": pl.Int32, "pnl": pl.Float64, "fees": pl.Float64, "first_entry_ns": pl.Int64,
     "first_entry_time_left": pl.Float64, "first_entry_price": pl.Float64,
     "first_entry_token": pl.String,
 }  # fmt: skip

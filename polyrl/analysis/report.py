@@ -34,7 +34,7 @@ from polyrl.analysis.runs import (
     sibling_runs,
 )
 from polyrl.analysis.stats import summary_table, time_left_table
-from polyrl.analysis.trades import positions
+from polyrl.analysis.trades import positions, without_no_outcome
 from polyrl.events import ns_to_iso
 from polyrl.runlog import TRADES
 
@@ -87,7 +87,13 @@ def results_tables(
             ordered, assets=assets, capital_per_slot=capital_per_slot, seed=seed, block=block
         ),
         time_left=time_left_table({ref: ordered[ref]}, seed=seed, block=block),
-        comparison=compare(ordered, reference=ref, seed=seed, block=block),
+        # Paired on windows with an outcome only (a no_outcome window has PnL null).
+        comparison=compare(
+            {k: without_no_outcome(*v)[:2] for k, v in ordered.items()},
+            reference=ref,
+            seed=seed,
+            block=block,
+        ),
         calibration=pl.concat(
             calibration_table(p).select(pl.lit(n).alias("strategy"), pl.all())
             for n, p in _calibration_runs(ref, pos).items()

@@ -40,7 +40,7 @@ import numpy as np
 import polars as pl
 
 from polyrl.analysis.bootstrap import Interval, cluster_bootstrap, cluster_ids
-from polyrl.analysis.trades import CLOSING, closed_pnl, positions
+from polyrl.analysis.trades import CLOSING, closed_pnl, positions, without_no_outcome
 
 
 def bootstrap_mean_ci(
@@ -113,6 +113,7 @@ def sharpe(x: np.ndarray) -> float:
 def _block(
     trades: pl.DataFrame, episodes: pl.DataFrame, capital: float, seed: int, block: str
 ) -> dict[str, Any]:
+    trades, episodes, no_outcome = without_no_outcome(trades, episodes)
     closed = trades.filter(pl.col("kind").is_in(CLOSING))
     pnl_pos = closed["realized_pnl"].to_numpy()
     fills = trades.filter(pl.col("kind") != "settle").filter(pl.col("rejected") == 0)
@@ -144,7 +145,7 @@ def _block(
         "settled_from_reference": int(
             episodes.filter(pl.col("outcome_source") == "reference").height
         ),
-        "missing_resolution": int(episodes.filter(pl.col("outcome_source") == "missing").height),
+        "missing_resolution": no_outcome,
     }
 
 

@@ -30,6 +30,30 @@ POSITIONS = {
 """Columns of :func:`positions` (see its doc)."""
 
 
+def without_no_outcome(
+    trades: pl.DataFrame, episodes: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """The tables without the windows that have no outcome, and how many windows that was.
+
+    A window with no outcome (episodes ``no_outcome``, PnL null: no resolution was recorded
+    and the reference feed could not decide it) has no PnL to count: its episode row and
+    every trades row of its ``condition_id`` are left out of PnL statistics, whatever the
+    policy did in it, so that the set of windows does not depend on the policy. Tables
+    written before the column existed have none.
+    """
+    if "no_outcome" not in episodes.columns:
+        return trades, episodes, 0
+    gone = episodes.filter(pl.col("no_outcome").fill_null(False))
+    if gone.is_empty():
+        return trades, episodes, 0
+    cids = gone["condition_id"].implode()
+    return (
+        trades.filter(~pl.col("condition_id").is_in(cids)),
+        episodes.filter(~pl.col("no_outcome").fill_null(False)),
+        gone.height,
+    )
+
+
 def positions(trades: pl.DataFrame, episodes: pl.DataFrame | None = None) -> pl.DataFrame:
     """One row per position, in order of entry (schema :data:`POSITIONS`).
 

@@ -11,6 +11,7 @@ from polyrl.broker.fees import raw_taker_fee, round_fee, taker_fee
 from polyrl.broker.results import (
     ACTION_NAMES,
     BUY,
+    DECIDED,
     HOLD,
     REJECT_MIN_NOTIONAL,
     REJECT_MIN_SIZE,
@@ -29,6 +30,7 @@ __all__ = [
     "ASK",
     "BID",
     "BUY",
+    "DECIDED",
     "DOWN",
     "HOLD",
     "REJECT_MIN_NOTIONAL",

@@ -401,23 +401,32 @@ class PaperBroker:
     # ------------------------------------------------------------------------------------
     # Settlement and features
 
-    def settle(self, mask: np.ndarray, up_won: np.ndarray) -> np.ndarray:
+    def settle(
+        self, mask: np.ndarray, up_won: np.ndarray, split: np.ndarray | None = None
+    ) -> np.ndarray:
         """Resolve ``mask``ed markets with the given outcome; returns rewards [N] (USDC).
 
         ``up_won`` bool [N] is used exactly as given (the caller decides ties: Up wins iff
         the end reference >= the start one). Positions pay $1 per share of the winning
-        token, 0 for the other; PnL = payout - cost; the slots are left flat.
+        token, 0 for the other; PnL = payout - cost; the slots are left flat. Where
+        ``split`` bool [N] is set the market resolved 50-50 (Gamma ``outcomePrices``
+        ``["0.5", "0.5"]``): every share of either token pays $0.50 and ``up_won`` is
+        ignored there.
         """
-        return self.settle_detail(mask, up_won).rewards
+        return self.settle_detail(mask, up_won, split).rewards
 
-    def settle_detail(self, mask: np.ndarray, up_won: np.ndarray) -> Settlement:
+    def settle_detail(
+        self, mask: np.ndarray, up_won: np.ndarray, split: np.ndarray | None = None
+    ) -> Settlement:
         """:meth:`settle`, returning every per-market amount (for trades rows and logs)."""
         m = self._mask(mask, "mask")
         up = self._mask(up_won, "up_won")
+        half = np.zeros(self.n, dtype=bool) if split is None else self._mask(split, "split")
         winner = np.where(up, 0, 1)
         settled = m & (self.held >= 0)
         shares = np.where(settled, self.shares, 0.0)
-        payout = np.where(settled & (self.held == winner), shares, 0.0)
+        per_share = np.where(half, 0.5, np.where(self.held == winner, 1.0, 0.0))
+        payout = np.where(settled, shares * per_share, 0.0)
         cost = np.where(settled, self.cost, 0.0)
         pnl = payout - cost
         rewards = pnl.copy()

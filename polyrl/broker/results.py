@@ -16,6 +16,9 @@ import numpy as np
 HOLD, BUY, SELL = 0, 1, 2
 """Actions: hold, be long the Up token, be long the Down token."""
 ACTION_NAMES: tuple[str, ...] = ("HOLD", "BUY", "SELL")
+DECIDED = ("Up", "Down", "split")
+"""Recorded outcomes that settle a position: $1 a share of the winning token, or $0.50 a
+share of either token for a ``split`` (a 50-50 resolution)."""
 SETTLE_ACTION = "SETTLE"
 """The ``action`` of a trades-table row written by a settlement."""
 
@@ -181,7 +184,8 @@ class Settlement:
     shares: np.ndarray
     """Shares held before settlement."""
     payout: np.ndarray
-    """USDC paid: $1 per share of the winning token, 0 for the losing one."""
+    """USDC paid: $1 per share of the winning token, 0 for the losing one, $0.50 a share of
+    either after a split (50-50) resolution."""
     cost: np.ndarray
     """Cost basis of the settled position, USDC incl. buy fees."""
     pnl: np.ndarray
@@ -192,7 +196,8 @@ class Settlement:
     def trade_rows(self, t_ns: int | np.ndarray) -> list[dict[str, Any]]:
         """Trades-table rows (same keys as :meth:`StepResult.trade_rows`), action SETTLE.
 
-        ``avg_price`` is the payout per share (1.0 or 0.0); side 0 (a redemption, not a sale).
+        ``avg_price`` is the payout per share (1.0, 0.0, or 0.5 for a split); side 0 (a
+        redemption, not a sale).
         """
         t = np.broadcast_to(np.asarray(t_ns, dtype=np.int64), self.pnl.shape)
         return [

@@ -189,7 +189,18 @@ def backtest_cmd(
         )
     if first["missing_resolution"]:
         notes.append(
-            f"{first['missing_resolution']} window(s) had no outcome: left out of PnL per window"
+            f"{first['missing_resolution']} window(s) had no outcome and are left out of "
+            "the PnL statistics"
+        )
+    assumed = sum(
+        int(c.windows["fee_schedule_assumed"].fill_null(False).sum())
+        for c in caches
+        if "fee_schedule_assumed" in c.windows.columns
+    )
+    if assumed:
+        notes.append(
+            f"{assumed} market(s) had fees enabled but no fee schedule and were charged the "
+            "published crypto schedule (windows table: fee_schedule_assumed)"
         )
     if first["flagged_gap"]:
         notes.append(f"{first['flagged_gap']} window(s) overlapped a recording gap")

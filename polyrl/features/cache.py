@@ -261,6 +261,7 @@ def windows_frame(windows: Sequence[Window]) -> pl.DataFrame:
         "tick_size": pl.Float64, "min_size": pl.Float64, "fees_enabled": pl.Boolean,
         "fee_rate": pl.Float64, "fee_exponent": pl.Float64, "outcome": pl.String,
         "outcome_source": pl.String, "outcome_ns": pl.Int64, "gap": pl.Boolean,
+        "fee_schedule_assumed": pl.Boolean,
     }  # fmt: skip
     return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
 

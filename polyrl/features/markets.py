@@ -48,7 +48,7 @@ _MARKET, _BOOK, _CHANGE, _RESOLUTION, _STATUS, _UNSYNC = range(6)
 _COLUMNS = {
     "polymarket.market": ["recv_ns", "key", "asset", "slug", "up_token", "down_token",
                           "window_start_ns", "window_end_ns", "tick_size", "min_size",
-                          "fees_enabled", "fee_rate", "fee_exponent"],
+                          "fees_enabled", "fee_rate", "fee_exponent", "fee_schedule_assumed"],
     "polymarket.book": ["recv_ns", "key", "bid_px", "bid_size", "ask_px", "ask_size",
                         "quality"],
     "polymarket.price_change": ["recv_ns", "key", "side", "price", "size", "quality"],
@@ -82,6 +82,9 @@ class Window:
     outcome_ns: int | None = None
     gap: bool = False
     """A venue outage overlapped the window (training may leave it out)."""
+    fee_schedule_assumed: bool = False
+    """Fees enabled without a published ``feeSchedule``: the fee fields hold the crypto
+    schedule in force at the window's start (see :mod:`polyrl.sources.polymarket.fees`)."""
 
 
 def window_fields(w: Window) -> dict[str, Any]:
@@ -202,7 +205,8 @@ class MarketLog:
                 w.gap = True
 
     def _market(self, e: tuple[Any, ...]) -> None:
-        (recv, _, cid, asset, slug, up, down, ws, we, tick, min_size, fees_on, rate, expo) = e
+        (recv, _, cid, asset, slug, up, down, ws, we, tick, min_size, fees_on, rate, expo,
+         assumed) = e  # fmt: skip
         if asset not in self.slot_of or cid in self._by_cid or we - ws != WINDOW_NS:
             return
         w = Window(
@@ -221,6 +225,7 @@ class MarketLog:
             fees_enabled=fees_on,
             fee_rate=rate,
             fee_exponent=expo,
+            fee_schedule_assumed=bool(assumed),
         )
         for ch, since in self._down_since.items():
             if since < we and ch in self._down and self.windows:

@@ -283,6 +283,13 @@ STREAMS: tuple[StreamSpec, ...] = (
             Column("fee_exponent", F64, "`feeSchedule.exponent`"),
             Column("fee_taker_only", BOOL, "`feeSchedule.takerOnly`"),
             Column("fee_rebate_rate", F64, "`feeSchedule.rebateRate`", True),
+            Column(
+                "fee_schedule_assumed",
+                BOOL,
+                "fees enabled but no `feeSchedule`: the fee columns hold the crypto schedule "
+                "published for the window's start (null: recorded before this column)",
+                True,
+            ),
             Column("resolution_source", STR, "`resolutionSource` URL", True),
             Column("twap_seconds", I32, "`cryptoMarketConfig.twapLookbackSeconds`", True),
             Column("active", BOOL, "`active`"),

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from polyrl.broker import Books, BrokerConfig, MarketRules, PaperBroker
+from polyrl.broker import DECIDED, Books, BrokerConfig, MarketRules, PaperBroker
 from polyrl.errors import RecordingError
 from polyrl.features.cache import DayCache
 from polyrl.features.sets import FeatureSet
@@ -43,7 +43,8 @@ class EpisodeStore:
 
     Per episode (arrays [E]): ``day``, ``slot``, ``window`` (row of that day's windows
     table), ``first`` (offset into ``ticks``) and ``length`` (tradable ticks), ``up_won``,
-    ``settle`` (False: void, no payout) and the venue rules; ``ticks`` [sum of lengths] holds
+    ``split`` (a 50-50 resolution: $0.50 a share), ``settle`` (False: void, no payout) and
+    the venue rules; ``ticks`` [sum of lengths] holds
     each step's tick index within its day.
     """
 
@@ -54,6 +55,7 @@ class EpisodeStore:
     first: np.ndarray
     length: np.ndarray
     up_won: np.ndarray
+    split: np.ndarray
     settle: np.ndarray
     fee_rate: np.ndarray
     fee_exponent: np.ndarray
@@ -76,7 +78,7 @@ class EpisodeStore:
     ) -> EpisodeStore:
         """Collect the episodes; an empty selection is an error naming the days."""
         cols: dict[str, list[Any]] = {k: [] for k in (
-            "day", "slot", "window", "first", "length", "up_won", "settle", "fee_rate",
+            "day", "slot", "window", "first", "length", "up_won", "split", "settle", "fee_rate",
             "fee_exponent", "fees_enabled", "min_size")}  # fmt: skip
         info: dict[str, list[Any]] = {k: [] for k in (
             "date", "asset", "condition_id", "slug", "start_ns", "end_ns", "outcome",
@@ -91,7 +93,7 @@ class EpisodeStore:
                 if exclude_gap and row["gap"]:
                     continue
                 outcome = row["outcome"]
-                decided = outcome in ("Up", "Down")
+                decided = outcome in DECIDED
                 if exclude_missing and not decided:
                     continue
                 ks = np.flatnonzero(
@@ -105,6 +107,7 @@ class EpisodeStore:
                 cols["first"].append(offset)
                 cols["length"].append(int(ks.shape[0]))
                 cols["up_won"].append(outcome == "Up")
+                cols["split"].append(outcome == "split")
                 cols["settle"].append(decided)
                 cols["fee_rate"].append(row["fee_rate"])
                 cols["fee_exponent"].append(row["fee_exponent"])
@@ -136,6 +139,7 @@ class EpisodeStore:
             first=np.array(cols["first"], dtype=np.int64),
             length=np.array(cols["length"], dtype=np.int64),
             up_won=np.array(cols["up_won"], dtype=bool),
+            split=np.array(cols["split"], dtype=bool),
             settle=np.array(cols["settle"], dtype=bool),
             fee_rate=np.array(cols["fee_rate"], dtype=np.float64),
             fee_exponent=np.array(cols["fee_exponent"], dtype=np.float64),
@@ -368,12 +372,14 @@ class ReplayEnv:
             s = self.store
             win = s.settle[self.ep] & done
             if win.any():
-                settled = self.broker.settle_detail(win, s.up_won[self.ep])
+                settled = self.broker.settle_detail(win, s.up_won[self.ep], s.split[self.ep])
                 rewards += settled.pnl
                 if self.record_trades:
                     trades += self._acc.settlements(self, settled, t)
                 else:
                     self._acc.pnl += settled.pnl
+            # No outcome: the position is dropped without a payout and the episode row says
+            # no_outcome with PnL null (as the Engine does), never PnL 0.
             void = done & ~s.settle[self.ep]
             if void.any():
                 self.broker.reset(void)
@@ -554,13 +560,15 @@ class _Accounts:
     def episode_row(self, env: ReplayEnv, i: int, t: int) -> dict[str, Any]:
         e = int(env.ep[i])
         info = env._info[e]
+        settle = bool(env.store.settle[e])
         return {
             "slot": int(env.store.slot[e]), "asset": info["asset"],
             "condition_id": info["condition_id"], "slug": info["slug"],
             "start_ns": info["start_ns"], "end_ns": info["end_ns"],
             "outcome": info["outcome"], "outcome_source": info["outcome_source"],
-            "gap": info["gap"], "settled_ns": info["end_ns"], "orders": int(self.orders[i]),
-            "fills": int(self.fills_n[i]), "pnl": float(self.pnl[i]),
+            "gap": info["gap"], "settled_ns": info["end_ns"], "no_outcome": not settle,
+            "orders": int(self.orders[i]), "fills": int(self.fills_n[i]),
+            "pnl": float(self.pnl[i]) if settle else None,
             "fees": float(self.fees[i]), "first_entry_ns": int(self.first_ns[i]),
             "first_entry_time_left": float(self.first_left[i]),
             "first_entry_price": float(self.first_px[i]),

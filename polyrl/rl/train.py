@@ -329,7 +329,8 @@ def train(
                     wins += tr["realized_pnl"] > 0
             for row in info["episodes"]:
                 n_eps += 1
-                pnl += row["pnl"]
+                if row["pnl"] is not None:  # null for a window with no outcome
+                    pnl += row["pnl"]
                 for c in episodes:
                     episodes[c].append(row[c])
         t_roll = time.perf_counter() - t0

@@ -95,11 +95,15 @@ def test_every_baseline_runs_on_the_sample(tmp_path: Path) -> None:
             (tmp_path / "runs" / "backtest-all" / name / "summary.json").read_text()
         )
         assert summary["strategy"] == name
-        # 8 windows per asset, plus the 02:00 window current at the very last tick.
-        assert summary["stats"]["total"]["windows"] == 36
+        # 8 windows per asset, plus the 02:00 window current at the very last tick, which
+        # has no outcome: left out of the PnL statistics and counted.
+        total = summary["stats"]["total"]
+        assert total["windows"] + total["missing_resolution"] == 36
+        assert total["missing_resolution"] == 4
         assert name in res.stdout
     # The sample's last windows resolve after the recording ends: flagged, not silent.
     assert "settled from the reference feed" in res.stderr
+    assert "4 window(s) had no outcome and are left out of the PnL statistics" in res.stderr
     cmp = json.loads((tmp_path / "runs" / "backtest-all" / "comparison.json").read_text())
     assert set(cmp) == {"momentum", "mean_revert", "fade_spike", "random", "gating"}
 

@@ -225,11 +225,13 @@ def test_missing_resolutions_settle_from_the_reference_and_are_flagged(
     full = _backtest(small_recording, tmp_path / "full", "random").frame("episodes")
     joined = done.join(full, on="condition_id", suffix="_rec")
     assert (joined["outcome"] == joined["outcome_rec"]).all()
-    # With no reference either, the windows are voided and flagged missing.
+    # With no reference either, the windows have no outcome: flagged, PnL null (not 0).
     shutil.rmtree(root / "reference.price")
     shutil.rmtree(root / ".cache")
     eps = _backtest(root, tmp_path / "run2", "random").frame("episodes")
     assert (eps["outcome_source"] == "missing").all()
+    assert eps["no_outcome"].all() and eps["pnl"].is_null().all()
+    assert eps.filter(pl.col("fills") > 0).height > 0
     settles = _backtest(root, tmp_path / "run3", "random").frame("trades")
     assert settles.filter(pl.col("kind") == "settle").height == 0
 

@@ -53,6 +53,7 @@ from polyrl.events import (
 )
 from polyrl.sources.jsontext import iter_json_array
 from polyrl.sources.parse import TokenMap, parse_error_event
+from polyrl.sources.polymarket.fees import crypto_fee_schedule
 
 __all__ = [
     "UpDownSlug",
@@ -526,7 +527,7 @@ def _ws_new_market(o: dict[str, Any], raw: str, recv_ns: int, tokens: TokenMap) 
     up, down = _up_down_index(_json_list(o, "outcomes", ctx), _json_list(o, ids_name, ctx), ctx)
     tick = _opt_num(o, "order_price_min_tick_size", ctx)
     min_size = _opt_num(o, "order_min_size", ctx)
-    fees = _fees(o.get("fees_enabled"), o.get("fee_schedule"), ctx)
+    fees = _fees(o.get("fees_enabled"), o.get("fee_schedule"), ctx, parsed.start_ns)
     active = o.get("active", True)
     if not isinstance(active, bool):
         raise ParseError(f"{ctx}: field 'active' must be true or false, got {active!r}")
@@ -617,23 +618,27 @@ _WS_HANDLERS: dict[str, _WsHandler] = {
 # Fees (Gamma feeSchedule / WS fee_schedule)
 
 
-def _fees(enabled: Any, schedule: Any, ctx: str) -> dict[str, Any]:
-    """The fee columns of a market row.
+def _fees(enabled: Any, schedule: Any, ctx: str, start_ns: int) -> dict[str, Any]:
+    """The fee columns of a market row (``start_ns``: the window's start).
 
-    ``fee_rate`` is the schedule's rate only when fees are enabled and a schedule is given;
-    otherwise 0 (no fee). When ``feesEnabled`` is absent, a present schedule counts as
-    enabled. Without a schedule the exponent reads 1 and taker-only true, which with a rate
-    of 0 charge nothing either way.
+    ``fee_rate`` is the schedule's rate when fees are enabled and a schedule is given, 0 when
+    fees are not enabled. When ``feesEnabled`` is absent, a present schedule counts as
+    enabled. Enabled without a schedule: the crypto schedule published for the window's
+    start (:mod:`polyrl.sources.polymarket.fees`), flagged ``fee_schedule_assumed``.
     """
     if enabled is not None and not isinstance(enabled, bool):
         raise ParseError(f"{ctx}: field 'feesEnabled' must be true or false, got {enabled!r}")
     if schedule is None:
+        if enabled:
+            return {"fees_enabled": True, **crypto_fee_schedule(start_ns),
+                    "fee_schedule_assumed": True}  # fmt: skip
         return {
-            "fees_enabled": bool(enabled),
+            "fees_enabled": False,
             "fee_rate": 0.0,
             "fee_exponent": 1.0,
             "fee_taker_only": True,
             "fee_rebate_rate": None,
+            "fee_schedule_assumed": False,
         }
     sctx = f"{ctx} feeSchedule"
     sched = _obj(schedule, sctx)
@@ -648,6 +653,7 @@ def _fees(enabled: Any, schedule: Any, ctx: str) -> dict[str, Any]:
         "fee_exponent": _num(sched, "exponent", sctx),
         "fee_taker_only": taker_only,
         "fee_rebate_rate": None if rebate is None else _float(rebate, "rebateRate", sctx),
+        "fee_schedule_assumed": False,
     }
 
 
@@ -735,7 +741,7 @@ def _gamma_market(m: dict[str, Any], raw: str, recv_ns: int) -> list[Event]:
             "window_end_ns": end_ns,
             "tick_size": _num(m, "orderPriceMinTickSize", ctx),
             "min_size": _num(m, "orderMinSize", ctx),
-            **_fees(m.get("feesEnabled"), m.get("feeSchedule"), ctx),
+            **_fees(m.get("feesEnabled"), m.get("feeSchedule"), ctx, start_ns),
             "resolution_source": _opt_str(m, "resolutionSource", ctx),
             "twap_seconds": twap,
             "active": _bool(m, "active", ctx),

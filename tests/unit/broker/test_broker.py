@@ -231,6 +231,26 @@ def test_settle_uses_the_outcome_it_is_given() -> None:
     assert rewards[0] == 0.0 and close(rewards[1], 10.0 - 5.175)
 
 
+def test_split_resolution_pays_half_a_dollar_a_share_of_either_token() -> None:
+    # Gamma outcomePrices ["0.5", "0.5"]: each share of Up or Down redeems for $0.50.
+    br = PaperBroker(3)
+    books = make_books([{"up_ask": [(0.5, 100)]}, {"down_ask": [(0.5, 100)]}, {}])
+    br.step(np.array([1, 2, 0]), books, np.array([True, True, True]), 0)
+    shares, cost = br.shares.copy(), br.cost.copy()
+    d = br.settle_detail(
+        np.array([True, True, True]), np.array([True, True, True]), np.array([True, True, True])
+    )
+    assert d.settled.tolist() == [True, True, False]
+    assert np.allclose(d.payout, [0.5 * shares[0], 0.5 * shares[1], 0.0])
+    assert np.allclose(d.pnl[:2], 0.5 * shares[:2] - cost[:2]) and d.pnl[2] == 0.0
+    assert [r["avg_price"] for r in d.trade_rows(1)] == [0.5, 0.5]
+    assert br.held.tolist() == [-1, -1, -1]
+    # Without split the same call pays the Up holder $1 a share and the Down holder nothing.
+    br.step(np.array([1, 2, 0]), books, np.array([True, True, True]), 0)
+    d = br.settle_detail(np.array([True, True, True]), np.array([True, True, True]))
+    assert np.allclose(d.payout[:2], [shares[0], 0.0])
+
+
 def test_position_features() -> None:
     br = PaperBroker(3)
     books = make_books(
