@@ -145,7 +145,9 @@ def _block(
         "settled_from_reference": int(
             episodes.filter(pl.col("outcome_source") == "reference").height
         ),
-        "missing_resolution": no_outcome,
+        # Flagged no_outcome (null PnL), or in tables written before that flag, an episode
+        # whose outcome is missing: either way not eligible, and counted.
+        "missing_resolution": no_outcome + int(episodes.height - played.height),
     }
 
 

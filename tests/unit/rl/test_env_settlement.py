@@ -97,7 +97,9 @@ def test_statistics_leave_out_and_count_windows_without_outcome(caches, tmp_path
     assert s["pnl"] == pytest.approx(float(decided["pnl"].sum()))
     traded = decided.filter(pl.col("fills") > 0)
     assert s["windows_traded"] == traded.height
-    assert s["pnl_per_window"] == pytest.approx(float(traded["pnl"].mean()))
+    # Per window over every window with an outcome (untraded count 0), traded ones beside it.
+    assert s["pnl_per_window"] == pytest.approx(float(decided["pnl"].mean()))
+    assert s["pnl_per_traded_window"] == pytest.approx(float(traded["pnl"].mean()))
     assert np.isfinite(s["pnl_per_window_ci95"]).all()
 
     # The report's paired comparison pairs only windows with an outcome.
