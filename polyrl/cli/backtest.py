@@ -10,6 +10,7 @@ import typer
 
 from polyrl.cli import app
 from polyrl.cli.common import (
+    BlockOpt,
     ConfigOpt,
     err_console,
     progress_bar,
@@ -133,14 +134,7 @@ def backtest_cmd(
     seed: Annotated[
         int, typer.Option("--seed", help="Seed of the random baseline and the bootstrap.")
     ] = 0,
-    block: Annotated[
-        str,
-        typer.Option(
-            "--block",
-            help="Clusters the intervals resample: start (every window of one start time, all "
-            "assets together) or day (every window of one UTC day).",
-        ),
-    ] = "start",
+    block: BlockOpt = "start",
     config: ConfigOpt = None,
 ) -> None:
     """Run baselines over recorded days through the Engine (the same feature, policy and

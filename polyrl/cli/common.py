@@ -34,6 +34,14 @@ ConfigOpt = Annotated[
         readable=True,
     ),
 ]
+BlockOpt = Annotated[
+    str,
+    typer.Option(
+        "--block",
+        help="Clusters the intervals resample: start (every window of one start time, all "
+        "assets together) or day (every window of one UTC day).",
+    ),
+]
 
 
 def parse_assets(text: str | None) -> tuple[str, ...] | None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from polyrl.cli import app
-from polyrl.cli.common import err_console, progress_bar
+from polyrl.cli.common import BlockOpt, err_console, progress_bar
 
 
 @app.command("report")
@@ -43,14 +43,7 @@ def report_cmd(
         ),
     ] = True,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap intervals.")] = 0,
-    block: Annotated[
-        str,
-        typer.Option(
-            "--block",
-            help="Clusters the intervals resample: start (every window of one start time, all "
-            "assets together) or day (every window of one UTC day).",
-        ),
-    ] = "start",
+    block: BlockOpt = "start",
 ) -> None:
     """Write a run's report: report.md with PnL, ROI, win rate, average win and loss, profit
     factor, fees, max drawdown, Sharpe and PnL per window (every eligible window, untraded
