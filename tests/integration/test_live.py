@@ -257,7 +257,9 @@ def test_live_resume_continues_positions_tables_and_totals(tmp_path: Path) -> No
     eps = pl.read_parquet(run / "episodes.parquet")
     w0 = eps.filter(pl.col("end_ns") == iso_to_ns("2024-06-01T00:30:00Z"))
     assert sorted(w0["asset"].to_list()) == ["btc", "eth"]
-    assert (w0["outcome_source"] == "gamma").all()
+    # Settled from the venue's own resolution: Gamma's, or the CLOB market's when Gamma had
+    # not answered closed within the recorder's polls (a loaded machine at 20x can get there).
+    assert w0["outcome_source"].is_in(["gamma", "clob"]).all()
     # Each 00:15 episode counts the fills of both sessions in its window.
     for ep in w0.iter_rows(named=True):
         legs = trades.filter(
