@@ -125,7 +125,8 @@ class FeatureEngine:
 
     @property
     def outages(self) -> list[tuple[str, int, int]]:
-        """(channel, start_ns, end_ns) of every venue outage that ended."""
+        """(channel, start_ns, end_ns) of every venue outage that ended (dated from the
+        recorder's ``gap_start_ns`` once its gap row arrived)."""
         return self.markets.outages
 
     # =========================================================================================

@@ -103,7 +103,8 @@ class Window:
     outcome_source: str | None = None
     outcome_ns: int | None = None
     gap: bool = False
-    """A venue outage overlapped the window (training may leave it out)."""
+    """A venue outage overlapped the window (training may leave it out); the outage is dated
+    from the recorder's ``gap_start_ns`` when its ``gap`` row arrives (see the module doc)."""
     fee_schedule_assumed: bool = False
     """Fees enabled without a published ``feeSchedule``: the fee fields hold the crypto
     schedule in force at the window's start (see :mod:`polyrl.sources.polymarket.fees`)."""
@@ -122,7 +123,8 @@ class MarketLog:
         self.windows: list[Window] = []
         """Every window seen, in order of discovery (``Window.index`` is the position)."""
         self.outages: list[tuple[str, int, int]] = []
-        """(channel, start_ns, end_ns) of every outage that ended."""
+        """(channel, start_ns, end_ns) of every outage that ended: from the disconnect row to
+        the reconnect, widened back to ``gap_start_ns`` once the reconnect's gap row arrives."""
         self.cursor_ns = -(2**62)
         """Everything logged up to this time has been applied."""
         self._log: deque[tuple[Any, ...]] = deque()
