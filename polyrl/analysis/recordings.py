@@ -153,7 +153,8 @@ class Recording:
     def gaps(self) -> pl.DataFrame:
         """The outages ``recorder.status`` recorded: ``channel``, ``stream_id``,
         ``start_ns``, ``end_ns`` (the row's receive time when the end is unknown),
-        ``seconds``."""
+        ``seconds``. ``start_ns`` is the gap row's ``gap_start_ns``, the last frame before the
+        silence: earlier than the ``disconnect`` row, which the watchdog writes later."""
         g = self.status().filter(pl.col("kind") == "gap")
         return g.select(
             pl.col("key").alias("channel"),

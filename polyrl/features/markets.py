@@ -9,6 +9,21 @@ is made on a book that was not re-synchronised after a gap. So does a ``book`` o
 ``price_change`` row whose quality flags make the engine skip it (:mod:`polyrl.features.flags`):
 the true book is then unknown. An outage overlapping a window flags it (:attr:`Window.gap`)
 so training can leave it out.
+
+Stale books. A token's *age* at tick t is ``t - recv_ns`` of the last market-channel row for
+that token applied by t: ``book``, ``price_change``, ``last_trade_price``, ``tick_size_change``
+or ``best_bid_ask`` (:meth:`MarketLog.fresh`). A market whose Up or Down token is older than
+``book_stale_s`` is not tradable: a channel that stops delivering without a disconnect is
+caught after that age, not after the adapter's watchdog.
+
+Dating outages. A reconnect writes a ``gap`` row whose ``gap_start_ns`` is the last frame
+received before the silence (the ``disconnect`` row came later, when the watchdog fired).
+Outages and window flags are dated from ``gap_start_ns``: a window that ended inside the
+silence, before the disconnect row, is flagged ``gap``. Tradability does not use it: the
+``gap`` row arrives at the reconnect, and at tick t only rows received by t may count (no
+look-ahead); during the silence the stale-book rule is what stops trading, ``book_stale_s``
+after the last frame. Flags may therefore be set on windows already past when the row
+arrives; they feed the windows table (training exclusion) and reports, never a decision.
 """
 
 from __future__ import annotations
@@ -33,17 +48,22 @@ from polyrl.sources.polymarket.book import TokenBook
 TRADE_DEPENDENT_CHANNELS = (CH_BINANCE_SPOT_WS, CH_BINANCE_FUTURES_WS, CH_POLYMARKET_WS)
 """Channels whose outage makes every market not tradable."""
 
+TOUCH_STREAMS = ("polymarket.trade", "polymarket.tick_size", "polymarket.best_bid_ask")
+"""Market-channel streams that move no book level but prove the token's feed is alive (they
+count toward a book's age with ``book`` and ``price_change``; see :meth:`MarketLog.fresh`)."""
+
 LOG_STREAMS = (
     "polymarket.market",
     "polymarket.book",
     "polymarket.price_change",
     "polymarket.resolution",
     "recorder.status",
+    *TOUCH_STREAMS,
 )
 """The streams applied sequentially (everything else is a vectorised series)."""
 
 # Log entry kinds: (recv_ns, kind, ...).
-_MARKET, _BOOK, _CHANGE, _RESOLUTION, _STATUS, _UNSYNC = range(6)
+_MARKET, _BOOK, _CHANGE, _RESOLUTION, _STATUS, _UNSYNC, _TOUCH = range(7)
 
 _COLUMNS = {
     "polymarket.market": ["recv_ns", "key", "asset", "slug", "up_token", "down_token",
@@ -53,9 +73,11 @@ _COLUMNS = {
                         "quality"],
     "polymarket.price_change": ["recv_ns", "key", "side", "price", "size", "quality"],
     "polymarket.resolution": ["recv_ns", "key", "outcome", "source"],
-    "recorder.status": ["recv_ns", "key", "kind"],
+    "recorder.status": ["recv_ns", "key", "kind", "gap_start_ns", "gap_end_ns"],
+    **{s: ["recv_ns", "key"] for s in TOUCH_STREAMS},
 }  # fmt: skip
 _BOOK_STREAMS = frozenset({"polymarket.book", "polymarket.price_change"})
+_TOKEN_KINDS = frozenset({_BOOK, _CHANGE, _UNSYNC, _TOUCH})
 
 
 @dataclass(slots=True)
@@ -81,7 +103,8 @@ class Window:
     outcome_source: str | None = None
     outcome_ns: int | None = None
     gap: bool = False
-    """A venue outage overlapped the window (training may leave it out)."""
+    """A venue outage overlapped the window (training may leave it out); the outage is dated
+    from the recorder's ``gap_start_ns`` when its ``gap`` row arrives (see the module doc)."""
     fee_schedule_assumed: bool = False
     """Fees enabled without a published ``feeSchedule``: the fee fields hold the crypto
     schedule in force at the window's start (see :mod:`polyrl.sources.polymarket.fees`)."""
@@ -100,13 +123,16 @@ class MarketLog:
         self.windows: list[Window] = []
         """Every window seen, in order of discovery (``Window.index`` is the position)."""
         self.outages: list[tuple[str, int, int]] = []
-        """(channel, start_ns, end_ns) of every outage that ended."""
+        """(channel, start_ns, end_ns) of every outage that ended: from the disconnect row to
+        the reconnect, widened back to ``gap_start_ns`` once the reconnect's gap row arrives."""
         self.cursor_ns = -(2**62)
         """Everything logged up to this time has been applied."""
         self._log: deque[tuple[Any, ...]] = deque()
         self._by_cid: dict[str, Window] = {}
         self._live: dict[str, list[Window]] = {a: [] for a in assets}
         self._tokens: dict[str, TokenBook] = {}
+        self._heard_ns: dict[str, int] = {}
+        """Per token, the recv_ns of the last market-channel row applied for it."""
         # Unknown at first (a replay may start mid-recording): up until a status says not.
         self._down: set[str] = set()
         self._down_since: dict[str, int] = {}
@@ -137,7 +163,10 @@ class MarketLog:
                 log.append((c["recv_ns"][i], _BOOK, c["key"][i], c["bid_px"][i],
                             c["bid_size"][i], c["ask_px"][i], c["ask_size"][i]))  # fmt: skip
             elif s == "recorder.status":
-                log.append((c["recv_ns"][i], _STATUS, c["key"][i], c["kind"][i]))
+                log.append((c["recv_ns"][i], _STATUS, c["key"][i], c["kind"][i],
+                            c["gap_start_ns"][i], c["gap_end_ns"][i]))  # fmt: skip
+            elif s in TOUCH_STREAMS:
+                log.append((c["recv_ns"][i], _TOUCH, c["key"][i]))
             elif s == "polymarket.market":
                 log.append((c["recv_ns"][i], _MARKET, *(c[n][i] for n in _COLUMNS[s][1:])))
             else:
@@ -150,9 +179,12 @@ class MarketLog:
         """Apply every logged event with recv_ns <= t."""
         log = self._log
         tokens = self._tokens
+        heard = self._heard_ns
         while log and log[0][0] <= t:
             e = log.popleft()
             kind = e[1]
+            if kind in _TOKEN_KINDS:
+                heard[e[2]] = e[0]
             if kind == _CHANGE:
                 lv = tokens.get(e[2])
                 if lv is not None:
@@ -163,20 +195,28 @@ class MarketLog:
                     lv = tokens[e[2]] = TokenBook(e[2])
                 lv.replace(e[3], e[4], e[5], e[6])
             elif kind == _STATUS:
-                self._status(e[0], e[2], e[3])
+                self._status(e[0], e[2], e[3], e[4], e[5])
             elif kind == _UNSYNC:
                 lv = tokens.get(e[2])
                 if lv is not None:
                     lv.reset()
             elif kind == _MARKET:
                 self._market(e)
+            elif kind == _TOUCH:
+                pass
             else:
                 w = self._by_cid.get(e[2])
                 if w is not None and w.outcome is None:
                     w.outcome, w.outcome_source, w.outcome_ns = e[3], e[4], e[0]
         self.cursor_ns = t
 
-    def _status(self, t: int, channel: str, kind: str) -> None:
+    def _status(
+        self, t: int, channel: str, kind: str, gap_start: int | None, gap_end: int | None
+    ) -> None:
+        if kind == "gap":
+            if channel in TRADE_DEPENDENT_CHANNELS and gap_start is not None:
+                self._dated_outage(channel, gap_start, gap_end if gap_end is not None else t)
+            return
         if kind == "start" and channel == CH_RECORDER:
             # A (re)started recorder: nothing is connected yet, every book must resync.
             for ch in TRADE_DEPENDENT_CHANNELS:
@@ -200,6 +240,22 @@ class MarketLog:
 
     def _outage(self, channel: str, a: int, b: int) -> None:
         self.outages.append((channel, a, b))
+        self._flag(a, b)
+
+    def _dated_outage(self, channel: str, a: int, b: int) -> None:
+        """A ``gap`` row's span: it widens the outage its reconnect just closed (which began
+        only at the later disconnect row), or is a new outage; windows it overlaps are
+        flagged, even those that ended before the row arrived (flags only, never tradability)."""
+        for i in range(len(self.outages) - 1, -1, -1):
+            ch, a0, b0 = self.outages[i]
+            if ch == channel and a0 <= b and a <= b0:
+                self.outages[i] = (ch, min(a, a0), max(b, b0))
+                break
+        else:
+            self.outages.append((channel, a, b))
+        self._flag(a, b)
+
+    def _flag(self, a: int, b: int) -> None:
         for w in self.windows[-64:]:
             if w.start_ns < b and a < w.end_ns:
                 w.gap = True
@@ -254,9 +310,19 @@ class MarketLog:
         # Forget windows that ended a while ago (their books are no longer needed).
         while live and live[0].end_ns < t - WINDOW_NS:
             old = live.pop(0)
-            self._tokens.pop(old.up_token, None)
-            self._tokens.pop(old.down_token, None)
+            for tok in (old.up_token, old.down_token):
+                self._tokens.pop(tok, None)
+                self._heard_ns.pop(tok, None)
         return cur
+
+    def fresh(self, w: Window, t: int, max_age_ns: int) -> bool:
+        """Both of ``w``'s tokens heard from within ``max_age_ns`` of ``t``: the last
+        market-channel row for each (``book``, ``price_change``, ``last_trade_price``,
+        ``tick_size_change``, ``best_bid_ask``) has ``t - recv_ns <= max_age_ns`` (rows
+        applied up to ``t`` only). A token never heard from is not fresh."""
+        heard = self._heard_ns
+        lo = t - max_age_ns
+        return heard.get(w.up_token, lo - 1) >= lo and heard.get(w.down_token, lo - 1) >= lo
 
     def books(self, w: Window) -> tuple[TokenBook | None, TokenBook | None]:
         """The Up and Down token books of ``w`` (None before any was seen)."""
