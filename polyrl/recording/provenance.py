@@ -131,7 +131,9 @@ def day_provenance(root: Path | str, date: str) -> DayProvenance:
     """The provenance of one day of ``root`` (unknown, with the reason, when not said)."""
     path = provenance_path(root, date)
     if not path.exists():
-        return DayProvenance(date, (), "no provenance file: made before recordings said what made them")
+        return DayProvenance(
+            date, (), "no provenance file: made before recordings said what made them"
+        )
     found = _read(path)
     if found is None:
         return DayProvenance(date, (), f"unreadable provenance file {path}")
