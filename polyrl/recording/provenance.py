@@ -199,20 +199,22 @@ _NOT_RECORDED = "(not recorded)"
 
 def changed_settings(entry: Mapping[str, Any], sim_class: type | None) -> dict[str, Any]:
     """A simulated entry's settings that differ from today's defaults: simulator settings
-    by name, ``[sources]`` ones as ``sources.NAME``. A setting the recording predates reads
-    ``(not recorded)``. Without ``sim_class`` only the ``[sources]`` ones are compared."""
+    by name, ``[sources]`` ones as ``sources.NAME``. A simulator setting the recording
+    predates reads ``(not recorded)``; a ``[sources]`` one it predates is left out (most of
+    them are the live adapters', not the simulator's). Without ``sim_class`` only the
+    ``[sources]`` settings are compared."""
     out: dict[str, Any] = {}
-    pairs: list[tuple[str, Mapping[str, Any], dict[str, Any]]] = [
-        ("sources.", entry.get("sources") or {}, simulation_sources(SourcesConfig()))
-    ]
     if sim_class is not None:
-        pairs.insert(0, ("", entry.get("sim") or {}, defaults_of(sim_class)))
-    for prefix, got, want in pairs:
+        got, want = entry.get("sim") or {}, defaults_of(sim_class)
         for k in sorted(set(got) | set(want)):
             if k not in got:
-                out[prefix + k] = _NOT_RECORDED
+                out[k] = _NOT_RECORDED
             elif k not in want or got[k] != want[k]:
-                out[prefix + k] = got[k]
+                out[k] = got[k]
+    got, want = entry.get("sources") or {}, simulation_sources(SourcesConfig())
+    for k in sorted(got):
+        if k not in want or got[k] != want[k]:
+            out[f"sources.{k}"] = got[k]
     return out
 
 

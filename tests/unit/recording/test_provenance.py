@@ -90,6 +90,10 @@ def test_default_settings_are_said_and_follow_the_dataclass_defaults(default_sim
     changed = changed_settings(entry, Later)
     assert changed["book_lag_s"] == SimConfig().book_lag_s
     assert changed["new_knob"] == "(not recorded)"
+    # [sources] settings the simulator followed are named when they differ too.
+    poll = SourcesConfig().resolution_poll_s + 5.0
+    other = {**entry, "sources": {**entry["sources"], "resolution_poll_s": poll}}
+    assert changed_settings(other, SimConfig) == {"sources.resolution_poll_s": poll}
 
 
 def test_recorded_days_say_recorded_and_name_non_default_venues(tmp_path: Path) -> None:
