@@ -13,6 +13,7 @@ continued across restarts from what the root already holds (:func:`next_seq`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterable, Mapping
@@ -304,8 +305,11 @@ class RecordingWriter:
             if self.provenance is not None:
                 date = path.parent.parent.name.removeprefix("date=")
                 if date not in self._noted_days:
-                    self._noted_days.add(date)
-                    note_day(self.root, date, self.provenance, fsync=self.config.fsync)
+                    # A provenance file that cannot be written never costs recorded rows: the
+                    # next file of the day tries again (until then the day reads unknown).
+                    with contextlib.suppress(OSError):
+                        note_day(self.root, date, self.provenance, fsync=self.config.fsync)
+                        self._noted_days.add(date)
 
 
 def _fsync_dir(directory: Path, config: RecordingConfig) -> None:

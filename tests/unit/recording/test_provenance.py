@@ -23,7 +23,7 @@ from polyrl.recording.provenance import (
     recorded_entry,
     root_provenance,
 )
-from polyrl.recording.writer import RecordingConfig, RecordingWriter
+from polyrl.recording.writer import RecordingConfig, RecordingWriter, recording_files
 from polyrl.sim.config import SimConfig
 from polyrl.sim.record import simulate_to_recording, simulation_provenance
 from polyrl.sources.config import SourcesConfig
@@ -167,3 +167,24 @@ def test_days_of_different_data_are_each_named(default_sim: Path, tmp_path: Path
     assert data["text"].startswith(
         "2024-06-01..2024-06-02: simulated, seed 3, default settings; 2024-06-03: unknown ("
     )
+
+
+def test_a_provenance_file_that_cannot_be_written_never_costs_rows(tmp_path: Path) -> None:
+    root = tmp_path / "rec"
+    root.mkdir()
+    (root / "provenance").write_text("in the way")  # a file where the folder should be
+    entry = recorded_entry(SourcesConfig(), by="polyrl record")
+    with RecordingWriter(root, config=FAST, provenance=entry) as w:
+        w.append(make_event("binance.spot.trade", T0, i=0))
+    assert len(recording_files(root)) == 1  # the rows are on disk
+    assert day_provenance(root, "2024-06-01").kind == "unknown"
+    # Once the way is clear, the writer's next file of the day says what made it.
+    (root / "provenance").unlink()
+    w = RecordingWriter(root, config=FAST, provenance=entry)
+    (root / "provenance").write_text("in the way")
+    w.append(make_event("binance.spot.trade", T0 + 1, i=1))
+    w.flush()
+    (root / "provenance").unlink()
+    w.append(make_event("binance.spot.trade", T0 + 2, i=2))
+    w.close()
+    assert day_provenance(root, "2024-06-01").sources == (entry,)
