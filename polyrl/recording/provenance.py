@@ -228,12 +228,16 @@ def _host(url: str) -> str:
 
 
 def describe_entry(entry: Mapping[str, Any], changed: Mapping[str, Any] | None = None) -> str:
-    """One entry in a few words: ``simulated, seed 7, book_lag_s=2.0``, ``recorded``,
-    ``recorded from non-default venues (127.0.0.1:9001, ...)``, ``imported``."""
+    """One entry in a few words: ``simulated, seed 7, book_lag_s=2.0`` (``changed``: the
+    settings that differ from the defaults, :func:`changed_settings`; None when they were
+    not compared), ``recorded``, ``recorded from non-default venues (127.0.0.1:9001, ...)``,
+    ``imported``."""
     kind = entry["kind"]
     if kind == "simulated":
         text = f"simulated, seed {entry.get('seed', '?')}"
-        if changed:
+        if changed is None:  # not compared with any defaults: say nothing about them
+            text += f", settings in {PROVENANCE_DIR}/"
+        elif changed:
             text += ", " + ", ".join(f"{k}={_value(v)}" for k, v in changed.items())
         else:
             text += ", default settings"
@@ -258,8 +262,8 @@ def describe_day(day: DayProvenance, sim_class: type | None) -> str:
         return f"unknown ({day.problem})" if day.problem else "unknown"
     parts = []
     for s in day.sources:
-        ch = changed_settings(s, sim_class) if s["kind"] == "simulated" else None
-        parts.append(describe_entry(s, ch))
+        sim = s["kind"] == "simulated" and sim_class is not None
+        parts.append(describe_entry(s, changed_settings(s, sim_class) if sim else None))
     return " + ".join(parts)
 
 
@@ -290,7 +294,8 @@ def data_section(
         sims = [s for s in day.sources if s["kind"] == "simulated"]
         if len(sims) == 1:
             item["seed"] = sims[0].get("seed")
-            item["changed"] = changed_settings(sims[0], sim_class)
+            if sim_class is not None:
+                item["changed"] = changed_settings(sims[0], sim_class)
         out_days[date] = item
     return {
         "text": describe_days({d: v["text"] for d, v in out_days.items()}),

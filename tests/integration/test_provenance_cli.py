@@ -32,6 +32,9 @@ def test_runs_on_simulated_data_name_the_settings_in_summary_and_report(tmp_path
                   "0.3", "--seed", str(SEED), "--assets", "btc", "--config", str(cfg))  # fmt: skip
     assert res.returncode == 0, res.stderr
     want = f"simulated, seed {SEED}, book_lag_s={LAG}"
+    res = run_cli("inspect", str(rec))
+    assert res.returncode == 0, res.stderr
+    assert f"  2024-06-01  {want}\n  2024-06-02  {want}" in res.stdout
     runs = tmp_path / "runs"
     common = ("--root", str(rec), "--runs", str(runs))
 

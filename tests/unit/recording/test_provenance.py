@@ -188,3 +188,20 @@ def test_a_provenance_file_that_cannot_be_written_never_costs_rows(tmp_path: Pat
     w.append(make_event("binance.spot.trade", T0 + 2, i=2))
     w.close()
     assert day_provenance(root, "2024-06-01").sources == (entry,)
+
+
+def test_inspect_names_each_day_and_never_claims_defaults_it_did_not_compare(
+    default_sim: Path,
+) -> None:
+    from polyrl.recording.inspect import format_report, inspect_recording
+
+    report = inspect_recording(default_sim, sim_class=SimConfig)
+    want = "simulated, seed 3, default settings"
+    assert report.data == {"2024-06-01": want, "2024-06-02": want}
+    assert f"  2024-06-02  {want}" in format_report(report)
+    assert json.loads(report.to_json())["data"] == report.data
+    # Without the simulator's defaults to compare with, it says where the settings are.
+    bare = inspect_recording(default_sim).data["2024-06-01"]
+    assert bare == "simulated, seed 3, settings in provenance/"
+    data = data_section(default_sim, ["2024-06-01"], sim_class=None)
+    assert "changed" not in data["days"]["2024-06-01"] and "default" not in data["text"]
