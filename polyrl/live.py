@@ -35,6 +35,7 @@ from polyrl.engine import Engine, TickObs
 from polyrl.events import NS_PER_S, Event
 from polyrl.features.engine import FeatureEngine
 from polyrl.features.sets import feature_set
+from polyrl.recording.provenance import describe_entry, recorded_entry
 from polyrl.recording.reader import MergedBatch
 from polyrl.recording.recorder import Recorder, SourceAdapter
 from polyrl.runlog import RunLog, atomic_write_bytes
@@ -107,8 +108,13 @@ class LiveSession:
             self.engine.on_settle = self.trainer.settled
         self.rl_metrics: dict[str, Any] = {}
         self._queue: list[Event] = []
+        self.provenance = recorded_entry(config.sources, by="polyrl live", clock_speed=clock.speed)
         self.recorder = Recorder(
-            recording_root, config=config.recording, clock=clock, listeners=[self._queue.append]
+            recording_root,
+            config=config.recording,
+            clock=clock,
+            listeners=[self._queue.append],
+            provenance=self.provenance,
         )
         self.latency = LatencyStats()
         self.on_tick = on_tick
@@ -294,6 +300,9 @@ class LiveSession:
             "latency_ms_p50": 1e3 * LatencyStats.pct(self.latency.recent, 0.5),
             "latency_ms_p99": 1e3 * LatencyStats.pct(self.latency.recent, 0.99),
             "config": to_dict(self.config),
+            # What data the session traded on: what it recorded itself, live.
+            "data": {"text": describe_entry(self.provenance), "kinds": ["recorded"],
+                     "sources": [self.provenance]},
         })  # fmt: skip
         self.write_snapshot(finished=True)
         return summary

@@ -101,5 +101,9 @@ def three_day_recording(tmp_path_factory: pytest.TempPathFactory):  # type: igno
         )
         for stream in (p for p in part.iterdir() if p.is_dir()):
             for d in stream.iterdir():
-                shutil.copytree(d, root / stream.name / d.name)
+                if d.is_dir():
+                    shutil.copytree(d, root / stream.name / d.name)
+                else:  # provenance/<day>.json: what made the day comes along
+                    (root / stream.name).mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(d, root / stream.name / d.name)
     return root

@@ -187,9 +187,22 @@ def markdown_table(df: pl.DataFrame) -> str:
     return "\n".join([head, rule, *rows])
 
 
+def data_text(run: Run) -> str:
+    """What data made ``run``, in a few words: its summary's ``data`` line (simulated with
+    the seed and the simulator settings that differ from the defaults, recorded, imported),
+    or ``unknown`` and why. Never guessed."""
+    data = run.summary.get("data")
+    if isinstance(data, dict) and data.get("text"):
+        return str(data["text"])
+    if not run.summary:
+        return "unknown (no summary.json yet: said when the run finishes)"
+    return "unknown (its summary does not say: made before runs recorded their data)"
+
+
 def _about(run: Run) -> list[str]:
     s, c = run.summary, run.config
-    lines = [f"- kind: **{run.kind}**; strategy: **{run.strategy}**"]
+    lines = [f"- kind: **{run.kind}**; strategy: **{run.strategy}**",
+             f"- data: {data_text(run)}"]  # fmt: skip
     if run.kind == "train":
         lines.append(f"- trained on `{s.get('replay', c.get('replay'))}`: {s.get('updates', '?')} "
                      f"updates, {s.get('steps', '?'):,} steps, feature set "
@@ -342,6 +355,13 @@ def _compared(run: Run, others: Sequence[Run], n_siblings: int) -> list[str]:
                    f"{_names(others[:n_siblings])}")  # fmt: skip
     if others[n_siblings:]:
         out.append(f"- compared with (`--against`): {_names(others[n_siblings:])}")
+    # Each compared run's data, so runs on differently made days are never read as alike.
+    mine = data_text(run)
+    differ = [o for o in others if data_text(o) != mine]
+    for o in differ:
+        out.append(f"  - data of `{o.name}`: {data_text(o)}")
+    if others and not differ:
+        out.append(f"  - data of every compared run: the same ({mine})")
     return out
 
 

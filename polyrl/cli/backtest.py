@@ -58,9 +58,11 @@ def load_caches(root: Path, dates: str, cfg: Config):  # type: ignore[no-untyped
 
 
 def run_baseline(  # type: ignore[no-untyped-def]
-    name: str, caches, cfg: Config, run_dir: Path, seed: int, block: str = "start"
-) -> dict:
-    """One baseline over the caches; writes its run directory; returns the summary."""
+    name: str, caches, cfg: Config, run_dir: Path, seed: int, block: str = "start",
+    data: dict | None = None,
+) -> dict:  # fmt: skip
+    """One baseline over the caches; writes its run directory; returns the summary.
+    ``data``: what made the days (:func:`polyrl.recording.provenance.data_section`)."""
     from polyrl.analysis.stats import summarize
     from polyrl.features.sets import feature_set
     from polyrl.policies.baselines import make_baseline
@@ -90,6 +92,7 @@ def run_baseline(  # type: ignore[no-untyped-def]
             "recording_digests": result.recording_digests,
             "events_digest": events_digest(result),
             "stats": stats,
+            "data": data,
         }
     )
 
@@ -148,6 +151,7 @@ def backtest_cmd(
     from polyrl.analysis.bootstrap import BLOCKS
     from polyrl.analysis.stats import format_table
     from polyrl.policies.baselines import BASELINES
+    from polyrl.recording.provenance import data_section
 
     if block not in BLOCKS:
         raise ConfigError(f"--block: {block!r} is not one of {', '.join(BLOCKS)}")
@@ -167,11 +171,13 @@ def backtest_cmd(
         raise ConfigError(f"run directory {taken[0]} already holds a run; {hint}")
     rec_root, dates = replay_source(replay, root, cfg)
     caches = load_caches(rec_root, dates, cfg)
+    data = data_section(rec_root, [c.date for c in caches], sim_class=type(cfg.sim))
     summaries = {}
     for n in names:
         run_dir = base / n if len(names) > 1 else base
-        summaries[n] = run_baseline(n, caches, cfg, run_dir, seed, block)
+        summaries[n] = run_baseline(n, caches, cfg, run_dir, seed, block, data)
         err_console.print(f"{n}: wrote {run_dir}")
+    typer.echo(f"data: {data['text']}")
     typer.echo(format_table({n: s["stats"] for n, s in summaries.items()}))
     flagged = {n: s["stats"]["total"] for n, s in summaries.items()}
     first = next(iter(flagged.values()))

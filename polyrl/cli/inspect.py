@@ -29,7 +29,8 @@ def inspect_cmd(
     time, mean rate, largest silence and receive latency; per channel the connects, reconnects,
     gaps and parse errors from recorder.status, and the channels' connection failures, HTTP
     errors, alerts and runs in which they never connected; per stream the rows with quality
-    flags set, counted per flag (see `polyrl schema`)."""
+    flags set, counted per flag (see `polyrl schema`); per day, what made it (simulated with
+    its seed and non-default simulator settings, recorded, imported, or unknown)."""
     if by not in ("asset", "key"):
         from polyrl.errors import ConfigError
 
@@ -38,7 +39,7 @@ def inspect_cmd(
     path = recording_root(root, cfg)
     globs = [g.strip() for g in dates.split(",") if g.strip()] or ["*"]
     group: Literal["asset", "key"] = "key" if by == "key" else "asset"
-    report = inspect_recording(path, globs, by=group)
+    report = inspect_recording(path, globs, by=group, sim_class=type(cfg.sim))
     if as_json:
         typer.echo(report.to_json())
     else:

@@ -27,6 +27,7 @@ from polyrl.clock import LiveClock
 from polyrl.errors import ConfigError, RecordingError
 from polyrl.events import CH_RECORDER, NS_PER_S, iso_to_ns
 from polyrl.recording.health import ChannelStat, any_reached, never_reached_text
+from polyrl.recording.provenance import recorded_entry
 from polyrl.recording.recorder import Recorder
 
 
@@ -149,7 +150,13 @@ def record_cmd(
     else:
         clock = LiveClock.from_config(cfg.clock)
     adapters = default_adapters(cfg)
-    rec = Recorder(root, config=cfg.recording, clock=clock, on_alert=print_alert)
+    rec = Recorder(
+        root,
+        config=cfg.recording,
+        clock=clock,
+        on_alert=print_alert,
+        provenance=recorded_entry(cfg.sources, by="polyrl record", clock_speed=clock.speed),
+    )
     if rec.recovery.segments:
         err_console.print(
             f"recovered {rec.recovery.rows_written:,} rows from {rec.recovery.segments} "

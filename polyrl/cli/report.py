@@ -55,10 +55,12 @@ def report_cmd(
     outcome per price bin with n and a Wilson 95% interval; beside it the figures as PNG:
     equity curve and drawdown (a panel per strategy), PnL by asset, entry price vs outcome,
     PnL per position, PnL by time left, the comparison, and for a training run its PPO
-    curves."""
+    curves. Prints on stderr (stdout is the path of report.md), for the run and each run it
+    is compared with, a line naming the data that made it (simulated with its seed and
+    non-default simulator settings, recorded, imported, or unknown), also in report.md."""
     from polyrl.analysis.bootstrap import BLOCKS
-    from polyrl.analysis.report import load_against, write_report
-    from polyrl.analysis.runs import load_run
+    from polyrl.analysis.report import data_text, load_against, write_report
+    from polyrl.analysis.runs import load_run, sibling_runs
     from polyrl.errors import ConfigError
 
     if block not in BLOCKS:
@@ -72,4 +74,7 @@ def report_cmd(
             progress=lambda done, total, what: advance(done, what),
         )  # fmt: skip
     err_console.print(f"wrote {path.parent}")
+    shown = load_against([*(sibling_runs(r) if siblings else []), *others])
+    for x in [r, *(o for o in shown if o.path.resolve() != r.path.resolve())]:
+        err_console.print(f"data of {x.name}: {data_text(x)}", markup=False, highlight=False)
     typer.echo(str(path))

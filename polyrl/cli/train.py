@@ -219,6 +219,7 @@ def train_cmd(
         f"{result.steps_run * cfg.engine.tick_ms / 1000 / secs:,.0f}x real "
         f"time per market); run in {run_dir}"
     )
+    typer.echo(f"data: {result.summary['data']['text']}")
     if result.eval_table is not None:
         typer.echo(f"held-out evaluation ({','.join(result.summary['splits']['eval'])}):")
         typer.echo(format_table(result.eval_table))

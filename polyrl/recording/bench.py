@@ -81,6 +81,7 @@ def ensure_bench_recording(
             end_ns=start_ns + int(hours * 3600) * NS_PER_S,
             seed=seed,
             config=config,
+            by="polyrl bench",
         )
         marker.write_text("ok")
     return src

@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from polyrl.events import NS_PER_MS, NS_PER_S, STATUS_STREAM, ns_to_iso
+from polyrl.recording.provenance import day_provenance, describe_day
 from polyrl.recording.reader import list_partitions, read_file
 from polyrl.sources.quality import FLAGS
 
@@ -97,6 +98,9 @@ class InspectReport:
     hours: int
     flagged: list[FlaggedRows] = field(default_factory=list)
     """Streams with flagged rows (none listed: every row is clean)."""
+    data: dict[str, str] = field(default_factory=dict)
+    """Per day, what made it (:mod:`polyrl.recording.provenance`): simulated, recorded,
+    imported, or unknown."""
 
     def to_json(self) -> str:
         return json.dumps(
@@ -108,15 +112,22 @@ class InspectReport:
                 "streams": [s.to_json() for s in self.streams],
                 "channels": [asdict(c) for c in self.channels],
                 "flagged": [asdict(f) for f in self.flagged],
+                "data": self.data,
             },
             indent=2,
         )
 
 
 def inspect_recording(
-    root: Path, dates: str | Sequence[str] = "*", *, by: Literal["asset", "key"] = "asset"
+    root: Path,
+    dates: str | Sequence[str] = "*",
+    *,
+    by: Literal["asset", "key"] = "asset",
+    sim_class: type | None = None,
 ) -> InspectReport:
-    """Summarise a recording root (see module doc). Errors name the root, glob or file."""
+    """Summarise a recording root (see module doc). Errors name the root, glob or file.
+    ``sim_class``: the simulator's config dataclass, to name a simulated day's settings that
+    differ from its defaults."""
     parts = list_partitions(root, dates)
     globs = [dates] if isinstance(dates, str) else list(dates)
     stats: dict[tuple[str, str], StreamStats] = {}
@@ -153,6 +164,10 @@ def inspect_recording(
         channels=sorted(channels.values(), key=lambda c: c.channel),
         hours=len({(p.date, p.hour) for p in parts}),
         flagged=sorted(flagged.values(), key=lambda f: f.stream),
+        data={
+            d: describe_day(day_provenance(root, d), sim_class)
+            for d in sorted({p.date for p in parts})
+        },
     )
 
 
@@ -330,4 +345,7 @@ def format_report(report: InspectReport) -> str:
             )
     lines += format_failures(report)
     lines += format_flagged(report)
+    if report.data:
+        lines += ["", "data (what made each day):"]
+        lines += [f"  {d}  {text}" for d, text in report.data.items()]
     return "\n".join(lines)

@@ -27,10 +27,10 @@ import asyncio
 import contextlib
 import dataclasses
 import signal
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from polyrl.clock import LiveClock
 from polyrl.errors import RecordingError
@@ -87,7 +87,8 @@ class StreamStat:
 
 
 class Recorder:
-    """Records frames from adapters (see module doc). ``listeners`` see every parsed event."""
+    """Records frames from adapters (see module doc). ``listeners`` see every parsed event;
+    ``provenance`` is the entry each recorded day's provenance file gets."""
 
     def __init__(
         self,
@@ -97,13 +98,15 @@ class Recorder:
         clock: LiveClock,
         listeners: Sequence[Callable[[Event], None]] = (),
         on_alert: Callable[[str, str], None] | None = None,
+        provenance: Mapping[str, Any] | None = None,
     ) -> None:
         self.root = Path(root)
         self.config = config
         self.clock = clock
         self.listeners = list(listeners)
         self.recovery = recover(self.root, config)
-        self.writer = RecordingWriter(self.root, config=config)
+        # What the rows are (polyrl.recording.provenance.recorded_entry): noted per day.
+        self.writer = RecordingWriter(self.root, config=config, provenance=provenance)
         self.parser = Parser(storage=STORAGE_PLANS, exch_tolerance_s=config.exch_time_tolerance_s)
         self.streams: dict[str, StreamStat] = {}
         self.channels: dict[str, ChannelStat] = {}

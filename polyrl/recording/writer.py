@@ -13,9 +13,10 @@ continued across restarts from what the root already holds (:func:`next_seq`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +27,7 @@ import pyarrow.parquet as pq
 
 from polyrl.errors import RecordingError
 from polyrl.events import NS_PER_S, STATUS_STREAM, Event, partition_of
+from polyrl.recording.provenance import check_entry, note_day
 from polyrl.recording.salvage import parse_error_rows, split_unstorable
 from polyrl.recording.schema import ARROW_SCHEMAS, spec
 
@@ -123,7 +125,9 @@ class RecordingWriter:
     """Append events; they reach disk as Parquet files on flush, roll or buffer size.
 
     Use as a context manager (``close`` flushes). ``start_seq=None`` continues after the
-    largest ``seq`` already under ``root``.
+    largest ``seq`` already under ``root``. ``provenance``: an entry saying what made the
+    rows (:mod:`polyrl.recording.provenance`), added to each day's provenance file when the
+    writer writes that day's first file.
     """
 
     def __init__(
@@ -132,8 +136,12 @@ class RecordingWriter:
         *,
         config: RecordingConfig | None = None,
         start_seq: int | None = None,
+        provenance: Mapping[str, Any] | None = None,
     ) -> None:
         self.root = Path(root)
+        # What made these rows (polyrl.recording.provenance): noted once per day written.
+        self.provenance = check_entry(provenance) if provenance is not None else None
+        self._noted_days: set[str] = set()
         self.config = config or RecordingConfig()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -294,6 +302,14 @@ class RecordingWriter:
         with self._lock:
             self.files_written.append(path)
             self.bytes_written += size
+            if self.provenance is not None:
+                date = path.parent.parent.name.removeprefix("date=")
+                if date not in self._noted_days:
+                    # A provenance file that cannot be written never costs recorded rows: the
+                    # next file of the day tries again (until then the day reads unknown).
+                    with contextlib.suppress(OSError):
+                        note_day(self.root, date, self.provenance, fsync=self.config.fsync)
+                        self._noted_days.add(date)
 
 
 def _fsync_dir(directory: Path, config: RecordingConfig) -> None:

@@ -47,6 +47,7 @@ from polyrl.features.cache import DayCache, recording_days
 from polyrl.features.sets import feature_set
 from polyrl.policies.baselines import BASELINES, make_baseline
 from polyrl.policies.ppo import PPOPolicy
+from polyrl.recording.provenance import data_section
 from polyrl.replay import load_days
 from polyrl.rl.checkpoint import load_checkpoint, save_checkpoint
 from polyrl.rl.env import EpisodeStore, ReplayEnv, evaluate
@@ -391,6 +392,10 @@ def train(
         "feature_set_version": fset.version,
         "recording_digests": {c.date: c.meta["recording_digest"] for c in store.caches},
         "episodes_in_store": store.n,
+        # What made the days of every split: simulated (settings, seed), recorded, imported.
+        "data": data_section(
+            root, [d for days in splits.values() for d in days], sim_class=type(config.sim)
+        ),
     }
     if val_store is not None:
         summary["val_windows"] = window_coverage(val_store)

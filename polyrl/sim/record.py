@@ -13,8 +13,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from polyrl.config import Config
+from polyrl.config import Config, to_dict
 from polyrl.errors import RecordingError
 from polyrl.events import (
     CH_BINANCE_FUTURES_WS,
@@ -22,7 +23,9 @@ from polyrl.events import (
     CH_POLYMARKET_WS,
     CH_RECORDER,
     CH_RTDS_WS,
+    ns_to_iso,
 )
+from polyrl.recording.provenance import simulation_sources
 from polyrl.recording.schema import STORAGE_PLANS
 from polyrl.recording.writer import RecordingWriter, recording_files
 from polyrl.sim.frames import generate_frames
@@ -48,6 +51,23 @@ class SimulationSummary:
     seconds: float = 0.0
 
 
+def simulation_provenance(
+    config: Config, *, start_ns: int, end_ns: int, seed: int, by: str
+) -> dict[str, Any]:
+    """The provenance entry of a simulation (:mod:`polyrl.recording.provenance`): every
+    simulator setting, the ``[sources]`` settings it follows, the seed, span and assets."""
+    return {
+        "kind": "simulated",
+        "by": by,
+        "seed": seed,
+        "start": ns_to_iso(start_ns),
+        "end": ns_to_iso(end_ns),
+        "assets": list(config.assets),
+        "sim": to_dict(config.sim),
+        "sources": simulation_sources(config.sources),
+    }
+
+
 def simulate_to_recording(
     root: Path,
     *,
@@ -56,11 +76,14 @@ def simulate_to_recording(
     seed: int,
     config: Config,
     progress: Callable[[int], None] | None = None,
+    by: str = "polyrl simulate",
 ) -> SimulationSummary:
     """Simulate ``[start_ns, end_ns)`` for ``config.assets`` and record it under ``root``.
 
     ``root`` must not hold a recording already (mixing two runs' seq would be a lie).
-    ``progress`` is called with the simulated time (ns) now and then.
+    ``progress`` is called with the simulated time (ns) now and then. Each day written gets
+    a provenance file naming the simulation (:func:`simulation_provenance`; ``by`` says
+    what asked for it).
     """
     if end_ns <= start_ns:
         raise RecordingError(f"simulation span is empty: start {start_ns} >= end {end_ns}")
@@ -71,7 +94,10 @@ def simulate_to_recording(
     summary = SimulationSummary(str(root), start_ns, end_ns, seed)
     counts: Counter[str] = Counter()
     parser = Parser(storage=STORAGE_PLANS, exch_tolerance_s=config.recording.exch_time_tolerance_s)
-    with RecordingWriter(root, config=config.recording, start_seq=0) as writer:
+    provenance = simulation_provenance(config, start_ns=start_ns, end_ns=end_ns, seed=seed, by=by)
+    with RecordingWriter(
+        root, config=config.recording, start_seq=0, provenance=provenance
+    ) as writer:
 
         def status(kind: str, t: int, channel: str, message: str) -> None:
             for ev in parser.parse(status_frame(kind, t, channel=channel, message=message)):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from polyrl.config import Config, load_config
 from polyrl.events import NS_PER_S, iso_to_ns
+from polyrl.recording.provenance import FORMAT as PROVENANCE_FORMAT
 
 SAMPLE_NAME = "sample"
 SAMPLE_START = "2024-06-01T23:00:00Z"
@@ -48,6 +49,8 @@ def ensure_sample(
         "hours": SAMPLE_HOURS,
         "seed": SAMPLE_SEED,
         "assets": list(cfg.assets),
+        # A sample made before recordings carried provenance files is made again.
+        "provenance": PROVENANCE_FORMAT,
     }
     if marker.exists():
         try:
@@ -65,6 +68,7 @@ def ensure_sample(
         seed=SAMPLE_SEED,
         config=cfg,
         progress=progress,
+        by="the embedded sample",
     )
     marker.write_text(json.dumps(spec))
     return root

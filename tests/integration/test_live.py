@@ -17,6 +17,7 @@ from polyrl.features.sets import feature_set
 from polyrl.live import LiveSession
 from polyrl.parity import replay_live_run
 from polyrl.policies.baselines import make_baseline
+from polyrl.recording.provenance import day_provenance
 from polyrl.recording.reader import RecordingReader
 from polyrl.recording.writer import RecordingConfig
 from polyrl.sim.serve import ServersThread, SimContent, VenueServers
@@ -126,6 +127,14 @@ def test_live_session_through_a_disconnect_then_parity(tmp_path: Path) -> None:
     settled = eps.filter(pl.col("end_ns") == iso_to_ns("2024-06-01T00:15:00Z"))
     assert settled.height == 2 and (settled["outcome_source"] == "gamma").all()
     assert summary["latency_ms_p99"] < 250  # generous: a shared test machine
+    # What the session traded on: what it recorded itself, from the loopback venues, at 10x;
+    # the recording's day says the same.
+    assert summary["data"]["kinds"] == ["recorded"]
+    assert summary["data"]["text"].startswith("recorded from non-default venues (127.0.0.1:")
+    assert summary["data"]["text"].endswith(", clock at 10x real time")
+    (entry,) = summary["data"]["sources"]
+    assert entry["by"] == "polyrl live"
+    assert day_provenance(tmp_path / "rec", "2024-06-01").sources == (entry,)
     m = pl.read_parquet(run / "metrics.parquet")
     assert {"latency/p50_ms", "latency/p99_ms", "pnl/realized"} <= set(m.columns)
     assert session.first_seq is not None

@@ -32,6 +32,7 @@ from polyrl.events import (
     Frame,
     iso_to_ns,
 )
+from polyrl.recording.provenance import describe_entry, root_provenance
 from polyrl.recording.reader import RecordingReader
 from polyrl.recording.recorder import Recorder
 from polyrl.recording.recovery import recover
@@ -273,6 +274,15 @@ def test_sigterm_loses_nothing(tmp_path: Path) -> None:
     assert segment_paths(root) == []  # the WAL was retired: everything is in Parquet
     kinds = RecordingReader(root, streams=["recorder.status"]).read_stream("recorder.status")
     assert kinds["kind"].to_list()[-1] == "stop"
+    # The day says it was recorded, from loopback venues (not the public ones), at 10x.
+    days = root_provenance(root)
+    assert list(days) == ["2024-06-01"]
+    (entry,) = days["2024-06-01"].sources
+    assert entry["kind"] == "recorded" and entry["by"] == "polyrl record"
+    assert entry["clock_speed"] == 10.0
+    assert entry["non_default_venues"] == sorted(entry["venues"])
+    assert all("127.0.0.1" in url for url in entry["venues"].values())
+    assert describe_entry(entry).startswith("recorded from non-default venues (127.0.0.1:")
 
 
 def test_kill_9_leaves_readable_files_and_loses_at_most_a_second(tmp_path: Path) -> None:

@@ -26,6 +26,9 @@ def test_report_of_a_sample_training_run(tmp_path: Path) -> None:
     text = md.read_text()
     assert text.startswith("# Run report: t\n")
     assert "- kind: **train**; strategy: **ppo**" in text
+    # The embedded sample is simulated: the report names its seed and settings.
+    assert "- data: simulated, seed 20240601, " in text
+    assert "data of t: simulated, seed 20240601, " in res.stderr
     assert "trained on `2024-06-01`: 2 updates" in text and "held out: `2024-06-02`" in text
     for name in ("ppo", "momentum", "mean_revert", "fade_spike", "random", "gating"):
         assert f"| {name} |" in text, name

@@ -40,6 +40,10 @@ def test_train_on_the_sample_then_resume_and_backtest_the_checkpoint(tmp_path: P
     assert "charts/sps" in pl.read_parquet(run / "timing.parquet").columns
     summary = json.loads((run / "summary.json").read_text())
     assert summary["eval_stats"]["ppo"]["total"]["windows"] > 0
+    # The embedded sample is simulated data, and the run says so with the sample's seed.
+    assert summary["data"]["kinds"] == ["simulated"]
+    assert summary["data"]["text"].startswith("simulated, seed 20240601, ")
+    assert f"data: {summary['data']['text']}" in res.stdout
     # The sample's split: train on its first day, test on its second, no validation days, so
     # no checkpoint is chosen by held-out data: the policy is `last`, and the output says so.
     assert summary["splits"] == {"train": ["2024-06-01"], "val": [], "eval": ["2024-06-02"]}

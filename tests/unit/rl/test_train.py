@@ -188,6 +188,13 @@ def test_without_validation_there_is_no_best(three_day_recording: Path, tmp_path
     assert r.summary["eval_checkpoint"] == "last"
     assert r.summary["splits"] == {"train": [D1], "val": [], "eval": [D3]}
     assert "val/pnl" not in pl.read_parquet(r.run_dir / "metrics.parquet").columns
+    # The summary names the data of every split's days: simulated, with each day's seed.
+    data = r.summary["data"]
+    assert sorted(data["days"]) == [D1, D3] and data["kinds"] == ["simulated"]
+    assert [data["days"][d]["seed"] for d in (D1, D3)] == [3, 5]
+    assert data["text"] == (
+        f"{D1}: simulated, seed 3, default settings; {D3}: simulated, seed 5, default settings"
+    )
 
 
 def test_gap_windows_are_left_out_of_training_only(three_day_recording: Path) -> None:
