@@ -14,11 +14,22 @@ the same; every window discovered by c has the same market fields; the gap flag 
 turns on as events arrive (truncated gap implies full gap), and once the window has ended
 and no channel is down at c it equals the full replay's flag.
 
+Why that is the property training needs: the day cache writes the windows table once, after
+the day (``finalize_outcomes``); ``EpisodeStore.build`` reads ``gap`` and ``outcome`` from it
+to choose episodes (gap windows left out) and to settle each episode after its last step.
+Neither is ever part of an observation, so no decision reads them; the outcome a window is
+settled with depends only on events received by its ``outcome_ns`` (the resolution's arrival
+within the timeout, else end + timeout with reference ticks received by then). ``gap`` is a
+hindsight flag by design: an outage later in a window removes the whole window from training
+(a selection on a data-quality event, not on prices).
+
 Edits drawn per example: Polymarket and Binance spot outages (disconnect, the channel's rows
 dropped, connect, optionally a ``gap`` row), a recorder restart (``start``, ``seq`` counting
 again from 0, every channel's ``connect`` repeated), reference ticks duplicated late and
 ticks stamped before a window start arriving after the tick stamped at it (the ref_move
-case), batch sizes from 1 row up to the whole recording, and fill latencies 0-450 ms.
+case), batches of 2,000 rows up to the whole recording with up to three 100-row stretches
+read 1-25 rows at a time, fill latencies 0-450 ms, and resolution timeouts of 5 s to 1 h
+(the recorded resolution arrives 40 s after the window's end).
 """
 
 from __future__ import annotations
