@@ -181,18 +181,26 @@ class AssetHistory:
         return "Up" if close_v >= open_v else "Down"
 
     def ref_move(self, q: np.ndarray, ws: np.ndarray, has_w: np.ndarray) -> np.ndarray:
-        """ln(R(t) / R_open). R_open, the last tick stamped at or before the window start, is
-        known once a tick stamped at or after the start has been received (ticks arrive in
-        stamp order), never earlier: before that the feature is undefined."""
+        """ln(R(t) / R_open), both from the reference ticks received by t only (a replay
+        batch holds ticks received later): R(t) is the one stamped last, R_open the one
+        stamped last at or before the window start (ties: the later received). R_open is
+        known once a tick stamped at or after the start has been received, never earlier:
+        before that the feature is undefined. A tick that arrives out of stamp order counts
+        from its receive time, and only where its stamp puts it."""
         ref = self.ref
         if len(ref) == 0:
             return np.full(q.shape, np.nan)
-        now = ref.value_asof("value", q)
+        exch = ref.col("exch")
         env = ref.col("exch_env")
         iq = ref.asof(q)
+        latest = _best_at_or_before(exch, np.inf)[np.maximum(iq, 0)]
+        now = np.where(iq >= 0, ref.col("value")[np.maximum(latest, 0)], np.nan)
         wsf = ws.astype(np.float64)
         seen_start = (iq >= 0) & (env[np.maximum(iq, 0)] >= wsf)
-        j = np.searchsorted(env, wsf, side="right") - 1
+        j = np.full(q.shape, -1, dtype=np.int64)
+        for w in np.unique(ws[has_w & seen_start]).tolist():
+            at = has_w & seen_start & (ws == w)
+            j[at] = _best_at_or_before(exch, float(w))[iq[at]]
         ok = has_w & seen_start & (j >= 0)
         opened = np.where(ok, ref.col("value")[np.maximum(j, 0)], np.nan)
         return np.where(ok, np.log(now / opened), np.nan)
@@ -403,3 +411,12 @@ def _minute_sums(g: Grid, i0: int, c_sq: float, c_bad: float, prev: float) -> No
     bad = ~np.isfinite(r)
     g.values(1)[i0:] = c_sq + np.cumsum(np.where(bad, 0.0, r * r))
     g.values(2)[i0:] = c_bad + np.cumsum(bad.astype(np.float64))
+
+
+def _best_at_or_before(exch: np.ndarray, bound: float) -> np.ndarray:
+    """For each row i, the row among 0..i with the largest stamp <= ``bound`` (ties: the
+    last such row); -1 where none. ``exch`` [n] stamps in receive order -> int64 [n]."""
+    key = np.where(exch <= bound, exch, -np.inf)
+    best = np.maximum.accumulate(key)
+    attains = (key == best) & np.isfinite(key)
+    return np.maximum.accumulate(np.where(attains, np.arange(exch.shape[0]), -1))

@@ -25,8 +25,14 @@ from dataclasses import dataclass
 
 from polyrl.errors import ConfigError
 
-FEATURE_CODE_VERSION = 2
-"""Bump whenever a feature's computation changes (invalidates caches and checkpoints)."""
+FEATURE_CODE_VERSION = 3
+"""Bump whenever a feature's computation changes (invalidates caches and checkpoints).
+
+2: a token book silent longer than ``book_stale_s`` is not tradable; outages are dated
+from the recorder's ``gap_start_ns`` in the windows' gap flags.
+3: ``ref_move`` (and ``fair_up``, ``fair_gap``) read only reference ticks received by the
+tick, and take the open and the current price by stamp, so a tick arriving out of stamp
+order no longer moves them (a cache built from such a recording differs)."""
 
 POSITION_FEATURES = ("has_position", "position_side", "position_pnl")
 
@@ -176,7 +182,8 @@ _DEFS = (
     FeatureDef(
         "ref_move",
         "ln(R(t) / R_open): R = settlement reference price, R_open = the "
-        "reference tick stamped at the window start (the last one at or before it)",
+        "reference tick stamped at the window start (the last one at or before it); both "
+        "among the ticks received by t, R(t) the one stamped last",
         "log return",
         "window so far",
         "reference.price",
