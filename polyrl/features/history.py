@@ -251,13 +251,16 @@ class AssetHistory:
         if self.first_mid_ns is None and not len(self.kline):
             return
         if self.kline_dirty and len(self.mins):
-            # Klines arrived after minutes were sampled without them: fill those holes and
-            # redo the running sums (the grid holds about an hour: cheap).
+            # Klines arrived after minutes were sampled without them (or with only the part of
+            # a response in an earlier batch, which leaves the last close held over later
+            # minutes): sample every kline-based minute again and redo the running sums (the
+            # grid holds about an hour: cheap), so the grid does not depend on batching.
             idx = np.arange(self.mins.start or 0, self.mins.end, dtype=np.int64)
             vals = self.mins.values(0)
-            hole = ~np.isfinite(vals)
-            if hole.any():
-                vals[hole] = np.log(self.kline.value_asof("close", idx[hole] * MIN))
+            live_from = self.first_mid_ns if self.first_mid_ns is not None else 2**62
+            from_klines = idx * MIN < live_from
+            if from_klines.any():
+                vals[from_klines] = np.log(self.kline.value_asof("close", idx[from_klines] * MIN))
                 _minute_sums(self.mins, 0, 0.0, 0.0, np.nan)
         self.kline_dirty = False
         if self.mins.start is None:

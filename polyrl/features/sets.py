@@ -32,7 +32,8 @@ FEATURE_CODE_VERSION = 3
 from the recorder's ``gap_start_ns`` in the windows' gap flags.
 3: ``ref_move`` (and ``fair_up``, ``fair_gap``) read only reference ticks received by the
 tick, and take the open and the current price by stamp, so a tick arriving out of stamp
-order no longer moves them (a cache built from such a recording differs)."""
+order no longer moves them (a cache built from such a recording differs); the minute grid
+resamples every kline-based minute when klines arrive, so it does not depend on batching."""
 
 POSITION_FEATURES = ("has_position", "position_side", "position_pnl")
 
