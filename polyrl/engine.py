@@ -346,6 +346,8 @@ class Engine:
                 "first_entry_time_left": ep.first_entry_time_left,
                 "first_entry_price": ep.first_entry_price,
                 "first_entry_token": ep.first_entry_token,
+                "reference_mismatch": w.reference_mismatch,
+                "reference_stale": w.reference_stale,
             },
         )  # fmt: skip
 

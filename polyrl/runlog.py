@@ -44,7 +44,8 @@ EPISODES = {
     "gap": pl.Boolean, "settled_ns": pl.Int64, "no_outcome": pl.Boolean, "orders": pl.Int32,
     "fills": pl.Int32, "pnl": pl.Float64, "fees": pl.Float64, "first_entry_ns": pl.Int64,
     "first_entry_time_left": pl.Float64, "first_entry_price": pl.Float64,
-    "first_entry_token": pl.String,
+    "first_entry_token": pl.String, "reference_mismatch": pl.Boolean,
+    "reference_stale": pl.Boolean,
 }  # fmt: skip
 TABLES = {"decisions": DECISIONS, "trades": TRADES, "episodes": EPISODES}
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from polyrl.errors import ConfigError
 
-FEATURE_CODE_VERSION = 1
+FEATURE_CODE_VERSION = 2
 """Bump whenever a feature's computation changes (invalidates caches and checkpoints)."""
 
 POSITION_FEATURES = ("has_position", "position_side", "position_pnl")
