@@ -1,7 +1,8 @@
 """Each market settles (and computes ref_move) on its own reference feed.
 
-One simulated 17-minute span of two assets in TWAP mode (markets carry ``cryptoMarketConfig`` with a 60 s
-TWAP, RTDS sends ``crypto_prices_twap_sixty``), recorded through the real parsers and writer.
+One simulated 17-minute span of two assets in TWAP mode (markets carry ``cryptoMarketConfig``
+with a 60 s TWAP, RTDS sends ``crypto_prices_twap_sixty``), recorded through the real parsers
+and writer.
 Variants of its files: resolutions removed (the reference fallback decides), instantaneous
 Chainlink ticks added (parsed from RTDS frames by the real parser, mirrored around each
 window's open so that they always give the opposite outcome), TWAP ticks removed (only a
