@@ -175,8 +175,9 @@ _DEFS = (
     ),
     FeatureDef(
         "ref_move",
-        "ln(R(t) / R_open): R = settlement reference price, R_open = the "
-        "reference tick stamped at the window start (the last one at or before it)",
+        "ln(R(t) / R_open): R = the settlement reference price of the feed the market "
+        "settles on (its Chainlink TWAP, else the instantaneous price), R_open = that "
+        "feed's tick stamped at the window start (the last one at or before it)",
         "log return",
         "window so far",
         "reference.price",
