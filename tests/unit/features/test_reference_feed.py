@@ -253,3 +253,21 @@ def test_ref_move_reads_only_the_markets_own_feed(twap_rec: Path, tmp_path: Path
     assert np.array_equal(alone, mixed, equal_nan=True)
     # ...while a pre-TWAP market reads them (mirrored: the opposite move).
     assert (np.sign(instant[live]) == -np.sign(alone[live])).all()
+
+
+def test_a_market_seen_without_its_config_learns_its_twap_from_a_later_row() -> None:
+    from polyrl.features.markets import MarketLog
+    from polyrl.recording.reader import MergedBatch
+    from polyrl.sources.polymarket.parse import parse_gamma
+
+    path = Path(__file__).parents[2] / "data/frames/polymarket/gamma/market_by_slug_open.json"
+    full = json.loads(path.read_text())
+    bare = {k: v for k, v in full.items() if k != "cryptoMarketConfig"}
+    log = MarketLog(("btc",))
+    for i, m in enumerate((bare, full)):
+        evs = [e for e in parse_gamma(json.dumps(m), 10 + i) if e.stream == "polymarket.market"]
+        evs = [dataclasses.replace(e, seq=i) for e in evs]
+        log.ingest(MergedBatch.from_events(evs))
+        log.advance(10 + i)
+        (w,) = log.windows
+        assert w.reference_feed == ("chainlink" if i == 0 else "twap60")
