@@ -6,7 +6,8 @@ FeatureEngine live, or from the per-day cache in replay, which the same FeatureE
 wrote) and does the agent-dependent part the same way in both modes:
 
 1. settle positions of ended windows whose outcome is known by now (the recorded
-   resolution, or after ``resolution_timeout_s`` the reference feed's verdict);
+   resolution, or after ``resolution_timeout_s`` the verdict of the market's own reference
+   feed, flagged ``reference_stale`` / ``reference_mismatch`` in its episode row);
 2. roll slots whose window changed: a position still open is parked (split off the
    broker) until its window settles; the slot starts the new window flat;
 3. add the position features (from the broker and the book at the tick) to the market
@@ -346,6 +347,8 @@ class Engine:
                 "first_entry_time_left": ep.first_entry_time_left,
                 "first_entry_price": ep.first_entry_price,
                 "first_entry_token": ep.first_entry_token,
+                "reference_mismatch": w.reference_mismatch,
+                "reference_stale": w.reference_stale,
             },
         )  # fmt: skip
 

@@ -44,7 +44,8 @@ EPISODES = {
     "gap": pl.Boolean, "settled_ns": pl.Int64, "no_outcome": pl.Boolean, "orders": pl.Int32,
     "fills": pl.Int32, "pnl": pl.Float64, "fees": pl.Float64, "first_entry_ns": pl.Int64,
     "first_entry_time_left": pl.Float64, "first_entry_price": pl.Float64,
-    "first_entry_token": pl.String,
+    "first_entry_token": pl.String, "reference_mismatch": pl.Boolean,
+    "reference_stale": pl.Boolean,
 }  # fmt: skip
 TABLES = {"decisions": DECISIONS, "trades": TRADES, "episodes": EPISODES}
 
@@ -106,10 +107,12 @@ class RunLog:
             cols[c].append(row[c])
 
     def add_columns(self, table: str, columns: Mapping[str, list[Any]]) -> None:
-        """Many rows at once, column-wise (every column given, equal lengths)."""
+        """Many rows at once, column-wise (equal lengths). A column of the table that is not
+        given (rows of a table written before the column existed) is null in those rows."""
         cols = self.rows[table]
+        n = len(next(iter(columns.values()))) if columns else 0
         for c in cols:
-            cols[c].extend(columns[c])
+            cols[c].extend(columns[c] if c in columns else [None] * n)
 
     def metric(self, row: Mapping[str, Any]) -> None:
         """One metrics row (namespaced keys like ``losses/policy``, ``pnl/realized``)."""

@@ -202,6 +202,23 @@ def backtest_cmd(
             f"{assumed} market(s) had fees enabled but no fee schedule and were charged the "
             "published crypto schedule (windows table: fee_schedule_assumed)"
         )
+    for flag, text in (
+        (
+            "reference_mismatch",
+            "had no recorded resolution and only reference ticks of another feed than the "
+            "one the market settles on: refused, left without an outcome",
+        ),
+        (
+            "reference_stale",
+            "were settled from the reference feed with a boundary tick older than "
+            "[features] reference_max_age_s",
+        ),
+    ):
+        n = sum(
+            int(c.windows[flag].fill_null(False).sum()) for c in caches if flag in c.windows.columns
+        )
+        if n:
+            notes.append(f"{n} window(s) {text} (windows table: {flag})")
     if first["flagged_gap"]:
         notes.append(f"{first['flagged_gap']} window(s) overlapped a recording gap")
     for note in notes:

@@ -13,8 +13,12 @@ without ticks; every decision tick of the day is observed; the first hour of the
 is read for resolutions and reference ticks only, so the day's last windows get their
 outcome. The windows table records each window's outcome as the Engine will use it:
 the recorded resolution if it arrived within ``resolution_timeout_s`` of the window's end,
-else the reference feed's verdict (Up iff the tick stamped at the end >= the tick stamped at
-the start, ticks received by end + timeout), flagged ``outcome_source = "reference"``.
+else the verdict of the window's own reference feed (``reference_feed``: the Chainlink TWAP
+its market config names, else the instantaneous price; Up iff the tick stamped at the end >=
+the tick stamped at the start, ticks received by end + timeout), flagged ``outcome_source =
+"reference"`` and ``reference_stale`` when a boundary tick was older than ``[features]
+reference_max_age_s``. A window whose own feed has no ticks while another feed has is left
+without an outcome and flagged ``reference_mismatch``.
 
 Arrays (``.npy``, memory-mapped on load) — T ticks, M markets, F market features, L levels:
 ``ticks`` int64 [T]; ``features`` float32 [T, M, F]; ``ready``, ``tradable`` bool [T, M];
@@ -261,7 +265,8 @@ def windows_frame(windows: Sequence[Window]) -> pl.DataFrame:
         "tick_size": pl.Float64, "min_size": pl.Float64, "fees_enabled": pl.Boolean,
         "fee_rate": pl.Float64, "fee_exponent": pl.Float64, "outcome": pl.String,
         "outcome_source": pl.String, "outcome_ns": pl.Int64, "gap": pl.Boolean,
-        "fee_schedule_assumed": pl.Boolean,
+        "fee_schedule_assumed": pl.Boolean, "reference_feed": pl.String,
+        "reference_mismatch": pl.Boolean, "reference_stale": pl.Boolean,
     }  # fmt: skip
     return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
 

@@ -39,7 +39,7 @@ import numpy as np
 from polyrl.events import NS_PER_S, WINDOW_NS
 from polyrl.features.columns import StreamCols, head_sums
 from polyrl.features.flags import without_skipped
-from polyrl.features.history import MIN, AssetHistory
+from polyrl.features.history import MIN, AssetHistory, ReferenceVerdict
 from polyrl.features.markets import MarketLog, Window, window_fields
 from polyrl.features.sets import FeatureSet, feature_set
 from polyrl.recording.reader import MergedBatch
@@ -63,6 +63,10 @@ class FeatureConfig:
     market-channel row for it) makes its market not tradable. Real BTC 15m books (1 Hz polls,
     2025-12-26, 32 windows) showed a top-5 change within 4 s in 99.9% of cases, 13 s at most;
     more than 5 s without one in 0.08% of token-seconds."""
+    reference_max_age_s: float = 5.0
+    """A reference-fallback settlement whose open or close tick was stamped more than this
+    many seconds before its boundary is flagged ``reference_stale`` (ticks come about once a
+    second; with 9 % of seconds missing, 5 s without one is a publisher gap, not jitter)."""
 
     def __post_init__(self) -> None:
         feature_set(self.feature_set)
@@ -74,6 +78,8 @@ class FeatureConfig:
             raise ValueError("stale_s must be > 0")
         if self.book_stale_s <= 0:
             raise ValueError("book_stale_s must be > 0")
+        if self.reference_max_age_s < 0:
+            raise ValueError("reference_max_age_s must be >= 0")
 
 
 @dataclass(slots=True)
@@ -182,24 +188,32 @@ class FeatureEngine:
     # =========================================================================================
     # outcomes
 
-    def reference_outcome(self, w: Window, t_ns: int) -> str | None:
-        """Up/Down from the reference feed as known at ``t_ns``: the last tick stamped at or
-        before the window's end against the last stamped at or before its start (ticks
-        received by ``t_ns``); Up iff close >= open. None when either is missing."""
-        return self._a[w.asset].reference_verdict(w.start_ns, w.end_ns, t_ns)
+    def reference_outcome(self, w: Window, t_ns: int) -> ReferenceVerdict:
+        """What the window's own reference feed (:attr:`Window.reference_feed`) says as known
+        at ``t_ns``: the last tick stamped at or before the window's end against the last
+        stamped at or before its start (ticks received by ``t_ns``); Up iff close >= open.
+        Ticks of any other feed are never used (they only make a refusal a ``mismatch``)."""
+        max_age = int(self.config.reference_max_age_s * NS_PER_S)
+        return self._a[w.asset].reference_verdict(
+            w.start_ns, w.end_ns, t_ns, w.reference_feed, max_age
+        )
 
     def settle_outcome(self, w: Window, t_ns: int, timeout_ns: int) -> tuple[str, str] | None:
         """The outcome to settle ``w`` with at ``t_ns``, and its source; None while waiting.
 
         The recorded resolution once it has arrived; after ``end + timeout`` without one, the
-        reference feed's verdict (source ``reference``); a window with neither is ``missing``.
+        verdict of the window's own reference feed (source ``reference``; flagged
+        :attr:`Window.reference_stale` when a boundary tick was old); a window with neither is
+        ``missing`` (flagged :attr:`Window.reference_mismatch` when the recording had ticks of
+        another feed only: those are refused, never used to settle).
         """
         if w.outcome is not None and w.outcome_ns is not None and w.outcome_ns <= t_ns:
             return w.outcome, str(w.outcome_source)
         if t_ns < w.end_ns + timeout_ns:
             return None
-        ref = self.reference_outcome(w, w.end_ns + timeout_ns)
-        return (ref, "reference") if ref is not None else ("missing", "missing")
+        v = self.reference_outcome(w, w.end_ns + timeout_ns)
+        w.reference_mismatch, w.reference_stale = v.mismatch, v.stale
+        return (v.outcome, "reference") if v.outcome is not None else ("missing", "missing")
 
     def finalize_outcomes(self, until_ns: int, timeout_ns: int) -> list[Window]:
         """Apply everything logged up to ``until_ns`` and fix each window's outcome as the
@@ -212,14 +226,13 @@ class FeatureEngine:
                 and (w.outcome_ns <= w.end_ns + timeout_ns)
             ):
                 continue
-            got = self.settle_outcome(
-                Window(**{**window_fields(w), "outcome": None, "outcome_ns": None}),
-                w.end_ns + timeout_ns,
-                timeout_ns,
-            )
+            probe = Window(**{**window_fields(w), "outcome": None, "outcome_ns": None})
+            got = self.settle_outcome(probe, w.end_ns + timeout_ns, timeout_ns)
             if got is not None:
                 w.outcome, w.outcome_source = got
                 w.outcome_ns = w.end_ns + timeout_ns
+                w.reference_mismatch = probe.reference_mismatch
+                w.reference_stale = probe.reference_stale
         return self.windows
 
     # =========================================================================================
@@ -267,6 +280,7 @@ class FeatureEngine:
         fresh = np.zeros((T, M), dtype=bool)
         book_stale_ns = int(self.config.book_stale_s * NS_PER_S)
         up_down = np.zeros((T, M), dtype=bool)
+        feed = np.full((T, M), "", dtype=object)
         mk = self.markets
         for k, t in enumerate(ticks.tolist()):
             mk.advance(t)
@@ -278,6 +292,7 @@ class FeatureEngine:
                 if w is None:
                     continue
                 window[k, m] = w.index
+                feed[k, m] = w.reference_feed  # as known at this tick
                 up, dn = mk.books(w)
                 synced[k, m] = bool(up and up.synced and dn and dn.synced)
                 fresh[k, m] = mk.fresh(w, t, book_stale_ns)
@@ -305,7 +320,7 @@ class FeatureEngine:
             we = ws + WINDOW_NS
             v["time_remaining"] = np.where(window[:, m] >= 0, (we - ticks) / WINDOW_NS, np.nan)
             if "ref_move" in names or "fair_up" in names or "fair_gap" in names:
-                ref_move = self._a[asset].ref_move(ticks, ws, window[:, m] >= 0)
+                ref_move = self._ref_move(asset, ticks, ws, feed[:, m])
                 sigma = v["vol_5m"]
                 tau_min = np.maximum((we - ticks) / MIN, 1e-6)
                 z = ref_move / np.maximum(sigma * np.sqrt(tau_min), 1e-9)
@@ -328,6 +343,18 @@ class FeatureEngine:
             fill_px=fill_px,
             fill_size=fill_size,
         )
+
+    def _ref_move(
+        self, asset: str, ticks: np.ndarray, ws: np.ndarray, feeds: np.ndarray
+    ) -> np.ndarray:
+        """ref_move at each tick from the ticks of the feed its window settles on (``feeds``
+        [T], "" outside a window): a market never reads another feed's prices."""
+        out = np.full(ticks.shape, np.nan)
+        for feed in dict.fromkeys(feeds.tolist()):
+            if feed:
+                sel = feeds == feed
+                out = np.where(sel, self._a[asset].ref_move(ticks, ws, sel, feed), out)
+        return out
 
 
 def _fill_book(

@@ -11,6 +11,7 @@ Every definition is documented in :mod:`polyrl.features.sets`.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,6 +19,7 @@ import numpy as np
 from polyrl.events import NS_PER_S
 from polyrl.features.columns import StreamCols
 from polyrl.features.series import Grid, Series
+from polyrl.sources.polymarket.reference import INSTANT, is_settlement_feed, row_feed
 
 S = NS_PER_S
 MIN = 60 * S
@@ -25,6 +27,40 @@ LOOKBACK_NS = 40 * MIN
 """History kept behind the latest tick (the longest window is 30 min)."""
 REFERENCE_KEEP_NS = 3 * 3600 * S
 """Reference ticks kept for the settlement fallback."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceVerdict:
+    """What the reference feed says of a window.
+
+    ``outcome``: Up/Down, None when the feed has no tick at or before the start or none in
+    the window. ``mismatch``: no verdict from the window's own feed although the recording
+    holds ticks of another Chainlink feed that would have given one (e.g. only
+    instantaneous ticks for a TWAP market). ``stale``: a boundary tick (the open or the
+    close one) was stamped more than the allowed age before its boundary.
+    """
+
+    outcome: str | None
+    mismatch: bool
+    stale: bool
+
+
+def _verdict(
+    ticks: Iterable[tuple[int, int, float]], start_ns: int, end_ns: int, t_ns: int
+) -> tuple[str, int, int] | None:
+    """(outcome, open tick stamp, close tick stamp) from ticks received by ``t_ns``."""
+    open_v = close_v = None
+    best_o = best_c = -(2**62)
+    for recv, exch, value in ticks:
+        if recv > t_ns:
+            break
+        if best_o <= exch <= start_ns:
+            best_o, open_v = exch, value
+        if best_c <= exch <= end_ns:
+            best_c, close_v = exch, value
+    if open_v is None or close_v is None or best_c < start_ns:
+        return None
+    return ("Up" if close_v >= open_v else "Down"), best_o, best_c
 
 
 @dataclass(slots=True)
@@ -37,10 +73,13 @@ class AssetHistory:
     funding: Series = field(default_factory=lambda: Series("rate"))
     oi: Series = field(default_factory=lambda: Series("oi"))
     liq: Series = field(default_factory=lambda: Series("cl"))
-    ref: Series = field(default_factory=lambda: Series("exch", "value", "exch_env"))
+    refs: dict[str, Series] = field(default_factory=dict)
+    """Live reference ticks per feed (``chainlink``, ``twap60``...: see
+    :mod:`polyrl.sources.polymarket.reference`); a market reads only its own feed's."""
     kline: Series = field(default_factory=lambda: Series("close"))
-    ref_ticks: list[tuple[int, int, float]] = field(default_factory=list)
-    """(recv_ns, exch_ns, value) of live reference ticks, kept ~3 h for settlement fallback."""
+    ref_ticks: dict[str, list[tuple[int, int, float]]] = field(default_factory=dict)
+    """Per feed, (recv_ns, exch_ns, value) of live reference ticks, kept ~3 h for the
+    settlement fallback."""
     kline_known_ns: int | None = None
     first_mid_ns: int | None = None
     first_trade_ns: int | None = None
@@ -115,17 +154,30 @@ class AssetHistory:
         self.liq.append(c.num("recv_ns", np.int64)[r], base + np.cumsum(notional))
 
     def add_reference(self, c: StreamCols, r: np.ndarray) -> None:
-        """Live reference ticks (backfilled ones, re-sent on subscribe, are left out)."""
+        """Live reference ticks (backfilled ones, re-sent on subscribe, are left out), each
+        kept in the series of its own feed (topic and TWAP window)."""
         r = r[~c.obj("backfill")[r].astype(bool)]
         if r.shape[0] == 0:
             return
+        topics = c.obj("topic")[r]
+        wins = c.num("window_s", np.int64, fill=0)[r]
+        feeds = np.array(
+            [row_feed(t, int(w) if w else None) for t, w in zip(topics, wins, strict=True)]
+        )
+        for feed in dict.fromkeys(feeds.tolist()):
+            self._add_feed(feed, c, r[feeds == feed])
+
+    def _add_feed(self, feed: str, c: StreamCols, r: np.ndarray) -> None:
+        ref = self.refs.get(feed)
+        if ref is None:
+            ref = self.refs[feed] = Series("exch", "value", "exch_env")
         exch = c.num("exch_ns", np.int64, fill=0)[r].astype(np.float64)
-        prev = self.ref.last("exch_env") if len(self.ref) else -np.inf
+        prev = ref.last("exch_env") if len(ref) else -np.inf
         env = np.maximum.accumulate(np.maximum(exch, prev))
         recv = c.num("recv_ns", np.int64)[r]
         value = c.num("value")[r]
-        self.ref.append(recv, exch, value, env)
-        self.ref_ticks.extend(
+        ref.append(recv, exch, value, env)
+        self.ref_ticks.setdefault(feed, []).extend(
             zip(recv.tolist(), exch.astype(np.int64).tolist(), value.tolist(), strict=True)
         )
 
@@ -152,43 +204,50 @@ class AssetHistory:
     def trim(self, t: int) -> None:
         """Forget what no tick after ``t`` can look at."""
         keep = t - LOOKBACK_NS
-        for s in (self.mid, self.depth, self.trades, self.funding, self.oi, self.liq, self.ref):
+        for s in (self.mid, self.depth, self.trades, self.funding, self.oi, self.liq):
+            s.trim_before(keep)
+        for s in self.refs.values():
             s.trim_before(keep)
         self.sec.trim(keep // S)
         self.mins.trim(keep // MIN)
         cut = t - REFERENCE_KEEP_NS
-        if self.ref_ticks and self.ref_ticks[0][0] < cut:
-            self.ref_ticks = [r for r in self.ref_ticks if r[0] >= cut]
+        for feed, ticks in self.ref_ticks.items():
+            if ticks and ticks[0][0] < cut:
+                self.ref_ticks[feed] = [r for r in ticks if r[0] >= cut]
 
     # =========================================================================================
     # reference
 
-    def reference_verdict(self, start_ns: int, end_ns: int, t_ns: int) -> str | None:
-        """Up/Down of the window [start, end) from the reference ticks received by ``t_ns``:
+    def reference_verdict(
+        self, start_ns: int, end_ns: int, t_ns: int, feed: str, max_age_ns: int
+    ) -> ReferenceVerdict:
+        """Up/Down of the window [start, end) from the ``feed`` ticks received by ``t_ns``:
         the last tick stamped at or before the end against the last stamped at or before the
-        start; Up iff close >= open. None when either is missing."""
-        open_v = close_v = None
-        best_o = best_c = -(2**62)
-        for recv, exch, value in self.ref_ticks:
-            if recv > t_ns:
-                break
-            if best_o <= exch <= start_ns:
-                best_o, open_v = exch, value
-            if best_c <= exch <= end_ns:
-                best_c, close_v = exch, value
-        if open_v is None or close_v is None or best_c < start_ns:
-            return None
-        return "Up" if close_v >= open_v else "Down"
+        start; Up iff close >= open (see :class:`ReferenceVerdict` for the flags)."""
+        got = _verdict(self.ref_ticks.get(feed, ()), start_ns, end_ns, t_ns)
+        if got is None:
+            other = any(
+                f != feed
+                and is_settlement_feed(f)
+                and _verdict(ticks, start_ns, end_ns, t_ns) is not None
+                for f, ticks in self.ref_ticks.items()
+            )
+            return ReferenceVerdict(outcome=None, mismatch=other, stale=False)
+        outcome, open_ns, close_ns = got
+        stale = start_ns - open_ns > max_age_ns or end_ns - close_ns > max_age_ns
+        return ReferenceVerdict(outcome=outcome, mismatch=False, stale=stale)
 
-    def ref_move(self, q: np.ndarray, ws: np.ndarray, has_w: np.ndarray) -> np.ndarray:
-        """ln(R(t) / R_open), both from the reference ticks received by t only (a replay
-        batch holds ticks received later): R(t) is the one stamped last, R_open the one
-        stamped last at or before the window start (ties: the later received). R_open is
-        known once a tick stamped at or after the start has been received, never earlier:
-        before that the feature is undefined. A tick that arrives out of stamp order counts
-        from its receive time, and only where its stamp puts it."""
-        ref = self.ref
-        if len(ref) == 0:
+    def ref_move(
+        self, q: np.ndarray, ws: np.ndarray, has_w: np.ndarray, feed: str = INSTANT
+    ) -> np.ndarray:
+        """ln(R(t) / R_open), both from the ``feed`` ticks received by t only (the feed the
+        window settles on; a replay batch holds ticks received later): R(t) is the one
+        stamped last, R_open the one stamped last at or before the window start (ties: the
+        later received). R_open is known once a tick stamped at or after the start has been
+        received, never earlier: before that the feature is undefined. A tick that arrives
+        out of stamp order counts from its receive time, and only where its stamp puts it."""
+        ref = self.refs.get(feed)
+        if ref is None or len(ref) == 0:
             return np.full(q.shape, np.nan)
         exch = ref.col("exch")
         env = ref.col("exch_env")

@@ -44,6 +44,7 @@ from polyrl.events import (
 from polyrl.features.flags import SKIP_MASK
 from polyrl.recording.reader import MergedBatch
 from polyrl.sources.polymarket.book import TokenBook
+from polyrl.sources.polymarket.reference import INSTANT, market_feed
 
 TRADE_DEPENDENT_CHANNELS = (CH_BINANCE_SPOT_WS, CH_BINANCE_FUTURES_WS, CH_POLYMARKET_WS)
 """Channels whose outage makes every market not tradable."""
@@ -68,7 +69,8 @@ _MARKET, _BOOK, _CHANGE, _RESOLUTION, _STATUS, _UNSYNC, _TOUCH = range(7)
 _COLUMNS = {
     "polymarket.market": ["recv_ns", "key", "asset", "slug", "up_token", "down_token",
                           "window_start_ns", "window_end_ns", "tick_size", "min_size",
-                          "fees_enabled", "fee_rate", "fee_exponent", "fee_schedule_assumed"],
+                          "fees_enabled", "fee_rate", "fee_exponent", "fee_schedule_assumed",
+                          "twap_seconds"],
     "polymarket.book": ["recv_ns", "key", "bid_px", "bid_size", "ask_px", "ask_size",
                         "quality"],
     "polymarket.price_change": ["recv_ns", "key", "side", "price", "size", "quality"],
@@ -108,6 +110,15 @@ class Window:
     fee_schedule_assumed: bool = False
     """Fees enabled without a published ``feeSchedule``: the fee fields hold the crypto
     schedule in force at the window's start (see :mod:`polyrl.sources.polymarket.fees`)."""
+    reference_feed: str = INSTANT
+    """The feed the market settles on (``chainlink``, ``twap60``...), from its Gamma
+    ``cryptoMarketConfig`` (see :mod:`polyrl.sources.polymarket.reference`)."""
+    reference_mismatch: bool = False
+    """No outcome: the reference fallback was refused because the recording holds ticks of
+    another feed only (e.g. instantaneous ticks for a TWAP market)."""
+    reference_stale: bool = False
+    """Settled by the reference fallback from a boundary tick older than
+    ``[features] reference_max_age_s``."""
 
 
 def window_fields(w: Window) -> dict[str, Any]:
@@ -262,8 +273,13 @@ class MarketLog:
 
     def _market(self, e: tuple[Any, ...]) -> None:
         (recv, _, cid, asset, slug, up, down, ws, we, tick, min_size, fees_on, rate, expo,
-         assumed) = e  # fmt: skip
-        if asset not in self.slot_of or cid in self._by_cid or we - ws != WINDOW_NS:
+         assumed, twap) = e  # fmt: skip
+        known = self._by_cid.get(cid)
+        if known is not None and twap is not None:
+            # A market first seen without its config (a CLOB new_market frame) learns its
+            # TWAP from a later Gamma row.
+            known.reference_feed = market_feed(twap)
+        if asset not in self.slot_of or known is not None or we - ws != WINDOW_NS:
             return
         w = Window(
             index=len(self.windows),
@@ -282,6 +298,7 @@ class MarketLog:
             fee_rate=rate,
             fee_exponent=expo,
             fee_schedule_assumed=bool(assumed),
+            reference_feed=market_feed(twap),
         )
         for ch, since in self._down_since.items():
             if since < we and ch in self._down and self.windows:

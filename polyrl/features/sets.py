@@ -33,7 +33,9 @@ from the recorder's ``gap_start_ns`` in the windows' gap flags.
 3: ``ref_move`` (and ``fair_up``, ``fair_gap``) read only reference ticks received by the
 tick, and take the open and the current price by stamp, so a tick arriving out of stamp
 order no longer moves them (a cache built from such a recording differs); the minute grid
-resamples every kline-based minute when klines arrive, so it does not depend on batching."""
+resamples every kline-based minute when klines arrive, so it does not depend on batching;
+``ref_move`` reads only the feed its market settles on (its Chainlink TWAP, else the
+instantaneous price), and the windows table carries the reference flags."""
 
 POSITION_FEATURES = ("has_position", "position_side", "position_pnl")
 
@@ -182,9 +184,10 @@ _DEFS = (
     ),
     FeatureDef(
         "ref_move",
-        "ln(R(t) / R_open): R = settlement reference price, R_open = the "
-        "reference tick stamped at the window start (the last one at or before it); both "
-        "among the ticks received by t, R(t) the one stamped last",
+        "ln(R(t) / R_open): R = the settlement reference price of the feed the market "
+        "settles on (its Chainlink TWAP, else the instantaneous price), R_open = that "
+        "feed's tick stamped at the window start (the last one at or before it); both among "
+        "the ticks received by t, R(t) the one stamped last",
         "log return",
         "window so far",
         "reference.price",

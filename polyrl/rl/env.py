@@ -82,7 +82,7 @@ class EpisodeStore:
             "fee_exponent", "fees_enabled", "min_size")}  # fmt: skip
         info: dict[str, list[Any]] = {k: [] for k in (
             "date", "asset", "condition_id", "slug", "start_ns", "end_ns", "outcome",
-            "outcome_source", "gap", "steps")}  # fmt: skip
+            "outcome_source", "gap", "reference_mismatch", "reference_stale", "steps")}  # fmt: skip
         ticks: list[np.ndarray] = []
         offset = 0
         for d, c in enumerate(caches):
@@ -124,6 +124,8 @@ class EpisodeStore:
                     "gap",
                 ):
                     info[k].append(row[k])
+                for k in ("reference_mismatch", "reference_stale"):  # absent from older tables
+                    info[k].append(bool(row.get(k) or False))
                 info["date"].append(c.date)
                 info["steps"].append(int(ks.shape[0]))
                 ticks.append(ks.astype(np.int64))
@@ -572,7 +574,9 @@ class _Accounts:
             "fees": float(self.fees[i]), "first_entry_ns": int(self.first_ns[i]),
             "first_entry_time_left": float(self.first_left[i]),
             "first_entry_price": float(self.first_px[i]),
-            "first_entry_token": self.first_tok[i], "episode": e, "env": i,
+            "first_entry_token": self.first_tok[i],
+            "reference_mismatch": info["reference_mismatch"],
+            "reference_stale": info["reference_stale"], "episode": e, "env": i,
         }  # fmt: skip
 
 

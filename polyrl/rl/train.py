@@ -291,7 +291,8 @@ def train(
         if p.exists():
             old = pl.read_parquet(p)
             for c in episodes:
-                episodes[c] = old[c].to_list()
+                # A column added since the run started is null in its earlier rows.
+                episodes[c] = old[c].to_list() if c in old.columns else [None] * old.height
         # A run stopped after its last update but before its summary resumes to finish it.
         if start > updates or (start == updates and (run_dir / "summary.json").exists()):
             raise CheckpointError(f"{resume} is at update {start}: nothing left of {updates}")

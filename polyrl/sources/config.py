@@ -48,8 +48,11 @@ class SourcesConfig:
     resolution_poll_s: float = 30.0
     """Seconds between resolution polls until the outcome is known."""
     reference_feed: Literal["chainlink", "twap60", "twap30", "polybolt"] = "chainlink"
-    """Settlement reference: RTDS Chainlink price (markets before 2026-08-07), RTDS Chainlink
-    60 s / 30 s TWAP (after), or PolyBolt (the RTDS successor, needs API credentials)."""
+    """The reference feed the simulator publishes and its markets settle on: RTDS Chainlink
+    price (markets before 2026-08-07), RTDS Chainlink 60 s / 30 s TWAP (after), or PolyBolt
+    (the RTDS successor, needs API credentials: refused by the recorder). The recorder
+    subscribes to every RTDS Chainlink topic whatever this says; each market settles on the
+    feed its own config names."""
     ws_ping_s: float = 10.0
     """Polymarket CLOB text PING interval, seconds (RTDS uses 5 s)."""
     watchdog_s: float = 30.0

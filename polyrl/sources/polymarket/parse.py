@@ -722,8 +722,11 @@ def _gamma_market(m: dict[str, Any], raw: str, recv_ns: int) -> list[Event]:
     crypto_cfg = m.get("cryptoMarketConfig")
     twap = None
     if crypto_cfg is not None:
-        twap_v = _obj(crypto_cfg, f"{ctx} cryptoMarketConfig").get("twapLookbackSeconds")
-        twap = None if twap_v is None else int(_float(twap_v, "twapLookbackSeconds", ctx))
+        cfg = _obj(crypto_cfg, f"{ctx} cryptoMarketConfig")
+        twap_v = cfg.get("twapLookbackSeconds")
+        # A config that says twapEnabled: false settles on the instantaneous price.
+        if twap_v is not None and cfg.get("twapEnabled") is not False:
+            twap = int(_float(twap_v, "twapLookbackSeconds", ctx))
     closed = _bool(m, "closed", ctx)
     market = Event(
         stream="polymarket.market",

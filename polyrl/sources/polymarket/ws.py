@@ -299,8 +299,15 @@ REFERENCE_TOPICS = {
 }
 
 
+RECORDED_TOPICS = tuple(REFERENCE_TOPICS.values())
+"""Every RTDS Chainlink topic a market may settle on: all are recorded, whatever
+``sources.reference_feed`` says, so each market's own feed (instantaneous before 2026-08-07,
+the TWAP its config names after) is in the recording."""
+
+
 class ReferenceAdapter:
-    """The settlement reference feed on RTDS (all symbols of the topic; parsing keys them)."""
+    """The settlement reference feeds on RTDS: every Chainlink topic (:data:`RECORDED_TOPICS`),
+    all symbols (parsing keys them by symbol and topic)."""
 
     def __init__(self, cfg: SourcesConfig, *, seed: int = 3) -> None:
         if cfg.reference_feed not in REFERENCE_TOPICS:
@@ -311,13 +318,15 @@ class ReferenceAdapter:
             )
         self.name = CH_RTDS_WS
         self.cfg = cfg
-        self.topic = REFERENCE_TOPICS[cfg.reference_feed]
+        self.topics = RECORDED_TOPICS
         self.rng = random.Random(seed)
 
     async def _on_open(self, ws: ClientConnection) -> None:
-        # Unfiltered: the documented comma filter has been rejected by the live server.
-        sub = {"topic": self.topic, "type": "*", "filters": ""}
-        await ws.send(json.dumps({"action": "subscribe", "subscriptions": [sub]}))
+        # Unfiltered: the documented comma filter has been rejected by the live server. One
+        # message per topic, so that a topic the server no longer knows spoils no other.
+        for topic in self.topics:
+            sub = {"topic": topic, "type": "*", "filters": ""}
+            await ws.send(json.dumps({"action": "subscribe", "subscriptions": [sub]}))
 
     async def run(self, sink: FrameSink) -> None:
         conn = WsConnection(

@@ -220,4 +220,4 @@ def test_window_outcomes_are_fixed_from_the_recording(small_recording: Path) -> 
     for w in done:
         assert w.outcome in ("Up", "Down") and w.outcome_source == "gamma"
         # The reference feed agrees with the recorded resolution.
-        assert fe.reference_outcome(replace(w, outcome=None), last) == w.outcome
+        assert fe.reference_outcome(replace(w, outcome=None), last).outcome == w.outcome

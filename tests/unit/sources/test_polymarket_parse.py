@@ -535,3 +535,13 @@ def test_token_book_zero_size_level_in_a_book_is_not_a_level() -> None:
     book.apply_book(ev)
     assert book.bids() == [(0.4, 3.0)]
     assert book.best_ask() is None
+
+
+@pytest.mark.parametrize(("enabled", "want"), [(True, 60), (False, None)])
+def test_gamma_twap_seconds_follow_twap_enabled(enabled: bool, want: int | None) -> None:
+    """A market whose cryptoMarketConfig says twapEnabled: false settles on the
+    instantaneous price: its twap_seconds is null even with a lookback given."""
+    m = json.loads(_frame_text(FRAMES / "gamma" / "market_by_slug_open.json"))
+    m["cryptoMarketConfig"]["twapEnabled"] = enabled
+    (ev,) = [e for e in pm.parse_gamma(json.dumps(m), RECV) if e.stream == "polymarket.market"]
+    assert ev.fields["twap_seconds"] == want
