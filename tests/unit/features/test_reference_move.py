@@ -18,7 +18,7 @@ WS = 1_717_200_000 * S  # a window start (2024-06-01T00:00:00Z)
 def _ref(recv_ns: int, exch_ns: int, value: float, i: int) -> object:
     return make_event(
         "reference.price", recv_ns, key="btc/usd", exch_ns=exch_ns, i=i, value=value,
-        backfill=False,
+        backfill=False, topic="crypto_prices_chainlink",
     )  # fmt: skip
 
 
