@@ -103,8 +103,10 @@ def backtest_cmd(
         str,
         typer.Option(
             "--strategy",
-            help="momentum, mean_revert, fade_spike, random, gating, "
-            "or all (every baseline on the same replay, side by side).",
+            help="momentum, mean_revert, fade_spike, random, gating, hold (never trades), "
+            "fair_gap (needs a feature set with fair_gap, e.g. --feature-set full), or all "
+            "(the five rule baselines momentum..gating on the same replay, side by side; "
+            "hold and fair_gap run only by name).",
         ),
     ],
     replay: Annotated[
@@ -150,7 +152,8 @@ def backtest_cmd(
     beside them. An existing run is never overwritten: its name is refused."""
     from polyrl.analysis.bootstrap import BLOCKS
     from polyrl.analysis.stats import format_table
-    from polyrl.policies.baselines import BASELINES
+    from polyrl.features.sets import feature_set as fset_named
+    from polyrl.policies.baselines import BASELINES, KNOWN, make_baseline
     from polyrl.recording.provenance import data_section
 
     if block not in BLOCKS:
@@ -160,10 +163,15 @@ def backtest_cmd(
     cfg = resolve_config(config, overrides)
     names = list(BASELINES) if strategy == "all" else [strategy]
     for n in names:
-        if n not in BASELINES:
+        if n not in KNOWN:
             raise ConfigError(
-                f"--strategy: unknown strategy {n!r} (baselines: {', '.join(BASELINES)}, or all)"
+                f"--strategy: unknown strategy {n!r} (baselines: {', '.join(KNOWN)}, or all)"
             )
+        # A baseline the feature set cannot feed is refused before any day is loaded.
+        try:
+            make_baseline(n, fset_named(cfg.features.feature_set), cfg.baselines, seed=seed)
+        except ConfigError as e:
+            raise ConfigError(f"--strategy {n}: {e} (choose one with --feature-set)") from None
     base = runs / (name or f"backtest-{strategy}")
     taken = [d for d in (base, *(base / n for n in names)) if run_taken(d)]
     if taken:

@@ -1,4 +1,5 @@
-"""The baselines: momentum, mean reversion, spike fade, random, and a gating ensemble.
+"""The baselines: momentum, mean reversion, spike fade, random, a gating ensemble, hold and
+the fair-gap rule.
 
 Each is a rule over named features of the observation (so each works with any feature set
 that has the features it names; one that lacks them is refused with a message naming the
@@ -19,7 +20,19 @@ random         BUY with probability ``random_p_buy``, SELL with ``random_p_sell`
 gating         Picks one of the above by regime: spike fade when volatility is high
                (``vol_regime > gate_vol_high``), momentum when trending
                (``|trend_regime| > gate_trend``), mean reversion otherwise.
+hold           Always HOLD: never trades, PnL 0 in every window. The zero line a strategy
+               must beat; any feature set.
+fair_gap       BUY when ``fair_gap > fair_gap_threshold`` (the market's Up price is below the
+               driftless fair value of Up), SELL when ``fair_gap < -fair_gap_threshold``;
+               else HOLD. Needs the ``fair_gap`` feature (feature set ``full``). It reads the
+               simulator's own fair-value formula, so on simulated data it measures how much
+               edge the simulator's book lag plants, not a strategy.
 =============  =================================================================================
+
+``BASELINES`` (what ``--strategy all`` and training's evaluation run) are the five rule
+strategies that work on every feature set. ``hold`` and ``fair_gap`` run only when named
+(:data:`NAMED_ONLY`): hold's interval is the interval of PnL against 0 that every run
+already reports, and fair_gap needs a feature most sets lack.
 
 All rules also hold when the window is nearly over (``time_remaining < min_time_left``):
 late entries pay the spread with little time to be right.
@@ -37,6 +50,11 @@ from polyrl.features.sets import FeatureSet
 from polyrl.policies.base import BUY, HOLD, SELL
 
 BASELINES = ("momentum", "mean_revert", "fade_spike", "random", "gating")
+"""The rule baselines that ``--strategy all`` and training's evaluation run."""
+NAMED_ONLY = ("hold", "fair_gap")
+"""Baselines run only when asked for by name."""
+KNOWN = BASELINES + NAMED_ONLY
+"""Every baseline :func:`make_baseline` knows."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,11 +77,14 @@ class BaselineConfig:
     """gating: vol_regime above which spike fading is chosen."""
     gate_trend: float = 2.0
     """gating: |trend_regime| above which momentum is chosen."""
+    fair_gap_threshold: float = 0.03
+    """fair_gap: |fair_up - up_mid| (probability) beyond which to trade toward fair value."""
     min_time_left: float = 0.05
     """All rules: hold when less than this fraction of the window is left."""
 
     def __post_init__(self) -> None:
-        for name in ("momentum_z", "revert_z", "gate_trend", "spike_vol_expansion"):
+        for name in ("momentum_z", "revert_z", "gate_trend", "spike_vol_expansion",
+                     "fair_gap_threshold"):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         if not 0 <= self.random_p_buy + self.random_p_sell <= 1:
@@ -152,6 +173,22 @@ class Random(_Rule):
         )
 
 
+class Hold(_Rule):
+    needs = ()
+
+    def rule(self, obs: np.ndarray) -> np.ndarray:
+        return np.full(obs.shape[0], HOLD)
+
+
+class FairGap(_Rule):
+    needs = ("fair_gap",)
+
+    def rule(self, obs: np.ndarray) -> np.ndarray:
+        g = self.f(obs, "fair_gap")
+        c = self.config.fair_gap_threshold
+        return np.where(g > c, BUY, np.where(g < -c, SELL, HOLD))
+
+
 class Gating(_Rule):
     needs = ("vol_regime", "trend_regime")
 
@@ -184,4 +221,8 @@ def make_baseline(name: str, fset: FeatureSet, config: BaselineConfig, *, seed: 
         return Random(name, fset, config, seed)
     if name == "gating":
         return Gating(name, fset, config)
-    raise ConfigError(f"unknown strategy {name!r} (baselines: {', '.join(BASELINES)})")
+    if name == "hold":
+        return Hold(name, fset, config)
+    if name == "fair_gap":
+        return FairGap(name, fset, config)
+    raise ConfigError(f"unknown strategy {name!r} (baselines: {', '.join(KNOWN)})")
