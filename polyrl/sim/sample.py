@@ -15,7 +15,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from polyrl.config import Config, load_config
+from polyrl.config import Config, load_config, to_dict
 from polyrl.events import NS_PER_S, iso_to_ns
 
 SAMPLE_NAME = "sample"
@@ -48,6 +48,8 @@ def ensure_sample(
         "hours": SAMPLE_HOURS,
         "seed": SAMPLE_SEED,
         "assets": list(cfg.assets),
+        # The simulator's settings too: a sample made under older defaults is regenerated.
+        "sim": to_dict(cfg.sim),
     }
     if marker.exists():
         try:
