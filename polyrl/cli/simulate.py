@@ -33,6 +33,16 @@ def simulate_cmd(
     assets: Annotated[
         str | None, typer.Option("--assets", help="Comma-separated subset of btc,eth,sol,xrp.")
     ] = None,
+    book_lag: Annotated[
+        float | None,
+        typer.Option(
+            "--book-lag",
+            help="Plant an edge on purpose: the Polymarket Up book follows the fair value this "
+            "many seconds late ([sim] book_lag_s; default 0, no lag and no planted edge).",
+            min=0,
+            max=600,
+        ),
+    ] = None,
     config: ConfigOpt = None,
     serve: Annotated[
         bool,
@@ -76,7 +86,8 @@ def simulate_cmd(
         raise ConfigError(f"--start: {start!r} is not an ISO 8601 time") from None
     if hours <= 0:
         raise ConfigError("--hours must be > 0")
-    cfg = resolve_config(config, {"assets": parse_assets(assets)})
+    sim = {"book_lag_s": book_lag} if book_lag is not None else None
+    cfg = resolve_config(config, {"assets": parse_assets(assets), "sim": sim})
     end_ns = start_ns + int(round(hours * 3600)) * NS_PER_S
     if serve:
         if out is not None:

@@ -14,12 +14,18 @@ share, so the text on the wire is exact and a consumer that applies ``book`` the
 per second; x ``volatile_activity_mult`` when volatile; trades pick up during the window):
 
 * a *quote* event re-centres the touch on the target mid, ``clip(fair(t - book_lag_s) +
-  noise)`` (fair from :meth:`Skeleton.fair_up`, an OU noise of sd ``book_noise``), one or
-  two ticks wide: crossing levels are cancelled, the new touch placed, depth kept at about
-  ``book_levels`` per side, and often one level resized;
+  noise)`` (``book_lag_s`` is 0 unless an edge is planted on purpose; fair from
+  :meth:`Skeleton.fair_up`, an OU noise of sd ``book_noise``), ``width`` cents wide
+  (half-cents on the 0.001 tick): crossing levels are cancelled, the new touch placed, depth
+  kept at about ``book_levels`` per side, and often one level resized towards a fresh size;
 * a *trade* takes (part of) the best level on the side an informed taker picks (leaning to
-  the unlagged fair value): a ``last_trade_price`` on the token the taker traded, the
-  ``price_change`` of the level, then a fresh ``book`` of both tokens.
+  the unlagged fair value): one ``last_trade_price`` per maker filled (``book_fills_per_trade``
+  on average) on the token the taker traded, the ``price_change`` of the level, then a fresh
+  ``book`` of both tokens.
+
+The touch stays put while the target lies inside a spread of one or two cents (makers do
+not requote for nothing). Level sizes shrink to ``book_end_depth`` of their size over the
+window's last ``book_thin_s``, and in its last minute the spread is often several cents wide.
 
 After each event, ``best_bid_ask`` frames (both tokens) follow when the Up touch changed.
 
@@ -59,6 +65,8 @@ TICK_TEXT = {COARSE: "0.01", FINE: "0.001"}
 MIN_LEVEL = 500
 """Smallest resting size, hundredths of a share (5 shares, the venue's minimum order)."""
 _POOL = 2048
+END_TAU_S = 0.05
+"""Smallest time left (seconds) in the fair value the book follows (see MarketSim)."""
 
 
 def size_text(s: int) -> str:
@@ -118,8 +126,11 @@ class MarketSim:
         times = g0 + np.arange(count, dtype=np.int64) * STEP_NS
         lag = int(round(cfg.book_lag_s * 1e9))
         i = ids.asset_index
-        fair_lag = sk.fair_up(i, ws, times - lag)
-        fair_now = sk.fair_up(i, ws, times)
+        # Makers treat the reference a second before the close as all but final: the book's
+        # fair value counts the seconds left less one (at least END_TAU_S), so a window ends
+        # decided as the real ones measured do (bar a close within a hair of its strike).
+        fair_lag = sk.fair_up(i, ws, times - lag, END_TAU_S, 1.0)
+        fair_now = sk.fair_up(i, ws, times, END_TAU_S, 1.0)
         noise = ou(
             self.g.standard_normal(count), cfg.book_noise_tau_s * STEPS_PER_S, cfg.book_noise
         )
@@ -128,9 +139,14 @@ class MarketSim:
         volatile = sk.regime[sk.step_index(times)] == 1
         act = np.where(volatile, cfg.volatile_activity_mult, 1.0)
         elapsed = np.clip((times - ws) / WINDOW_NS, -1.0, 1.0)
-        trade = cfg.book_trade_rate * np.where(elapsed < 0, 0.3, 1.0 + 2.0 * np.maximum(elapsed, 0))
+        trade = cfg.book_trade_rate * np.where(elapsed < 0, 0.3, 0.5 + np.maximum(elapsed, 0))
         self.rate_ms = ((cfg.book_quote_rate + trade) * act / 1000.0).tolist()
         self.trade_share = (trade / (cfg.book_quote_rate + trade + 1e-12)).tolist()
+        left_s = (ids.window_end_ns - times) / 1e9
+        thin = np.clip(left_s / cfg.book_thin_s, 0.0, 1.0)
+        self.depth = (cfg.book_end_depth + (1.0 - cfg.book_end_depth) * thin).tolist()
+        """Level-size multiplier per 100 ms step: 1, thinning to ``book_end_depth`` at the end."""
+        self.last_minute = (left_s <= 60.0).tolist()
 
         self.bid_px: list[int] = []  # ascending: best last
         self.ask_px: list[int] = []  # descending: best last
@@ -143,7 +159,7 @@ class MarketSim:
         self.ask_down: dict[int, str] = {}
         self.bid_down: dict[int, str] = {}
         self.tick = COARSE
-        self.wide = False
+        self.width = 1
         self.ltp: list[int | None] = [None, None]  # last trade price of Up, Down
         self.started = False
         self.next_ms = self.t_sub_ms
@@ -195,9 +211,9 @@ class MarketSim:
         bb, ba = self.touch()
         return (bb + ba) / 2000.0
 
-    def _level_size(self) -> int:
+    def _level_size(self, j: int) -> int:
         cfg = self.cfg
-        s = cfg.book_level_size * math.exp(cfg.book_level_sigma * self._norm())
+        s = cfg.book_level_size * self.depth[j] * math.exp(cfg.book_level_sigma * self._norm())
         c = max(MIN_LEVEL, int(s * 100))
         return c - c % 100 if self._unif() < 0.6 else c
 
@@ -276,9 +292,22 @@ class MarketSim:
 
     # -- events ------------------------------------------------------------------------------
 
+    def _spread(self) -> int:
+        """The quoted Up spread, thousandths: ``width`` cents on the 0.01 tick, ``width``
+        half-cents on the 0.001 tick."""
+        return self.width * (COARSE if self.tick == COARSE else COARSE // 2)
+
+    def _draw_width(self, j: int) -> None:
+        """Draw the spread width (in units of :meth:`_spread`): 1, or 2 with ``book_wide_prob``;
+        in the last minute, with ``book_end_wide_prob`` 2 to 8 instead."""
+        if self.last_minute[j] and self._unif() < self.cfg.book_end_wide_prob:
+            self.width = 2 + int(self._unif() * 7)
+        else:
+            self.width = 2 if self._unif() < self.cfg.book_wide_prob else 1
+
     def _target_touch(self, m: float) -> tuple[int, int]:
         tick = self.tick
-        sp = (2 if self.wide else 1) * tick
+        sp = self._spread()
         b = int(math.floor((m - sp / 2.0) / tick)) * tick
         b = min(max(b, tick), 1000 - tick - sp)
         return b, b + sp
@@ -286,25 +315,25 @@ class MarketSim:
     def _initial(self, t: int, out_ts: list[int], out_tx: list[str]) -> None:
         j = min((t - self.g0_ms) // 100, len(self.target) - 1)
         m = self.target[j]
-        self.wide = self._unif() < self.cfg.book_wide_prob
+        self._draw_width(j)
         b, a = self._target_touch(m)
         if small_tick(b, a):
             self.tick = FINE
             b, a = self._target_touch(m)
         sink: list[tuple[int, int, int]] = []
         k = self.cfg.book_levels
-        self._set(0, b, self._level_size(), sink)
-        self._set(1, a, self._level_size(), sink)
+        self._set(0, b, self._level_size(j), sink)
+        self._set(1, a, self._level_size(j), sink)
         for _ in range(3 * k):
             if len(self.bid_px) >= k and len(self.ask_px) >= k:
                 break
-            self._grow(sink)
+            self._grow(j, sink)
         self.last_bbo = self.touch()
         texts = [self._book(t, False, True), self._book(t, True, True)]
         out_ts.append(t)
         out_tx.append("[" + ",".join(texts) + "]")
 
-    def _grow(self, changes: list[tuple[int, int, int]]) -> None:
+    def _grow(self, j: int, changes: list[tuple[int, int, int]]) -> None:
         """Keep about ``book_levels`` levels per side: add one near the touch or drop the
         farthest."""
         k = self.cfg.book_levels
@@ -313,36 +342,42 @@ class MarketSim:
         if len(self.bid_px) < k:
             p = self.bid_px[-1] - tick * (1 + int(self._unif() * reach))
             if p >= tick and p not in self.bid_sz:
-                self._set(0, p, self._level_size(), changes)
+                self._set(0, p, self._level_size(j), changes)
         elif len(self.bid_px) > k + 3:
             self._set(0, self.bid_px[0], 0, changes)
         if len(self.ask_px) < k:
             p = self.ask_px[-1] + tick * (1 + int(self._unif() * reach))
             if p <= 1000 - tick and p not in self.ask_sz:
-                self._set(1, p, self._level_size(), changes)
+                self._set(1, p, self._level_size(j), changes)
         elif len(self.ask_px) > k + 3:
             self._set(1, self.ask_px[0], 0, changes)
 
     def _quote(self, j: int, changes: list[tuple[int, int, int]]) -> None:
-        if self._unif() < 0.05:
-            self.wide = self._unif() < self.cfg.book_wide_prob
-        b, a = self._target_touch(self.target[j])
+        if self._unif() < (0.2 if self.last_minute[j] else 0.05):
+            self._draw_width(j)
+        m = self.target[j]
+        b, a = self._target_touch(m)
+        cb, ca = self.touch()
+        if self.width <= 2 and cb <= m <= ca and ca - cb == self._spread():
+            # The target still lies inside a narrow quoted spread: makers leave the touch be.
+            b, a = cb, ca
         while self.ask_px and self.ask_px[-1] < a:
             self._set(1, self.ask_px[-1], 0, changes)
         while self.bid_px and self.bid_px[-1] > b:
             self._set(0, self.bid_px[-1], 0, changes)
         if a not in self.ask_sz:
-            self._set(1, a, self._level_size(), changes)
+            self._set(1, a, self._level_size(j), changes)
         if b not in self.bid_sz:
-            self._set(0, b, self._level_size(), changes)
-        self._grow(changes)
+            self._set(0, b, self._level_size(j), changes)
+        self._grow(j, changes)
         if self._unif() < 0.6:
             side = 0 if self._unif() < 0.5 else 1
             px = self.bid_px if side == 0 else self.ask_px
             sz = self.bid_sz if side == 0 else self.ask_sz
             depth = min(len(px), self.cfg.book_levels)
             p = px[-1 - int(self._unif() * depth)]
-            new = int(sz[p] * math.exp(0.5 * self._norm()))
+            # Resized towards a fresh draw at today's depth (so books thin as the end nears).
+            new = int(math.sqrt(sz[p] * self._level_size(j)))
             if new < MIN_LEVEL:
                 new = 0 if len(px) > 1 else MIN_LEVEL
             if new != sz[p]:
@@ -376,18 +411,28 @@ class MarketSim:
         self.ltp[1 if on_down else 0] = tp
         token = self.ids.down_token if on_down else self.ids.up_token
         self.volume += q / 100.0 * tp / 1000.0
-        frames.append(
-            f'{{"asset_id":"{token}","event_type":"last_trade_price",'
-            f'"fee_rate_bps":"{self.cfg.trade_fee_rate_bps}","market":"{self.ids.condition_id}",'
-            f'"price":"{PX[tp]}","side":"{tside}","size":"{size_text(q)}","timestamp":"{t}",'
-            f'"transaction_hash":"0x{self._hash()}{self._hash()[:24]}"}}'
-        )
+        # The taker fills several makers' orders at the level: one last_trade_price each.
+        fills = 1
+        more = 1.0 - 1.0 / self.cfg.book_fills_per_trade
+        while fills < 10 and self._unif() < more:
+            fills += 1
+        fills = max(1, min(fills, q // 100))
+        part = q // fills
+        for k in range(fills):
+            fq = part if k < fills - 1 else q - part * (fills - 1)
+            frames.append(
+                f'{{"asset_id":"{token}","event_type":"last_trade_price",'
+                f'"fee_rate_bps":"{self.cfg.trade_fee_rate_bps}",'
+                f'"market":"{self.ids.condition_id}","price":"{PX[tp]}","side":"{tside}",'
+                f'"size":"{size_text(fq)}","timestamp":"{t}",'
+                f'"transaction_hash":"0x{self._hash()}{self._hash()[:24]}"}}'
+            )
         self._set(side, p, have - q, changes)
         frames.append(self._price_change(t, changes))
         changes.clear()
         return True
 
-    def _check_tick(self, t: int, frames: list[str]) -> None:
+    def _check_tick(self, t: int, j: int, frames: list[str]) -> None:
         bb, ba = self.touch()
         want = FINE if small_tick(bb, ba) else COARSE
         if want == self.tick:
@@ -416,9 +461,9 @@ class MarketSim:
                 if to <= 1000 - COARSE:
                     self._set(1, to, self.ask_sz.get(to, 0) + s, changes)
             if not self.bid_px:
-                self._set(0, COARSE, self._level_size(), changes)
+                self._set(0, COARSE, self._level_size(j), changes)
             if not self.ask_px:
-                self._set(1, 1000 - COARSE, self._level_size(), changes)
+                self._set(1, 1000 - COARSE, self._level_size(j), changes)
             if changes:
                 frames.append(self._price_change(t, changes))
 
@@ -443,7 +488,7 @@ class MarketSim:
         if self._unif() < self.trade_share[j]:
             traded = self._trade(t, j, frames, changes)
             if traded:
-                self._check_tick(t, frames)
+                self._check_tick(t, j, frames)
                 frames.append(self._book(t, False, False))
                 frames.append(self._book(t, True, False))
         if not traded:
@@ -451,7 +496,7 @@ class MarketSim:
             if not changes:
                 return
             frames.append(self._price_change(t, changes))
-            self._check_tick(t, frames)
+            self._check_tick(t, j, frames)
         self._bba(t, frames)
         if len(frames) > 1 and self._unif() < self.cfg.array_frame_prob:
             out_ts.append(t)

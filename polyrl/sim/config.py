@@ -115,28 +115,40 @@ class SimConfig:
     """Median delay from a reference tick's time to the RTDS send time, seconds."""
 
     # --- Polymarket books --------------------------------------------------------------------
-    book_lag_s: float = 2.0
-    """The Up book follows the fair probability this many seconds late (the planted edge)."""
-    book_noise: float = 0.01
+    book_lag_s: float = 0.0
+    """The Up book follows the fair probability this many seconds late: an edge planted on
+    purpose (0 = none; a lag is an explicit option)."""
+    book_noise: float = 0.004
     """Stationary sd of the book mid's noise around the lagged fair value, probability."""
     book_noise_tau_s: float = 10.0
     """Mean-reversion time of the book mid noise, seconds."""
     fair_vol_halflife_s: float = 300.0
     """Half-life of the EWMA of squared 1 s reference returns behind the fair-value sigma."""
     book_wide_prob: float = 0.3
-    """Probability that the Polymarket spread is two ticks (2 cents) rather than one."""
+    """Probability that the Polymarket spread is two cents rather than one (half-cents on the
+    0.001 tick)."""
+    book_end_wide_prob: float = 0.4
+    """In a window's last minute: probability that the spread is 2-8 cents instead."""
     book_levels: int = 8
     """Price levels kept per side of a Polymarket book near the touch."""
-    book_level_size: float = 800.0
+    book_level_size: float = 580.0
     """Median size of a Polymarket book level, shares."""
     book_level_sigma: float = 0.8
     """Log-sd of Polymarket level sizes."""
-    book_quote_rate: float = 5.0
+    book_end_depth: float = 0.15
+    """Level sizes at a window's end relative to earlier, 0..1 (books thin towards expiry)."""
+    book_thin_s: float = 300.0
+    """Level sizes shrink linearly to ``book_end_depth`` over this many seconds before the
+    end."""
+    book_quote_rate: float = 2.0
     """Quote events (order placements, cancels, resizes) per second per market (calm)."""
-    book_trade_rate: float = 1.0
-    """Trades per second per market (calm); rises towards the window's end."""
-    book_trade_size: float = 40.0
-    """Median Polymarket trade size, shares (Pareto tail, index 1.5)."""
+    book_trade_rate: float = 2.2
+    """Mean taker trades per second per market over a window (calm); rises from half that at
+    the window's start to 1.5 times it at the end (0.3 times it before the window opens)."""
+    book_fills_per_trade: float = 3.0
+    """Mean ``last_trade_price`` frames per taker trade (makers filled), >= 1 (geometric)."""
+    book_trade_size: float = 20.0
+    """Median Polymarket taker trade size, shares (Pareto tail, index 1.5)."""
     book_informed: float = 1.0
     """Logistic slope of P(taker buys Up) on (fair - mid) in cents (0 = random)."""
     array_frame_prob: float = 0.05
@@ -197,7 +209,7 @@ class SimConfig:
             "funding_tau_s open_interest_tau_s volatile_activity_mult burst_tau_s "
             "futures_size_mult trade_size_sigma volatile_liquidation_mult liquidation_usd "
             "reference_publish_s book_noise_tau_s fair_vol_halflife_s book_level_size "
-            "book_level_sigma book_quote_rate book_trade_size binance_latency_ms "
+            "book_level_sigma book_quote_rate book_trade_size book_thin_s binance_latency_ms "
             "polymarket_latency_ms rtds_latency_ms rest_latency_ms latency_spike_ms"
         )
         for name in positive.split():
@@ -215,11 +227,14 @@ class SimConfig:
                 raise ValueError(f"{name} must be >= 0")
         probabilities = (
             "common_jump_share trade_size_tail_prob wide_spread_prob reference_stale_prob "
-            "reference_drop_prob book_wide_prob array_frame_prob malformed_rate"
+            "reference_drop_prob book_wide_prob book_end_wide_prob book_end_depth array_frame_prob "
+            "malformed_rate"
         )
         for name in probabilities.split():
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be within [0, 1]")
+        if not self.book_fills_per_trade >= 1:
+            raise ValueError("book_fills_per_trade must be >= 1")
         if self.trade_size_tail_alpha <= 1:
             raise ValueError("trade_size_tail_alpha must be > 1 (finite mean size)")
         if not 2 <= self.book_levels <= 50:

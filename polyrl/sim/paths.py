@@ -113,12 +113,20 @@ class Skeleton:
         """Settlement value (1e-8 USD) of the tick stamped at second ``t_ns`` (a whole second)."""
         return int(self.settle_e8[asset_index, int(self.second_index(t_ns))])
 
-    def fair_up(self, asset_index: int, window_start_ns: int, times_ns: np.ndarray) -> np.ndarray:
+    def fair_up(
+        self,
+        asset_index: int,
+        window_start_ns: int,
+        times_ns: np.ndarray,
+        min_tau_s: float = 1.0,
+        close_lead_s: float = 0.0,
+    ) -> np.ndarray:
         """Fair probability that the window closes Up, seen at each time (no lag, no noise).
 
         ``Phi(ln(S_t / S_open) / (sigma_t * sqrt(tau)))`` with ``S`` the settlement series
-        (the tick stamped at or before ``t``), ``tau`` the seconds left (at least 1) and
-        ``sigma_t`` its EWMA volatility per sqrt(second). 0.5 before the window opens.
+        (the tick stamped at or before ``t``), ``tau`` the seconds left less ``close_lead_s``
+        (at least ``min_tau_s``) and ``sigma_t`` its EWMA volatility per sqrt(second). 0.5
+        before the window opens.
         """
         t = np.asarray(times_ns, dtype=np.int64)
         out = np.full(t.shape, 0.5)
@@ -129,7 +137,8 @@ class Skeleton:
         j = self.second_index(ti)
         s_open = float(self.settle_at(asset_index, window_start_ns))
         s_t = self.settle_e8[asset_index, j].astype(np.float64)
-        tau = np.maximum((window_start_ns + WINDOW_NS - ti) / NS_PER_S, 1.0)
+        left = (window_start_ns + WINDOW_NS - ti) / NS_PER_S - close_lead_s
+        tau = np.maximum(left, min_tau_s)
         x = np.log(s_t / s_open) / (self.sigma[asset_index, j] * np.sqrt(tau))
         out[inside] = norm_cdf(x)
         return out

@@ -15,7 +15,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from polyrl.config import Config, load_config
+from polyrl.config import Config, load_config, to_dict
 from polyrl.events import NS_PER_S, iso_to_ns
 from polyrl.recording.provenance import FORMAT as PROVENANCE_FORMAT
 
@@ -51,6 +51,8 @@ def ensure_sample(
         "assets": list(cfg.assets),
         # A sample made before recordings carried provenance files is made again.
         "provenance": PROVENANCE_FORMAT,
+        # The simulator's settings too: a sample made under older defaults is regenerated.
+        "sim": to_dict(cfg.sim),
     }
     if marker.exists():
         try:

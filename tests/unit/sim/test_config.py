@@ -14,7 +14,7 @@ from polyrl.sim.config import SimConfig
 
 def test_defaults_are_valid_and_documented() -> None:
     cfg = SimConfig()
-    assert cfg.book_lag_s == 2.0
+    assert cfg.book_lag_s == 0.0  # no planted edge unless asked for
     assert cfg.fee_rate == 0.07 and cfg.fee_exponent == 1.0
     assert cfg.malformed_rate == 0.0
     # Every field has a docstring line right after it (the convention for config fields).
@@ -36,6 +36,10 @@ def test_defaults_are_valid_and_documented() -> None:
         ("book_levels", 1),
         ("book_noise", 0.5),
         ("book_lag_s", -1.0),
+        ("book_end_depth", 1.5),
+        ("book_end_wide_prob", -0.1),
+        ("book_thin_s", 0.0),
+        ("book_fills_per_trade", 0.5),
         ("common_loading", (0.5, 0.5, 0.5, 1.2)),
         ("annual_vol", (0.5, 0.5, 0.5)),
         ("spot_trade_rate", (1.0, 0.0, 1.0, 1.0)),
@@ -48,8 +52,8 @@ def test_out_of_range_values_name_the_field(field: str, value: object) -> None:
 
 
 def test_loads_from_a_sim_table() -> None:
-    cfg = from_mapping(SimConfig, {"book_lag_s": 0, "initial_price": [1, 2, 3, 4]}, where="sim")
-    assert cfg.book_lag_s == 0.0
+    cfg = from_mapping(SimConfig, {"book_lag_s": 2, "initial_price": [1, 2, 3, 4]}, where="sim")
+    assert cfg.book_lag_s == 2.0
     assert cfg.initial_price == (1.0, 2.0, 3.0, 4.0)
     whole = config_from_mapping({"sim": {"malformed_rate": 0.01}})
     assert whole.sim.malformed_rate == 0.01

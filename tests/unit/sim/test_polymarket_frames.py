@@ -178,8 +178,8 @@ def test_trades_are_followed_by_fresh_books(short, events_of) -> None:  # type: 
                 tokens.discard(o["asset_id"])
                 if not tokens:
                     del due[cid]
-            else:
-                assert et in ("price_change", "tick_size_change")
+            else:  # a taker trade fills several makers: one last_trade_price each, then books
+                assert et in ("price_change", "tick_size_change", "last_trade_price")
         if et == "last_trade_price":
             up, down, _ = markets[cid]
             assert o["asset_id"] in (up, down) and o["side"] in ("BUY", "SELL")
@@ -188,7 +188,7 @@ def test_trades_are_followed_by_fresh_books(short, events_of) -> None:  # type: 
             sizes.append(float(o["size"]))
             due[cid] = (o["timestamp"], {up, down})
             trades += 1
-    assert trades > 200 and 10 < median(sizes) < 200
+    assert trades > 200 and 3 < median(sizes) < 200  # one maker's fill of a taker trade
 
 
 def test_trades_take_the_touch(short, events_of) -> None:  # type: ignore[no-untyped-def]
