@@ -27,9 +27,7 @@ from polyrl.sources.polymarket.book import TokenBook
 class FillBooks:
     """Books at tick + latency for each of ``latencies_ns`` (slot i = assets[i])."""
 
-    def __init__(
-        self, assets: tuple[str, ...], latencies_ns: Sequence[int], depth: int
-    ) -> None:
+    def __init__(self, assets: tuple[str, ...], latencies_ns: Sequence[int], depth: int) -> None:
         if any(lat < 0 for lat in latencies_ns):
             raise ValueError("fill latencies must be >= 0")
         self.assets = tuple(assets)
