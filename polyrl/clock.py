@@ -133,21 +133,33 @@ class ReplayClock:
     uses), from the first grid point at or after the first event (or ``start_ns``) to the
     last event (or ``end_ns``). :meth:`drive` interleaves them with the recording's merged
     batches so that a tick is handed out only once every event received at or before it has
-    been: the consumer ingests each batch, then observes that batch's ticks.
+    been: the consumer ingests each batch, then observes that batch's ticks. With
+    ``lookahead_ns`` (the fill latency) tick t waits until every event received at or before
+    t + lookahead has been handed out, so the books at t + latency do not depend on how the
+    recording is batched.
     """
 
     def __init__(
-        self, interval_ns: int, *, start_ns: int | None = None, end_ns: int | None = None
+        self,
+        interval_ns: int,
+        *,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        lookahead_ns: int = 0,
     ) -> None:
         if interval_ns <= 0:
             raise ValueError("tick interval must be > 0")
+        if lookahead_ns < 0:
+            raise ValueError("lookahead must be >= 0")
         self.interval_ns = interval_ns
+        self.lookahead_ns = lookahead_ns
         self.start_ns = start_ns
         self.end_ns = end_ns
 
     def drive(self, batches):  # type: ignore[no-untyped-def]
         """Yield ``(batch, ticks)``: after ingesting ``batch``, observe ``ticks`` (int64 [k],
-        possibly empty); every event with ``recv_ns <= tick`` has been yielded by then."""
+        possibly empty); every event with ``recv_ns <= tick + lookahead`` has been yielded by
+        then (after the last batch, every remaining tick up to the last event)."""
         import numpy as np
 
         iv = self.interval_ns
@@ -164,7 +176,9 @@ class ReplayClock:
                 next_tick = -(-first // iv) * iv
             # Ticks strictly before the next batch's first event are complete now.
             limit = (
-                int(nxt.recv_ns[0]) - 1 if nxt is not None and len(nxt) else int(cur.recv_ns[-1])
+                int(nxt.recv_ns[0]) - 1 - self.lookahead_ns
+                if nxt is not None and len(nxt)
+                else int(cur.recv_ns[-1])
             )
             if nxt is None and self.end_ns is not None:
                 limit = max(limit, self.end_ns)

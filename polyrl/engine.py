@@ -12,14 +12,24 @@ wrote) and does the agent-dependent part the same way in both modes:
    broker) until its window settles; the slot starts the new window flat;
 3. add the position features (from the broker and the book at the tick) to the market
    features, ask the policy for one action per market, force HOLD where the market is not
-   tradable, and execute through the PaperBroker at the book as it stands when the order
-   arrives (tick + fill latency);
+   tradable or still has an order in flight, and send the orders; each order fills through
+   the PaperBroker at the book as it stands when it arrives (tick + fill latency);
 4. log the decision of every market, every fill, and each window's episode when it settles.
 
 A window resolved 50-50 (``split``) pays $0.50 a share of either token. A window without a
 recorded resolution and without usable reference ticks has no outcome (source ``missing``):
 its episode row is flagged ``no_outcome`` with PnL null, never a refund booked as PnL 0, so
 that statistics leave it out and count it.
+
+**Latency.** An order decided at tick t arrives at t + L and fills at the book as it stood
+then (the observation carries that book). It is executed in the step of the last tick at or
+before its arrival, after that tick's decisions: with L below one tick, in the step that
+decided it (the decision at the next tick already sees the fill); with L of k ticks or more
+(k = L // tick), k ticks later. Until it has been executed the order is *in flight*: its
+market's position is the one before it, and the market is not tradable (HOLD is forced), so
+a later decision can neither count it twice nor race it. An order that would arrive at or
+after its window's end is dropped (the market no longer takes orders); it still counts as
+an order of its episode.
 """
 
 from __future__ import annotations
@@ -48,8 +58,12 @@ class EngineConfig:
 
     tick_ms: int = 500
     """Decision interval, ms; ticks lie on the wall-clock grid of multiples of it."""
-    fill_latency_ms: int = 0
-    """Orders arrive this long after the decision and fill at the book as it stands then."""
+    fill_latency_ms: int = 300
+    """Orders arrive this long after the decision and fill at the book as it stands then.
+    Any value >= 0, also a tick or more (see the module doc). The default is the network
+    (about 50 ms venue to client, p50 48-62 ms on the market channel) plus the venue's
+    250 ms taker delay that holds marketable orders on markets with ``itode`` (Polymarket
+    docs, api-reference get-clob-market-info)."""
     resolution_timeout_s: float = 3600.0
     """Settle from the reference feed when no resolution arrived this long after the end."""
     min_notional: float = 1.0
@@ -58,8 +72,8 @@ class EngineConfig:
     def __post_init__(self) -> None:
         if self.tick_ms <= 0:
             raise ValueError("tick_ms must be > 0")
-        if not 0 <= self.fill_latency_ms < self.tick_ms:
-            raise ValueError("fill_latency_ms must be in [0, tick_ms)")
+        if self.fill_latency_ms < 0:
+            raise ValueError("fill_latency_ms must be >= 0")
         if self.resolution_timeout_s <= 0:
             raise ValueError("resolution_timeout_s must be > 0")
 
@@ -70,6 +84,11 @@ class EngineConfig:
     @property
     def latency_ns(self) -> int:
         return self.fill_latency_ms * 1_000_000
+
+    @property
+    def delay_ticks(self) -> int:
+        """Whole ticks an order stays in flight after its decision (0 below one tick)."""
+        return self.fill_latency_ms // self.tick_ms
 
 
 @dataclass(slots=True)
@@ -102,6 +121,18 @@ class _Episode:
     first_entry_time_left: float = float("nan")
     first_entry_price: float = float("nan")
     first_entry_token: str | None = None
+
+
+@dataclass(slots=True)
+class _Order:
+    """The orders one tick sent: executed when due (see the module doc)."""
+
+    t_ns: int
+    arrive_ns: int
+    actions: np.ndarray
+    tradable: np.ndarray
+    window: np.ndarray
+    books: Books
 
 
 @dataclass(slots=True)
@@ -150,6 +181,7 @@ class Engine:
         self.log_decisions = log_decisions
         self._cur: list[_Episode | None] = [None] * self.M
         self._parked: list[_Parked] = []
+        self._flight: list[_Order] = []
         self._market_ix = np.array(fset.market_index, dtype=np.int64)
         self._pos_ix = np.array(fset.position_index, dtype=np.int64)
         self.totals = EngineTotals(pnl_by_asset=dict.fromkeys(assets, 0.0))
@@ -173,15 +205,17 @@ class Engine:
         full = np.empty((self.M, self.fset.dim), dtype=np.float32)
         full[:, self._market_ix] = obs.features
         full[:, self._pos_ix] = self.broker.position_features(top)
-        tradable = obs.tradable & (obs.window >= 0)
+        tradable = obs.tradable & (obs.window >= 0) & ~self.in_flight()
         actions = np.asarray(self.policy.act(full, tradable), dtype=np.int64)
         actions = np.where(tradable, actions, HOLD)
-        held_before = self.broker.held.copy()
-        result = self.broker.step(
-            actions, Books(obs.fill_px, obs.fill_size), tradable, t + self.config.latency_ns
-        )
-        self._book_fills(result, held_before)
-        self.last_rewards = result.rewards
+        self._flight.append(
+            _Order(t, t + self.config.latency_ns, actions, tradable, obs.window.copy(),
+                   Books(obs.fill_px, obs.fill_size))
+        )  # fmt: skip
+        self.last_rewards = np.zeros(self.M)
+        due = t + self.config.tick_ns
+        while self._flight and self._flight[0].arrive_ns < due:
+            self._execute(self._flight.pop(0))
         for m in np.flatnonzero(actions != HOLD).tolist():
             ep = self._cur[m]
             if ep is not None:
@@ -202,6 +236,23 @@ class Engine:
         self.last_obs, self.last_actions = full, actions
         return actions
 
+    def in_flight(self) -> np.ndarray:
+        """Markets with an order sent and not yet executed, bool [M]."""
+        out = np.zeros(self.M, dtype=bool)
+        for o in self._flight:
+            out |= o.actions != HOLD
+        return out
+
+    def _execute(self, o: _Order) -> None:
+        """Fill one tick's orders at the books at their arrival; an order whose window is
+        no longer the slot's (it ended before the order arrived) is dropped."""
+        cur = np.array([ep.window.index if ep is not None else -1 for ep in self._cur])
+        actions = np.where(o.window == cur, o.actions, HOLD)
+        held_before = self.broker.held.copy()
+        result = self.broker.step(actions, o.books, o.tradable, o.arrive_ns)
+        self._book_fills(result, held_before)
+        self.last_rewards = self.last_rewards + result.rewards
+
     def finish(self, t_ns: int, *, final_outcome: OutcomeFn | None = None) -> None:
         """End of a replay: close every slot's episode and settle what is parked, using
         ``final_outcome`` (default: whatever is known at ``t_ns``) for windows still open."""
@@ -210,6 +261,7 @@ class Engine:
             if ep is not None:
                 self._park_or_close(m, ep, t_ns)
                 self._cur[m] = None
+        self._flight.clear()  # orders arriving after the replay's end never fill
         fn = final_outcome or self.outcome
         for p in list(self._parked):
             got = fn(p.episode.window, t_ns)
@@ -228,6 +280,12 @@ class Engine:
                 for p in self._parked
             ],
             "totals": dataclasses.asdict(self.totals),
+            "in_flight": [
+                {"t_ns": o.t_ns, "arrive_ns": o.arrive_ns, "actions": o.actions.tolist(),
+                 "tradable": o.tradable.tolist(), "window": o.window.tolist(),
+                 "px": o.books.px.tolist(), "size": o.books.size.tolist()}
+                for o in self._flight
+            ],
         }  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any], windows: dict[str, Window]) -> None:
@@ -249,11 +307,20 @@ class Engine:
                 parked.append(_Parked(_episode_from(_window(windows, p["condition_id"]), p),
                                       broker))  # fmt: skip
             totals = EngineTotals(**state["totals"])
+            flight = [
+                _Order(o["t_ns"], o["arrive_ns"], np.array(o["actions"], dtype=np.int64),
+                       np.array(o["tradable"], dtype=bool),
+                       np.array(o["window"], dtype=np.int32),
+                       Books(np.array(o["px"], dtype=np.float64),
+                             np.array(o["size"], dtype=np.float64)))
+                for o in state.get("in_flight", [])
+            ]  # fmt: skip
         except KeyError as e:
             raise CheckpointError(f"engine state: missing key {e}") from None
         if len(cur) != self.M:
             raise CheckpointError(f"engine state: {len(cur)} slots, this engine has {self.M}")
         self._cur, self._parked, self.totals = cur, parked, totals
+        self._flight = flight
 
     # ---------------------------------------------------------------------------------------
 

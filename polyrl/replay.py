@@ -17,7 +17,13 @@ import numpy as np
 from polyrl.broker import PaperBroker
 from polyrl.config import Config
 from polyrl.engine import Engine, TickObs
-from polyrl.features.cache import DayCache, ReplaySpec, load_or_build, recording_days
+from polyrl.features.cache import (
+    DayCache,
+    ReplaySpec,
+    load_or_build,
+    load_or_build_latencies,
+    recording_days,
+)
 from polyrl.features.markets import Window
 from polyrl.features.sets import feature_set
 from polyrl.policies.base import Policy
@@ -48,6 +54,28 @@ def load_days(
     for day in recording_days(root, dates):
         cb = (lambda h, n, d=day: progress(d, h, n)) if progress is not None else None
         out.append(load_or_build(root, day, spec, progress=cb))
+    return out
+
+
+def load_days_latencies(
+    root: Path,
+    dates: str | Sequence[str],
+    config: Config,
+    latencies_ms: Sequence[int],
+    *,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[int, list[DayCache]]:
+    """``{latency_ms: every selected day's cache with fills at that latency}``: each day's
+    feature entry is built at most once (it does not depend on the latency) and the fill
+    books of the missing latencies in one pass over its market log (a small sidecar each)."""
+    spec = replay_spec(config)
+    want = [int(x) * 1_000_000 for x in latencies_ms]
+    out: dict[int, list[DayCache]] = {int(x): [] for x in latencies_ms}
+    for day in recording_days(root, dates):
+        cb = (lambda h, n, d=day: progress(d, h, n)) if progress is not None else None
+        got = load_or_build_latencies(root, day, spec, want, progress=cb)
+        for ms in out:
+            out[ms].append(got[ms * 1_000_000])
     return out
 
 

@@ -210,6 +210,29 @@ def format_table(summaries: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def format_latency_table(rows: Sequence[tuple[str, int, Mapping[str, Any]]]) -> str:
+    """PnL against fill latency: one row per ``(strategy, latency_ms, total summary)``, with
+    PnL per eligible window (untraded ones count 0), its cluster-bootstrap 95% interval and
+    number of clusters, the fills, and PnL per traded window beside it."""
+    head = (
+        f"{'strategy':<12} {'latency':>8} {'PnL $':>9} {'fills':>6} {'windows':>7} "
+        f"{'PnL/window [95% CI]':>28} {'clust':>5} {'traded':>6} "
+        f"{'PnL/traded window [95% CI]':>28}"
+    )
+    lines = [head, "-" * len(head)]
+    for name, ms, b in rows:
+        lines.append(
+            f"{name:<12} {f'{ms}ms':>8} {b['pnl']:>+9.2f} {b['fills']:>6} {b['windows']:>7} "
+            f"{_ci(b['pnl_per_window'], b['pnl_per_window_ci95']):>28} {b['clusters']:>5} "
+            f"{b['windows_traded']:>6} "
+            f"{_ci(b['pnl_per_traded_window'], b['pnl_per_traded_window_ci95']):>28}"
+        )
+    block = rows[0][2]["block"] if rows else "start"
+    what = "start time (all assets)" if block == "start" else "UTC day"
+    lines.append(f"95% intervals: cluster bootstrap, a cluster is every window of one {what}.")
+    return "\n".join(lines)
+
+
 def _ci(mean: float, ci: Sequence[float]) -> str:
     lo, hi = ci
     return f"{_num(mean)} [{_num(lo)}, {_num(hi)}]"

@@ -13,6 +13,7 @@ from polyrl.cli.common import (
     BlockOpt,
     ConfigOpt,
     err_console,
+    parse_latencies,
     progress_bar,
     recording_root,
     refuse_root_with_sample,
@@ -37,12 +38,17 @@ def replay_source(replay: str, root: Path | None, cfg: Config) -> tuple[Path, st
     return recording_root(base, cfg), replay
 
 
-def load_caches(root: Path, dates: str, cfg: Config):  # type: ignore[no-untyped-def]
-    """Load/build the selected days' feature caches with a progress bar."""
+def load_caches(  # type: ignore[no-untyped-def]
+    root: Path, dates: str, cfg: Config, latencies_ms: list[int] | None = None
+):
+    """Load/build the selected days' feature caches with a progress bar; with
+    ``latencies_ms``, ``{latency_ms: caches}`` from one feature entry per day (the fill books
+    of each latency beside it), never one build per latency."""
     from polyrl.features.cache import recording_days
-    from polyrl.replay import load_days
+    from polyrl.replay import load_days, load_days_latencies
 
-    days = recording_days(root, [g.strip() for g in dates.split(",") if g.strip()])
+    globs = [g.strip() for g in dates.split(",") if g.strip()]
+    days = recording_days(root, globs)
     with progress_bar("features (cache)", total=len(days) * 24, unit="day-hours") as advance:
         done: dict[str, int] = {}
 
@@ -50,9 +56,10 @@ def load_caches(root: Path, dates: str, cfg: Config):  # type: ignore[no-untyped
             done[day] = h
             advance(sum(done.values()), day)
 
-        caches = load_days(
-            root, [g.strip() for g in dates.split(",") if g.strip()], cfg, progress=prog
-        )
+        if latencies_ms is None:
+            caches = load_days(root, globs, cfg, progress=prog)
+        else:
+            caches = load_days_latencies(root, globs, cfg, latencies_ms, progress=prog)
         advance(len(days) * 24)
     return caches
 
@@ -86,6 +93,7 @@ def run_baseline(  # type: ignore[no-untyped-def]
         {
             "kind": "backtest",
             "strategy": name,
+            "fill_latency_ms": cfg.engine.fill_latency_ms,
             "days": result.days,
             "ticks": result.ticks,
             "events": result.events,
@@ -140,6 +148,18 @@ def backtest_cmd(
         int, typer.Option("--seed", help="Seed of the random baseline and the bootstrap.")
     ] = 0,
     block: BlockOpt = "start",
+    latency: Annotated[
+        str | None,
+        typer.Option(
+            "--latency",
+            help="Fill latency: one value (250ms, 0.5s) replaces [engine] fill_latency_ms "
+            "(default 300 ms); several (0,100,250,500,1000ms: an item without a unit takes "
+            "the unit the list ends with, ms if none) sweep it: each day's feature cache is "
+            "built once for all of them, every strategy runs once per latency into "
+            "runs/<name>/latency-<ms>ms/, and a table of PnL per window against latency is "
+            "printed and written to runs/<name>/sweep.json.",
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Run baselines over recorded days through the Engine (the same feature, policy and
@@ -149,7 +169,9 @@ def backtest_cmd(
     number of clusters, per asset and in total. Writes runs/<name>/ (config, decisions,
     trades, episodes, summary with digests of the events consumed and of the outputs); with
     --strategy all, one run per baseline in runs/<name>/<baseline>/ and comparison.json
-    beside them. An existing run is never overwritten: its name is refused."""
+    beside them. With --latency A,B,... (a sweep) one such run per latency and the PnL per
+    window of every strategy against latency. An existing run is never overwritten: its name
+    is refused."""
     from polyrl.analysis.bootstrap import BLOCKS
     from polyrl.analysis.stats import format_table
     from polyrl.features.sets import feature_set as fset_named
@@ -159,7 +181,12 @@ def backtest_cmd(
     if block not in BLOCKS:
         raise ConfigError(f"--block: {block!r} is not one of {', '.join(BLOCKS)}")
 
-    overrides = {"features": {"feature_set": feature_set}} if feature_set else {}
+    lat_ms = parse_latencies(latency) if latency is not None else None
+    overrides: dict[str, dict[str, object]] = {}
+    if feature_set:
+        overrides["features"] = {"feature_set": feature_set}
+    if lat_ms is not None and len(lat_ms) == 1:
+        overrides["engine"] = {"fill_latency_ms": lat_ms[0]}
     cfg = resolve_config(config, overrides)
     names = list(BASELINES) if strategy == "all" else [strategy]
     for n in names:
@@ -173,11 +200,17 @@ def backtest_cmd(
         except ConfigError as e:
             raise ConfigError(f"--strategy {n}: {e} (choose one with --feature-set)") from None
     base = runs / (name or f"backtest-{strategy}")
-    taken = [d for d in (base, *(base / n for n in names)) if run_taken(d)]
+    sweep = lat_ms if lat_ms is not None and len(lat_ms) > 1 else None
+    tops = [base / f"latency-{ms}ms" for ms in sweep] if sweep else [base]
+    dirs = [base, *tops, *(t / n for t in tops for n in names)]
+    taken = [d for d in dirs if run_taken(d)]
     if taken:
         hint = "use another --name" if name else "pass --name NAME to write a new run"
         raise ConfigError(f"run directory {taken[0]} already holds a run; {hint}")
     rec_root, dates = replay_source(replay, root, cfg)
+    if sweep:
+        run_sweep(base, names, load_caches(rec_root, dates, cfg, sweep), cfg, seed, block)
+        return
     caches = load_caches(rec_root, dates, cfg)
     data = data_section(rec_root, [c.date for c in caches], sim_class=type(cfg.sim))
     summaries = {}
@@ -187,6 +220,57 @@ def backtest_cmd(
         err_console.print(f"{n}: wrote {run_dir}")
     typer.echo(f"data: {data['text']}")
     typer.echo(format_table({n: s["stats"] for n, s in summaries.items()}))
+    print_notes(summaries, caches)
+    if len(names) > 1:
+        write_comparison(base, summaries)
+
+
+def write_comparison(base: Path, summaries: dict) -> None:  # type: ignore[type-arg]
+    """``comparison.json`` beside the runs of ``--strategy all``: each one's total."""
+    (base / "comparison.json").write_text(
+        json.dumps({n: s["stats"]["total"] for n, s in summaries.items()}, indent=2, sort_keys=True)
+    )
+
+
+def run_sweep(  # type: ignore[no-untyped-def]
+    base: Path, names: list[str], by_latency, cfg: Config, seed: int, block: str
+) -> None:
+    """Every strategy once per latency (``by_latency``: ``{ms: caches}``, one feature entry
+    per day), each a run in ``base/latency-<ms>ms/``; prints PnL per window against latency
+    and writes ``base/sweep.json`` (one entry per latency and strategy)."""
+    import dataclasses
+
+    from polyrl.analysis.stats import format_latency_table
+
+    rows, entries, summaries = [], [], {}
+    for ms, caches in sorted(by_latency.items()):
+        cfg_l = dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, fill_latency_ms=ms))
+        top = base / f"latency-{ms}ms"
+        summaries = {}
+        for n in names:
+            run_dir = top / n if len(names) > 1 else top
+            summaries[n] = run_baseline(n, caches, cfg_l, run_dir, seed, block)
+            err_console.print(f"{n} at {ms} ms: wrote {run_dir}")
+            total = summaries[n]["stats"]["total"]
+            rows.append((n, ms, total))
+            entries.append({"latency_ms": ms, "strategy": n,
+                            "run": str(run_dir.relative_to(base)), "total": total})  # fmt: skip
+        if len(names) > 1:
+            write_comparison(top, summaries)
+    typer.echo(format_latency_table(rows))
+    print_notes(summaries, next(iter(by_latency.values())))
+    (base / "sweep.json").write_text(
+        json.dumps(
+            {"kind": "latency_sweep", "latencies_ms": sorted(by_latency), "strategies": names,
+             "entries": entries},
+            indent=2, sort_keys=True,
+        )
+    )  # fmt: skip
+
+
+def print_notes(summaries: dict, caches) -> None:  # type: ignore[no-untyped-def,type-arg]
+    """The notes under a table: windows settled from the reference feed, without an
+    outcome, charged an assumed fee schedule, or overlapping a recording gap."""
     flagged = {n: s["stats"]["total"] for n, s in summaries.items()}
     first = next(iter(flagged.values()))
     notes = []
@@ -231,9 +315,3 @@ def backtest_cmd(
         notes.append(f"{first['flagged_gap']} window(s) overlapped a recording gap")
     for note in notes:
         err_console.print(f"note: {note}")
-    if len(names) > 1:
-        (base / "comparison.json").write_text(
-            json.dumps(
-                {n: s["stats"]["total"] for n, s in summaries.items()}, indent=2, sort_keys=True
-            )
-        )

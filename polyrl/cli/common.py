@@ -125,6 +125,39 @@ def parse_duration(text: str | None, option: str = "--duration") -> float | None
     return value
 
 
+_LATENCY_UNITS = {"ms": 1.0, "s": 1000.0}
+
+
+def parse_latencies(text: str, option: str = "--latency") -> list[int]:
+    """``0,100,250ms`` or ``0,0.5,1s`` or ``100ms,1s`` -> whole milliseconds, ascending and
+    unique. An item without a unit takes the unit the list ends with (ms if none); errors
+    name the option."""
+    items = [i.strip().lower() for i in text.split(",")]
+    if not text.strip() or any(not i for i in items):
+        raise ConfigError(f"{option}: {text!r} is not a list of latencies like 0,100,250ms")
+
+    def unit_of(item: str) -> str | None:
+        return next((u for u in ("ms", "s") if item.endswith(u)), None)
+
+    default = unit_of(items[-1]) or "ms"
+    out = []
+    for item in items:
+        unit = unit_of(item)
+        num = item[: -len(unit)].strip() if unit else item
+        try:
+            value = float(num) * _LATENCY_UNITS[unit or default]
+        except ValueError:
+            raise ConfigError(
+                f"{option}: {item!r} is not a latency like 250ms or 0.5s (units: ms, s)"
+            ) from None
+        if not value >= 0 or value == float("inf"):
+            raise ConfigError(f"{option}: latency {item!r} must be >= 0 and finite")
+        if value != round(value):
+            raise ConfigError(f"{option}: latency {item!r} is not a whole number of milliseconds")
+        out.append(int(round(value)))
+    return sorted(set(out))
+
+
 def recording_root(arg: str | Path, config: Config) -> Path:
     """A recording root option -> a path; ``sample`` builds the embedded sample on first use
     (with a progress bar)."""
@@ -157,8 +190,10 @@ def refuse_root_with_sample(replay: str, root: Path | None) -> None:
 
 def run_taken(run_dir: Path) -> Path | None:
     """The directory under ``run_dir`` that already holds a run (a finished one, the
-    siblings of ``backtest --strategy all``, or a training run with a checkpoint), if any."""
-    for marker in ("summary.json", "comparison.json", "checkpoints/last/meta.json"):
+    siblings of ``backtest --strategy all``, a latency sweep, or a training run with a
+    checkpoint), if any."""
+    markers = ("summary.json", "comparison.json", "sweep.json", "checkpoints/last/meta.json")
+    for marker in markers:
         if (run_dir / marker).exists():
             return run_dir
     return None

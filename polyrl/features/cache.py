@@ -24,7 +24,8 @@ Arrays (``.npy``, memory-mapped on load) — T ticks, M markets, F market featur
 ``ticks`` int64 [T]; ``features`` float32 [T, M, F]; ``ready``, ``tradable`` bool [T, M];
 ``window`` int32 [T, M]; ``top_px``/``top_size`` float64 [T, M, 2, 2] (best level at the
 tick: position PnL); ``fill_px``/``fill_size`` float64 [T, M, 2, 2, L] (books at tick +
-latency: fills). ``windows.parquet`` and ``meta.json`` complete it.
+latency: fills; the entry's own are at latency 0, a sidecar's at its latency).
+``windows.parquet`` and ``meta.json`` complete it.
 """
 
 from __future__ import annotations
@@ -45,13 +46,14 @@ from polyrl.clock import ReplayClock
 from polyrl.errors import RecordingError
 from polyrl.events import NS_PER_S, iso_to_ns
 from polyrl.features.engine import FeatureConfig, FeatureEngine, ObsBatch
+from polyrl.features.fills import FillBooks
 from polyrl.features.flags import SKIP_MASK
-from polyrl.features.markets import Window
+from polyrl.features.markets import LOG_STREAMS, Window
 from polyrl.features.sets import FEATURE_CODE_VERSION, feature_set
 from polyrl.recording.reader import RecordingReader, list_partitions
 
 CACHE_DIR = ".cache"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 _ARRAYS = ("ticks", "features", "ready", "tradable", "window", "top_px", "top_size",
            "fill_px", "fill_size")  # fmt: skip
 HOUR_NS = 3600 * NS_PER_S
@@ -65,6 +67,7 @@ class ReplaySpec:
     features: FeatureConfig
     tick_ns: int
     fill_latency_ns: int
+    """Which fill books :func:`load_or_build` returns (not part of the key)."""
     resolution_timeout_s: float
 
     def key_parts(self) -> dict[str, object]:
@@ -80,7 +83,6 @@ class ReplaySpec:
             "features": asdict(self.features),
             "assets": list(self.assets),
             "tick_ns": self.tick_ns,
-            "fill_latency_ns": self.fill_latency_ns,
             "resolution_timeout_s": self.resolution_timeout_s,
         }
 
@@ -96,11 +98,18 @@ class DayCache:
     windows: pl.DataFrame
     meta: dict[str, object]
 
+    fill_latency_ns: int = 0
+
     def __getattr__(self, name: str) -> np.ndarray:
         try:
             return self.arrays[name]
         except KeyError:
             raise AttributeError(name) from None
+
+    def with_fills(self, lat: int, px: np.ndarray, size: np.ndarray) -> DayCache:
+        """The same day with the fill books at latency ``lat``."""
+        arrays = {**self.arrays, "fill_px": px, "fill_size": size}
+        return DayCache(self.date, self.key, self.path, arrays, self.windows, self.meta, lat)
 
 
 def _file_digest(path: Path, memo: dict[str, list[object]]) -> str:
@@ -187,7 +196,7 @@ def build_day(
 ) -> tuple[dict[str, np.ndarray], list[Window], dict[str, object]]:
     """Replay one day through the FeatureEngine (see the module doc)."""
     day0, day1 = _day_bounds(date)
-    fe = FeatureEngine(spec.assets, spec.features, fill_latency_ns=spec.fill_latency_ns)
+    fe = FeatureEngine(spec.assets, spec.features)
     chunks: list[ObsBatch] = []
     events = 0
     prev = _neighbour(date, -1)
@@ -278,8 +287,115 @@ def load_or_build(
     *,
     progress: Callable[[int, int], None] | None = None,
 ) -> DayCache:
-    """The day's cache entry, building (and storing) it first if needed."""
+    """The day's cache entry with fills at ``spec.fill_latency_ns``, building (and storing)
+    the entry and the latency's sidecar first if needed."""
+    return load_or_build_latencies(root, date, spec, [spec.fill_latency_ns], progress=progress)[
+        spec.fill_latency_ns
+    ]
+
+
+def load_or_build_latencies(
+    root: Path,
+    date: str,
+    spec: ReplaySpec,
+    latencies_ns: Sequence[int],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[int, DayCache]:
+    """The day's entry once per latency (fill books at that latency); the feature entry is
+    built at most once and the missing sidecars in one pass over the market log."""
     root = Path(root)
+    base = _load_or_build_base(root, date, spec, progress=progress)
+    want = sorted({int(x) for x in latencies_ns if int(x) != 0})
+    missing = [lat for lat in want if not (base.path / _fills_dir(lat) / "done").exists()]
+    if missing:
+        built = build_fills(root, date, spec, base, missing)
+        for lat, (px, size) in built.items():
+            d = base.path / _fills_dir(lat)
+            tmp = d.with_name(f".{d.name}.tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            np.save(tmp / "fill_px.npy", px, allow_pickle=False)
+            np.save(tmp / "fill_size.npy", size, allow_pickle=False)
+            (tmp / "done").write_text("")
+            shutil.rmtree(d, ignore_errors=True)
+            os.replace(tmp, d)
+    out = {}
+    for lat in {int(x) for x in latencies_ns}:
+        if lat == 0:
+            out[lat] = base
+            continue
+        d = base.path / _fills_dir(lat)
+        px = np.load(d / "fill_px.npy", mmap_mode="r", allow_pickle=False)
+        size = np.load(d / "fill_size.npy", mmap_mode="r", allow_pickle=False)
+        out[lat] = base.with_fills(lat, px, size)
+    return out
+
+
+def _fills_dir(lat: int) -> str:
+    return f"fills-{lat}"
+
+
+def build_fills(
+    root: Path, date: str, spec: ReplaySpec, base: DayCache, latencies_ns: Sequence[int]
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """The fill books at every tick of ``base`` + each latency: the warm-up hour, the day and
+    the next day's first hour of the market log only, each tick taken once every event up to
+    tick + latency is in (so batching never changes a book)."""
+    streams = [s for s in LOG_STREAMS if (Path(root) / s).is_dir()]
+    fb = FillBooks(spec.assets, latencies_ns, spec.features.book_levels)
+    ticks = np.asarray(base.arrays["ticks"])
+    window = np.asarray(base.arrays["window"])
+    wins = base.windows
+    toks = list(zip(wins["up_token"].to_list(), wins["down_token"].to_list(), strict=True))
+    pairs = [[toks[w] if w >= 0 else None for w in row] for row in window.tolist()]
+    out = {lat: ([], []) for lat in latencies_ns}
+    done = dict.fromkeys(latencies_ns, 0)
+
+    def batches():  # type: ignore[no-untyped-def]
+        prev, nxt = _neighbour(date, -1), _neighbour(date, 1)
+        if _day_files(root, prev, {23}):
+            yield from RecordingReader(root, dates=prev, streams=streams).hour_batches(prev, 23)
+        reader = RecordingReader(root, dates=date, streams=streams)
+        for d, h in reader.hours():
+            yield from reader.hour_batches(d, h)
+        if _day_files(root, nxt, {0}):
+            try:
+                tail = RecordingReader(root, dates=nxt, streams=streams)
+                yield from tail.hour_batches(nxt, 0)
+            except RecordingError:
+                return
+
+    def take(lat: int, upto: int) -> None:
+        k0 = done[lat]
+        k1 = int(np.searchsorted(ticks, upto - lat, side="right"))
+        if k1 > k0:
+            px, size = fb.observe(lat, ticks[k0:k1], pairs[k0:k1])
+            out[lat][0].append(px)
+            out[lat][1].append(size)
+            done[lat] = k1
+
+    it = iter(batches())
+    cur = next(it, None)
+    while cur is not None:
+        nxt = next(it, None)
+        fb.ingest(cur)
+        if nxt is not None and len(nxt):
+            for lat in latencies_ns:
+                take(lat, int(nxt.recv_ns[0]) - 1)
+        cur = nxt
+    for lat in latencies_ns:
+        take(lat, int(ticks[-1]) + lat)
+    return {lat: (np.concatenate(p), np.concatenate(s)) for lat, (p, s) in out.items()}
+
+
+def _load_or_build_base(
+    root: Path,
+    date: str,
+    spec: ReplaySpec,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> DayCache:
     key, digest = cache_key(root, date, spec)
     path = root / CACHE_DIR / "features" / date / key
     if (path / "meta.json").exists():

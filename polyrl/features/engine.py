@@ -6,8 +6,11 @@ time (:meth:`FeatureEngine.observe` for one tick, :meth:`FeatureEngine.observe_m
 many — the same computation, which replay uses to go fast). It may be fed events beyond the
 tick it is asked about; **an observation at tick t depends only on events with
 ``recv_ns <= t``** (every lookup is as-of t, and the sequential state — books, markets,
-connection status — is advanced exactly to t). Live mode feeds it each tick's events just
-before asking; replay feeds it whole batches; both get the same numbers.
+connection status — is advanced exactly to t). The fill books at t + fill latency come from
+a market log of their own (:mod:`polyrl.features.fills`), so a latency of any size never
+moves what the features read; they need every event up to t + latency ingested. Live mode
+feeds it each tick's events just before asking; replay feeds it whole batches; both get
+the same numbers.
 
 Two kinds of state, each in its own module:
 
@@ -38,12 +41,12 @@ import numpy as np
 
 from polyrl.events import NS_PER_S, WINDOW_NS
 from polyrl.features.columns import StreamCols, head_sums
+from polyrl.features.fills import FillBooks, write_book
 from polyrl.features.flags import without_skipped
 from polyrl.features.history import MIN, AssetHistory, ReferenceVerdict
 from polyrl.features.markets import MarketLog, Window, window_fields
 from polyrl.features.sets import FeatureSet, feature_set
 from polyrl.recording.reader import MergedBatch
-from polyrl.sources.polymarket.book import TokenBook
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,6 +123,11 @@ class FeatureEngine:
         self.assets = tuple(assets)
         self.fill_latency_ns = fill_latency_ns
         self.markets = MarketLog(self.assets)
+        self._fills = (
+            FillBooks(self.assets, [fill_latency_ns], self.config.book_levels)
+            if fill_latency_ns
+            else None
+        )
         self._a = {a: AssetHistory() for a in self.assets}
         self._last_tick: int | None = None
         self.last_recv_ns = -(2**62)
@@ -162,6 +170,8 @@ class FeatureEngine:
         if "binance.spot.depth" in c:
             self._ingest_depth(c["binance.spot.depth"])
         self.markets.ingest(batch)
+        if self._fills is not None:
+            self._fills.ingest(batch, filtered=True)
 
     def _per_asset(self, cols: StreamCols, fn: Any) -> None:
         """Call ``fn(history, cols, rows)`` per asset with that asset's row indices."""
@@ -246,7 +256,7 @@ class FeatureEngine:
         """Observations at increasing ticks, each as of its own time (never later data).
 
         Every tick must be after the previous call's ticks, and every event received at or
-        before the last tick must have been ingested.
+        before the last tick plus the fill latency must have been ingested.
         """
         # Undefined values (log of 0, 0/0 before data) are NaN by design, masked by `ready`.
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -274,8 +284,7 @@ class FeatureEngine:
         book_px = np.full((T, M, 2, 2, L), np.nan)
         book_size = np.zeros((T, M, 2, 2, L))
         lat = self.fill_latency_ns
-        fill_px = book_px if lat == 0 else np.full((T, M, 2, 2, L), np.nan)
-        fill_size = book_size if lat == 0 else np.zeros((T, M, 2, 2, L))
+        pairs: list[list[tuple[str, str] | None]] = []
         synced = np.zeros((T, M), dtype=bool)
         fresh = np.zeros((T, M), dtype=bool)
         book_stale_ns = int(self.config.book_stale_s * NS_PER_S)
@@ -285,10 +294,10 @@ class FeatureEngine:
         for k, t in enumerate(ticks.tolist()):
             mk.advance(t)
             channels_up = mk.channels_up()
-            cur: list[Window | None] = []
+            cur: list[tuple[str, str] | None] = []
             for m, asset in enumerate(self.assets):
                 w = mk.current(asset, t)
-                cur.append(w)
+                cur.append(None if w is None else (w.up_token, w.down_token))
                 if w is None:
                     continue
                 window[k, m] = w.index
@@ -297,12 +306,12 @@ class FeatureEngine:
                 synced[k, m] = bool(up and up.synced and dn and dn.synced)
                 fresh[k, m] = mk.fresh(w, t, book_stale_ns)
                 up_down[k, m] = channels_up
-                _fill_book(book_px, book_size, k, m, up, dn, L)
-            if lat:
-                mk.advance(t + lat)
-                for m, w in enumerate(cur):
-                    if w is not None:
-                        _fill_book(fill_px, fill_size, k, m, *mk.books(w), L)
+                write_book(book_px, book_size, k, m, up, dn, L)
+            pairs.append(cur)
+        if self._fills is not None:
+            fill_px, fill_size = self._fills.observe(lat, ticks, pairs)
+        else:
+            fill_px, fill_size = book_px, book_size
         self._last_tick = int(ticks[-1])
         for a in self._a.values():
             a.trim(self._last_tick)
@@ -355,26 +364,6 @@ class FeatureEngine:
                 sel = feeds == feed
                 out = np.where(sel, self._a[asset].ref_move(ticks, ws, sel, feed), out)
         return out
-
-
-def _fill_book(
-    px: np.ndarray,
-    size: np.ndarray,
-    k: int,
-    m: int,
-    up: TokenBook | None,
-    dn: TokenBook | None,
-    depth: int,
-) -> None:
-    """Write the top ``depth`` levels of both tokens' books at tick k, market m."""
-    for j, lv in ((0, up), (1, dn)):
-        if lv is None or not lv.synced:
-            continue
-        bp, bs, ap, as_ = lv.top(depth)
-        px[k, m, j, 0] = bp
-        size[k, m, j, 0] = bs
-        px[k, m, j, 1] = ap
-        size[k, m, j, 1] = as_
 
 
 def _erf(x: np.ndarray) -> np.ndarray:

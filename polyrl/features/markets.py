@@ -343,4 +343,8 @@ class MarketLog:
 
     def books(self, w: Window) -> tuple[TokenBook | None, TokenBook | None]:
         """The Up and Down token books of ``w`` (None before any was seen)."""
-        return self._tokens.get(w.up_token), self._tokens.get(w.down_token)
+        return self.token_books(w.up_token, w.down_token)
+
+    def token_books(self, up: str, down: str) -> tuple[TokenBook | None, TokenBook | None]:
+        """The books of two tokens by id (None before any was seen)."""
+        return self._tokens.get(up), self._tokens.get(down)

@@ -15,6 +15,14 @@ and the broker state are part of :meth:`ReplayEnv.state_dict`, so a checkpoint r
 exactly. Episodes that overlap a recording gap, or whose window could not be settled, are
 left out by default.
 
+With a fill latency of a tick or more (k = latency // tick whole ticks), an order stays in
+flight for k ticks, during which the Engine forces HOLD on its market: the env fills the
+order at once (at the book of its arrival, stamped with the arrival time) and skips the
+episode's steps up to the tick that executes it, so the agent's next decision is the
+Engine's next free one. An order that would arrive at or after the window's end is dropped.
+With the shaped reward and k >= 1 the per-step rewards are attributed to the deciding step
+(the Engine's online rewards arrive k ticks later); fills and PnL are the same.
+
 A parity test holds this environment and the Engine together: for the same policy they make
 the same decisions, fills and PnL.
 """
@@ -168,6 +176,7 @@ class ReplayEnv:
         broker: BrokerConfig,
         seed: int,
         latency_ns: int = 0,
+        tick_ns: int = 500_000_000,
         min_notional: float = 1.0,
         order: str = "shuffle",
     ) -> None:
@@ -177,6 +186,9 @@ class ReplayEnv:
         self.N = n_envs
         self.fset = fset
         self.latency_ns = latency_ns
+        self.tick_ns = tick_ns
+        self.in_flight_ns = (latency_ns // tick_ns) * tick_ns
+        """How long after its decision an order is executed (0 below one tick)."""
         self.min_notional = min_notional
         self.order = order
         self.seed = seed
@@ -202,7 +214,8 @@ class ReplayEnv:
             self._rows_of[name] = views
         self._tick_ns = [np.asarray(c.arrays["ticks"]) for c in store.caches]
         self._slots_per_day = np.array([c.arrays["features"].shape[1] for c in store.caches])
-        self._info = store.info.rows(named=True)  # per-episode dicts, for the accounting rows
+        self._info = store.info.rows(named=True)
+        self._end_ns = store.info["end_ns"].to_numpy()  # per-episode dicts, for the accounting rows
         # Small batches copy each episode's rows into a per-env buffer when it starts (a few
         # hundred microseconds per episode of ~1800 steps), so a step reads every array with
         # one index instead of one per day (about 10 us a step at 4 envs). Large batches
@@ -363,10 +376,17 @@ class ReplayEnv:
         episode = self.ep.copy()
         acts = np.asarray(actions, dtype=np.int64)
         held_before = self.broker.held.copy()
-        result = self.broker.step(acts, books, self._all_tradable, t + self.latency_ns)
+        sent = acts
+        if self.in_flight_ns:
+            # Executed at or after the window's end: the market no longer takes orders.
+            late = t + self.in_flight_ns >= self._end_ns[self.ep]
+            sent = np.where(late, 0, acts)
+        result = self.broker.step(sent, books, self._all_tradable, t + self.latency_ns)
         rewards = result.rewards.copy()
         trades = self._acc.fills(self, result, held_before, acts) if self.record_trades else []
         self.pos += 1
+        if self.in_flight_ns:
+            self._skip_in_flight(np.flatnonzero(acts != 0), t)
         self._cursor = None
         done = self.pos >= self._ep_len
         episodes: list[dict[str, Any]] = []
@@ -394,6 +414,20 @@ class ReplayEnv:
             "episodes": episodes,
         }  # fmt: skip
         return self.observe(), rewards, done, info
+
+    def _skip_in_flight(self, envs: np.ndarray, t: np.ndarray) -> None:
+        """Move ``envs`` past the steps at which their order is still in flight."""
+        for i in envs.tolist():
+            n = int(self._ep_len[i])
+            until = int(t[i]) + self.in_flight_ns
+            while self.pos[i] < n and self._tick_at(i, int(self.pos[i])) <= until:
+                self.pos[i] += 1
+
+    def _tick_at(self, i: int, pos: int) -> int:
+        if self._buffered:
+            return int(self._buf["t_ns"][i, pos])
+        k = int(self.store.ticks[int(self._ep_first[i]) + pos])
+        return int(self._tick_ns[int(self._ep_day[i])][k])
 
     # -- checkpointing -------------------------------------------------------------------------
 
@@ -587,6 +621,7 @@ def evaluate(
     fset: FeatureSet,
     broker: BrokerConfig,
     latency_ns: int = 0,
+    tick_ns: int = 500_000_000,
     min_notional: float = 1.0,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Play every episode of ``store`` exactly once with ``policy`` (all in parallel).
@@ -604,6 +639,7 @@ def evaluate(
         broker=broker,
         seed=0,
         latency_ns=latency_ns,
+        tick_ns=tick_ns,
         min_notional=min_notional,
         order="sequential",
     )

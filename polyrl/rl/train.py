@@ -186,7 +186,7 @@ def evaluate_policies(
     stats, frames = {}, {}
     for name, pol in policies.items():
         tr, ep = evaluate(store, pol, fset=fset, broker=config.broker,
-                          latency_ns=config.engine.latency_ns,
+                          latency_ns=config.engine.latency_ns, tick_ns=config.engine.tick_ns,
                           min_notional=config.engine.min_notional)  # fmt: skip
         frames[name] = (tr, ep)
         stats[name] = summarize(tr, ep, assets=tuple(config.assets),
@@ -258,7 +258,7 @@ def train(
     eval_store = (_store(root, splits["eval"], config, exclude=None, progress=cache_progress)
                   if splits["eval"] else None)  # fmt: skip
     env = ReplayEnv(store, n_envs=tc.envs, fset=fset, broker=config.broker, seed=tc.seed,
-                    latency_ns=config.engine.latency_ns,
+                    latency_ns=config.engine.latency_ns, tick_ns=config.engine.tick_ns,
                     min_notional=config.engine.min_notional)  # fmt: skip
     updates = tc.updates
     if total_steps is not None:

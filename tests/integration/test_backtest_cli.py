@@ -172,3 +172,75 @@ def test_an_unknown_block_is_refused(small_recording: Path, tmp_path: Path) -> N
         "polyrl: error: --block: 'week' is not one of start, day"
     ]
     assert not (tmp_path / "runs").exists()
+
+
+def _same(a: dict, b: dict) -> bool:
+    """Equal as JSON (NaN, as in an interval over no windows, equal to NaN)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def _sweep_entry(sweep: dict, ms: int) -> dict:
+    (entry,) = [e for e in sweep["entries"] if e["latency_ms"] == ms]
+    return entry
+
+
+@pytest.mark.slow
+def test_a_latency_sweep_builds_the_feature_cache_once(small_recording: Path, tmp_path: Path):
+    """`--latency 0,250,700ms` runs the strategy once per latency from one feature entry per
+    day (only a small fill-book sidecar per latency); a later sweep with new latencies adds
+    sidecars and never rebuilds the entry; each latency's figures are those of a backtest
+    run at that latency alone."""
+    import shutil
+
+    rec = tmp_path / "rec"
+    shutil.copytree(small_recording, rec, ignore=shutil.ignore_patterns(".cache"))
+    runs = tmp_path / "runs"
+    common = ("--strategy", "momentum", "--replay", "2024-06-01", "--root", str(rec),
+              "--runs", str(runs))  # fmt: skip
+    res = run_cli("backtest", *common, "--name", "sweep", "--latency", "0,250,700ms")
+    assert res.returncode == 0, res.stderr
+    rows = [ln.split() for ln in res.stdout.splitlines() if ln.startswith("momentum")]
+    assert [r[1] for r in rows] == ["0ms", "250ms", "700ms"]
+    for word in ("latency", "PnL/window", "clust", "fills", "traded", "cluster bootstrap"):
+        assert word in res.stdout
+    entries = list((rec / ".cache" / "features" / "2024-06-01").iterdir())
+    assert len(entries) == 1  # one feature entry for every latency
+    entry = entries[0]
+    assert sorted(p.name for p in entry.glob("fills-*")) == ["fills-250000000", "fills-700000000"]
+    built = (entry / "features.npy").stat().st_mtime_ns
+    sweep = json.loads((runs / "sweep" / "sweep.json").read_text())
+    assert sweep["latencies_ms"] == [0, 250, 700] and len(sweep["entries"]) == 3
+    for ms, row in zip((0, 250, 700), rows, strict=True):
+        e = _sweep_entry(sweep, ms)
+        run = runs / "sweep" / f"latency-{ms}ms"
+        summary = json.loads((run / "summary.json").read_text())
+        cfg = json.loads((run / "config.json").read_text())
+        assert e["run"] == f"latency-{ms}ms" and _same(e["total"], summary["stats"]["total"])
+        assert summary["fill_latency_ms"] == ms and cfg["engine"]["fill_latency_ms"] == ms
+        assert int(row[3]) == e["total"]["fills"] and int(row[8]) == e["total"]["clusters"]
+    tot = [_sweep_entry(sweep, ms)["total"] for ms in (0, 250, 700)]
+    assert tot[0]["fills"] > 0 and tot[0]["pnl"] != tot[2]["pnl"]  # latency moves the fills
+    # A later sweep with other latencies: new sidecars, the same untouched feature entry.
+    res = run_cli("backtest", *common, "--name", "more", "--latency", "0.1,1s")
+    assert res.returncode == 0, res.stderr
+    assert list((rec / ".cache" / "features" / "2024-06-01").iterdir()) == [entry]
+    assert (entry / "features.npy").stat().st_mtime_ns == built
+    assert (entry / "fills-100000000" / "done").exists()
+    assert (entry / "fills-1000000000" / "done").exists()
+    # One latency alone is a plain backtest at that latency: the sweep's figures exactly.
+    res = run_cli("backtest", *common, "--name", "single", "--latency", "700")
+    assert res.returncode == 0, res.stderr
+    single = json.loads((runs / "single" / "summary.json").read_text())
+    assert single["fill_latency_ms"] == 700 and _same(single["stats"]["total"], tot[2])
+    assert (entry / "features.npy").stat().st_mtime_ns == built
+
+
+def test_a_bad_latency_is_refused_in_one_line(tmp_path: Path) -> None:
+    for bad, what in (("0,fast", "'fast'"), ("-5ms", "'-5ms'"), ("0.3ms", "whole number"),
+                      ("100,,200", "list of latencies"), ("5m", "'5m'")):  # fmt: skip
+        res = run_cli("backtest", "--strategy", "random", "--replay", "sample", "--latency",
+                      bad, "--runs", str(tmp_path / "runs"))  # fmt: skip
+        assert res.returncode == 1 and "Traceback" not in res.stderr
+        (line,) = res.stderr.strip().splitlines()
+        assert line.startswith("polyrl: error: --latency:") and what in line, line
+    assert not (tmp_path / "runs").exists()

@@ -122,7 +122,8 @@ def _live_like(root: Path, log: RunLog, *, swap_at: int | None = None) -> dict[s
     from polyrl.broker import PaperBroker
 
     fset = feature_set(CFG.features.feature_set)
-    fe = FeatureEngine(tuple(CFG.assets), CFG.features)
+    lat = CFG.engine.latency_ns
+    fe = FeatureEngine(tuple(CFG.assets), CFG.features, fill_latency_ns=lat)
     timeout = int(CFG.engine.resolution_timeout_s * 1e9)
 
     def make() -> Engine:
@@ -139,7 +140,8 @@ def _live_like(root: Path, log: RunLog, *, swap_at: int | None = None) -> dict[s
     swapped: dict[str, object] = {}
     last = 0
     reader = RecordingReader(root)
-    for batch, ticks in ReplayClock(CFG.engine.tick_ns).drive(reader.batches(batch_size=4096)):
+    clock = ReplayClock(CFG.engine.tick_ns, lookahead_ns=lat)
+    for batch, ticks in clock.drive(reader.batches(batch_size=4096)):
         fe.ingest(batch)
         for t in ticks.tolist():
             if swap_at is not None and not swapped and t >= swap_at:

@@ -46,8 +46,9 @@ def test_env_and_engine_agree(caches, tmp_path: Path, name: str, read_path) -> N
     log.flush()
     store = EpisodeStore.build(caches, exclude_gap=False, exclude_missing=False)
     tr_env, ep_env = evaluate(
-        store, make_baseline(name, FSET, CFG.baselines), fset=FSET, broker=CFG.broker
-    )
+        store, make_baseline(name, FSET, CFG.baselines), fset=FSET, broker=CFG.broker,
+        latency_ns=CFG.engine.latency_ns, tick_ns=CFG.engine.tick_ns,
+    )  # fmt: skip
     tr_eng = log.frame("trades")
     ep_eng = log.frame("episodes").filter(
         pl.col("condition_id").is_in(ep_env["condition_id"].implode())
@@ -64,6 +65,48 @@ def test_env_and_engine_agree(caches, tmp_path: Path, name: str, read_path) -> N
             "first_entry_price", "first_entry_token"]  # fmt: skip
     assert ep_env.select(cols).sort(key).equals(ep_eng.select(cols).sort(key))
     assert tr_env.height > 0 or name == "gating"
+
+
+@pytest.mark.parametrize("latency_ms", [700, 1200])
+def test_env_and_engine_agree_with_latency_beyond_a_tick(
+    small_recording: Path, tmp_path: Path, latency_ms: int
+) -> None:
+    """An order in flight for one or two ticks: the Engine forces HOLD on its market until
+    it fills at the book of its arrival, the env skips those steps; both make the same
+    fills, stamped at the arrival, and the same PnL."""
+    import dataclasses
+
+    cfg = dataclasses.replace(
+        CFG, engine=dataclasses.replace(CFG.engine, fill_latency_ms=latency_ms)
+    )
+    days = load_days(small_recording, "*", cfg)
+    log = RunLog(tmp_path / "engine", config={}, overwrite=True)
+    res = replay_engine(days, make_baseline("momentum", FSET, cfg.baselines), cfg, log)
+    log.flush()
+    store = EpisodeStore.build(days, exclude_gap=False, exclude_missing=False)
+    tr_env, ep_env = evaluate(
+        store, make_baseline("momentum", FSET, cfg.baselines), fset=FSET, broker=cfg.broker,
+        latency_ns=cfg.engine.latency_ns, tick_ns=cfg.engine.tick_ns,
+    )  # fmt: skip
+    tr_eng = log.frame("trades")
+    fills = tr_eng.filter(pl.col("kind") != "settle")
+    assert fills.height > 0
+    assert tr_env.filter(pl.col("kind") != "settle").equals(fills)
+    # Every fill is stamped at its decision tick + latency (off the tick grid).
+    assert (fills["t_ns"] % cfg.engine.tick_ns == (latency_ms % 500) * 1_000_000).all()
+    cols = ["condition_id", "outcome", "orders", "fills", "pnl", "fees"]
+    ep_eng = log.frame("episodes").filter(
+        pl.col("condition_id").is_in(ep_env["condition_id"].implode())
+    )
+    assert ep_env.select(cols).sort("condition_id").equals(ep_eng.select(cols).sort("condition_id"))
+    # While an order is in flight its market is not tradable: no decision double-counts it.
+    dec = log.frame("decisions").sort(["slot", "t_ns"])
+    k = latency_ms // 500
+    for slot in range(len(cfg.assets)):
+        acts = dec.filter(pl.col("slot") == slot)["action"].to_numpy()
+        sent = np.flatnonzero(acts != 0)
+        assert (np.diff(sent) > k).all(), slot
+    assert res.engine.totals.fills == fills.height
 
 
 def test_observations_equal_the_engine_s(caches) -> None:  # type: ignore[no-untyped-def]
