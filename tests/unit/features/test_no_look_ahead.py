@@ -5,9 +5,9 @@ replaying R in batches of B rows, the observation at every tick t <= c (features
 tradable, window, the books at the tick) equals the observation replayed from R truncated to
 the events received by c (``recv_ns <= c``) in the same batches, and so do the books at
 t + L for every tick with t + L <= c. Across batch sizes the observation at the tick is the
-same as replaying R in one batch (the fill books at t + L are left out there when L > 0:
-handing out a tick only once every event up to t + L is in is item 2's fix to the replay
-clock). The windows table the day cache writes and training reads (outcome, outcome_source,
+same as replaying R in one batch, the fill books at t + L included (the replay clock hands
+out tick t only once every event received by t + L is in). The windows table the day cache
+writes and training reads (outcome, outcome_source,
 outcome_ns, the window's market fields, gap) obeys: a window's outcome is readable at c
 (``outcome_ns <= c``) in the full replay iff it is in the truncated one, and then it is
 the same; every window discovered by c has the same market fields; the gap flag only
@@ -28,8 +28,8 @@ dropped, connect, optionally a ``gap`` row), a recorder restart (``start``, ``se
 again from 0, every channel's ``connect`` repeated), reference ticks duplicated late and
 ticks stamped before a window start arriving after the tick stamped at it (the ref_move
 case), batches of 2,000 rows up to the whole recording with up to three 100-row stretches
-read 1-25 rows at a time, fill latencies 0-450 ms, and resolution timeouts of 5 s to 1 h
-(the recorded resolution arrives 40 s after the window's end).
+read 1-25 rows at a time, fill latencies 0-1.3 s (beyond the 500 ms tick too), and
+resolution timeouts of 5 s to 1 h (the recorded resolution arrives 40 s after the window's end).
 """
 
 from __future__ import annotations
@@ -190,7 +190,9 @@ edits = st.builds(
     early_open=st.tuples(st.integers(1, S), st.floats(0.98, 1.02)),
     batch_size=st.one_of(st.integers(2_000, 30_000), st.just(10**9)),
     fine=st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(1, 25)), max_size=3).map(tuple),
-    latency_ns=st.sampled_from([0, 0, 100_000_000, 250_000_000, 450_000_000]),
+    latency_ns=st.sampled_from(
+        [0, 0, 100_000_000, 300_000_000, 450_000_000, 700_000_000, 1_300_000_000]
+    ),
     cut_frac=st.one_of(st.just(-1.0), st.floats(0.05, 1.0)),
     timeout_s=st.sampled_from([5, 30, 120, 3600]),
 )
@@ -274,7 +276,9 @@ def _replay(
     out: list[ObsBatch] = []
     edges = [x for x in bounds if x < n] + [n]
     batches = (_slice(b, lo, hi) for lo, hi in zip(edges[:-1], edges[1:], strict=True))
-    for batch, ticks in ReplayClock(TICK, start_ns=T0, end_ns=cut).drive(batches):
+    for batch, ticks in ReplayClock(TICK, start_ns=T0, end_ns=cut, lookahead_ns=latency_ns).drive(
+        batches
+    ):
         fe.ingest(batch)
         if ticks.shape[0]:
             out.append(fe.observe_many(ticks))
@@ -316,8 +320,7 @@ def _check(b: MergedBatch, e: Edits) -> None:
     # Batch size: the same observations as one batch.
     if len(bounds) > 2:
         one, owins = _replay(rec, [0, len(rec)], e.latency_ns, None, timeout)
-        _same(full, one, AT_TICK + (("fill_px", "fill_size") if e.latency_ns == 0 else ()),
-              ticks.shape[0])  # fmt: skip
+        _same(full, one, AT_TICK + ("fill_px", "fill_size"), ticks.shape[0])
         assert [_row(w) for w in wins] == [_row(w) for w in owins]
     # The windows table.
     assert len(pwins) <= len(wins)
@@ -420,15 +423,10 @@ def test_no_look_ahead_on_hard_recordings_many(short_batch: MergedBatch, e: Edit
     _check(short_batch, e)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a fill latency beyond one tick advances the books past the next tick (item 2)",
-)
 def test_a_fill_latency_beyond_a_tick_does_not_look_ahead(short_batch: MergedBatch) -> None:
-    """Observing tick t advances the Polymarket log to t + latency for the fill books; with
-    a latency above the tick interval the next tick's books (and up_mid, spread) then hold
-    events received after that tick. Fails today: the engine's callers allow latency below
-    one tick only, and lifting that needs the fill-book path changed first."""
+    """The fill books at t + latency come from their own market log, so a latency above the
+    tick interval never moves the books (and up_mid, spread) the next tick sees past that
+    tick (before, observing tick t advanced the one log to t + latency)."""
     _check(
         short_batch,
         Edits(
