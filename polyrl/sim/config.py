@@ -142,7 +142,7 @@ class SimConfig:
     end."""
     book_quote_rate: float = 2.0
     """Quote events (order placements, cancels, resizes) per second per market (calm)."""
-    book_trade_rate: float = 2.2
+    book_trade_rate: float = 1.9
     """Mean taker trades per second per market over a window (calm); rises from half that at
     the window's start to 1.5 times it at the end (0.3 times it before the window opens)."""
     book_fills_per_trade: float = 3.0
