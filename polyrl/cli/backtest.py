@@ -209,7 +209,10 @@ def backtest_cmd(
         raise ConfigError(f"run directory {taken[0]} already holds a run; {hint}")
     rec_root, dates = replay_source(replay, root, cfg)
     if sweep:
-        run_sweep(base, names, load_caches(rec_root, dates, cfg, sweep), cfg, seed, block)
+        by_latency = load_caches(rec_root, dates, cfg, sweep)
+        first = next(iter(by_latency.values()))
+        data = data_section(rec_root, [c.date for c in first], sim_class=type(cfg.sim))
+        run_sweep(base, names, by_latency, cfg, seed, block, data)
         return
     caches = load_caches(rec_root, dates, cfg)
     data = data_section(rec_root, [c.date for c in caches], sim_class=type(cfg.sim))
@@ -233,11 +236,13 @@ def write_comparison(base: Path, summaries: dict) -> None:  # type: ignore[type-
 
 
 def run_sweep(  # type: ignore[no-untyped-def]
-    base: Path, names: list[str], by_latency, cfg: Config, seed: int, block: str
-) -> None:
+    base: Path, names: list[str], by_latency, cfg: Config, seed: int, block: str,
+    data: dict | None = None,
+) -> None:  # fmt: skip
     """Every strategy once per latency (``by_latency``: ``{ms: caches}``, one feature entry
     per day), each a run in ``base/latency-<ms>ms/``; prints PnL per window against latency
-    and writes ``base/sweep.json`` (one entry per latency and strategy)."""
+    and writes ``base/sweep.json`` (one entry per latency and strategy); ``data``: what made
+    the days, in every run's summary and the sweep's."""
     import dataclasses
 
     from polyrl.analysis.stats import format_latency_table
@@ -249,7 +254,7 @@ def run_sweep(  # type: ignore[no-untyped-def]
         summaries = {}
         for n in names:
             run_dir = top / n if len(names) > 1 else top
-            summaries[n] = run_baseline(n, caches, cfg_l, run_dir, seed, block)
+            summaries[n] = run_baseline(n, caches, cfg_l, run_dir, seed, block, data)
             err_console.print(f"{n} at {ms} ms: wrote {run_dir}")
             total = summaries[n]["stats"]["total"]
             rows.append((n, ms, total))
@@ -257,12 +262,14 @@ def run_sweep(  # type: ignore[no-untyped-def]
                             "run": str(run_dir.relative_to(base)), "total": total})  # fmt: skip
         if len(names) > 1:
             write_comparison(top, summaries)
+    if data is not None:
+        typer.echo(f"data: {data['text']}")
     typer.echo(format_latency_table(rows))
     print_notes(summaries, next(iter(by_latency.values())))
     (base / "sweep.json").write_text(
         json.dumps(
             {"kind": "latency_sweep", "latencies_ms": sorted(by_latency), "strategies": names,
-             "entries": entries},
+             "entries": entries, "data": data},
             indent=2, sort_keys=True,
         )
     )  # fmt: skip

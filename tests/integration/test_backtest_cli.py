@@ -217,6 +217,7 @@ def test_a_latency_sweep_builds_the_feature_cache_once(small_recording: Path, tm
         cfg = json.loads((run / "config.json").read_text())
         assert e["run"] == f"latency-{ms}ms" and _same(e["total"], summary["stats"]["total"])
         assert summary["fill_latency_ms"] == ms and cfg["engine"]["fill_latency_ms"] == ms
+        assert summary["data"] == sweep["data"] and summary["data"]["text"].startswith("simulated")
         assert int(row[3]) == e["total"]["fills"] and int(row[8]) == e["total"]["clusters"]
     tot = [_sweep_entry(sweep, ms)["total"] for ms in (0, 250, 700)]
     assert tot[0]["fills"] > 0 and tot[0]["pnl"] != tot[2]["pnl"]  # latency moves the fills
