@@ -20,13 +20,14 @@ Judged per window over every held-out window, with the cluster-bootstrap interva
 Why a 10 s lag. The rule baselines on this market at 300 ms (momentum, the best of them,
 per held-out window over the first 16 windows): 5 s +0.37 [-2.67, +3.88], 10 s +1.70
 [-1.11, +4.79], 20 s +3.11 [+0.88, +5.57], 30 s +6.34 [+3.18, +10.48]; over all 32 windows
-at 10 s +2.92 [-0.10, +6.56]. Below about 10 s the latency leaves too little of the lag
-for seed18's one-minute features to show; 10 s is the smallest lag at which PPO's edge is
-significant on every training seed measured (seeds 1, 2, 3: +14.68 [+1.80, +38.13], +11.02
-[+2.70, +22.54], +12.48 [+4.11, +23.28]; no lag, seeds 1, 2: -0.67 [-2.28, +1.04] with 44
-fills, -0.26 [-1.93, +1.50] with 36). Windows in which the policy buys a cheap token that
-then wins make the PnL heavy-tailed; the eight held-out hours keep the interval's low end
-away from 0 despite them (over four hours, seed 1 at 400 updates missed: -1.20).
+at 5 s +1.29 [-1.75, +4.77], at 10 s +2.92 [-0.10, +6.56]. PPO with this test's settings
+at 5 s: +2.42 [-0.51, +6.06], no significant edge. 10 s is the smallest lag tried at which
+PPO's edge is significant, on every training seed measured (seeds 1, 2, 3: +14.68 [+1.80,
++38.13], +11.02 [+2.70, +22.54], +12.48 [+4.11, +23.28]; no lag, seeds 1, 2: -0.67 [-2.28,
++1.04] with 44 fills, -0.26 [-1.93, +1.50] with 36). Windows in which the policy buys a
+cheap token that then wins make the PnL heavy-tailed; the eight held-out hours keep the
+interval's low end away from 0 despite them (over four hours, seed 1 at 400 updates
+missed: -1.20).
 
 Every simulator parameter the market depends on is set here, not taken from the defaults,
 so recalibrating the simulator does not move this test's market; so are the broker's
