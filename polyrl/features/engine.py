@@ -229,7 +229,6 @@ class FeatureEngine:
         """Apply everything logged up to ``until_ns`` and fix each window's outcome as the
         Engine will settle it (see :meth:`settle_outcome`). Returns the windows."""
         self.markets.advance(max(until_ns, self.markets.cursor_ns))
-        self.markets.flag_open_outages(until_ns)
         for w in self.windows:
             if (
                 w.outcome is not None

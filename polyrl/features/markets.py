@@ -266,13 +266,6 @@ class MarketLog:
             self.outages.append((channel, a, b))
         self._flag(a, b)
 
-    def flag_open_outages(self, until_ns: int) -> None:
-        """Flag the windows an outage still open at ``until_ns`` (the end of what was read:
-        no reconnect, so no ``gap`` row, ever closed it) overlaps, from its start on."""
-        for ch, since in self._down_since.items():
-            if ch in self._down and ch in TRADE_DEPENDENT_CHANNELS and since < until_ns:
-                self._flag(since, until_ns)
-
     def _flag(self, a: int, b: int) -> None:
         for w in self.windows[-64:]:
             if w.start_ns < b and a < w.end_ns:

@@ -35,8 +35,7 @@ tick, and take the open and the current price by stamp, so a tick arriving out o
 order no longer moves them (a cache built from such a recording differs); the minute grid
 resamples every kline-based minute when klines arrive, so it does not depend on batching;
 ``ref_move`` reads only the feed its market settles on (its Chainlink TWAP, else the
-instantaneous price), and the windows table carries the reference flags; an outage still
-open when the data ends flags the windows it overlaps."""
+instantaneous price), and the windows table carries the reference flags."""
 
 POSITION_FEATURES = ("has_position", "position_side", "position_pnl")
 

@@ -199,22 +199,3 @@ def test_an_outage_is_dated_from_gap_start_in_flags_not_in_tradability(
     limit = int(FeatureConfig().book_stale_s * NS_PER_S)
     silent = (o.ticks > gap_start + limit) & (o.ticks <= t_drop)
     assert silent.sum() >= 25 and not o.tradable[silent].any()
-
-
-def test_an_outage_still_open_when_the_data_ends_flags_the_windows_it_overlaps(
-    batch: MergedBatch,
-) -> None:
-    """The CLOB disconnects at 00:15:10 and never comes back: no connect row, so no ``gap``
-    row closes the outage. Finalising the day flags the windows it overlaps (the 00:15
-    ones) from the disconnect on; the 00:00 windows, over before it, stay clean."""
-    start = int(batch.recv_ns[0]) // WINDOW_NS * WINDOW_NS
-    roll = start + WINDOW_NS
-    t_drop = roll + 10 * NS_PER_S
-    quiet = _without(batch, CHANNEL_STREAMS, t_drop, int(batch.recv_ns[-1]) + 1)
-    fe, _ = _observe(_with_status(quiet, [
-        {"recv_ns": t_drop, "key": CH_POLYMARKET_WS, "kind": "disconnect"},
-    ]))  # fmt: skip
-    assert not any(w.gap for w in fe.windows if w.start_ns == roll)  # open: not yet flagged
-    fe.finalize_outcomes(int(batch.recv_ns[-1]), 3600 * NS_PER_S)
-    assert all(w.gap for w in fe.windows if w.start_ns == roll)
-    assert not any(w.gap for w in fe.windows if w.end_ns == roll)
