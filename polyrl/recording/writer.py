@@ -351,6 +351,10 @@ def _write_parquet(table: pa.Table, path: Path, cfg: RecordingConfig) -> None:
         raise RecordingError(f"cannot write {path}: {e}") from None
 
 
+write_parquet_atomic = _write_parquet
+"""Public name of the writer's atomic file write (importers write whole files the same way)."""
+
+
 def build_table(stream: str, cols: dict[str, list[Any]]) -> pa.Table:
     """Column lists (common columns, typed fields, raw) -> an Arrow table of the stream's schema.
 
