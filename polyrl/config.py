@@ -194,6 +194,12 @@ def _default_clock() -> Any:
     return ClockConfig()
 
 
+def _default_importer() -> Any:
+    from polyrl.importers.config import ImportConfig
+
+    return ImportConfig()
+
+
 def _default_baselines() -> Any:
     from polyrl.policies.baselines import BaselineConfig
 
@@ -226,6 +232,8 @@ class Config:
     """PPO hyperparameters (polyrl.rl.ppo; defaults in configs/ppo.toml)."""
     train: Any = field(default_factory=_default_train)
     """Training run settings (polyrl.rl.train)."""
+    importer: Any = field(default_factory=_default_importer)
+    """Public archives ``polyrl import`` reads (polyrl.importers.config)."""
 
     def __post_init__(self) -> None:
         bad = [a for a in self.assets if a not in ASSETS]
@@ -238,6 +246,7 @@ def _section_types() -> dict[str, type]:
     from polyrl.clock import ClockConfig
     from polyrl.engine import EngineConfig
     from polyrl.features.engine import FeatureConfig
+    from polyrl.importers.config import ImportConfig
     from polyrl.policies.baselines import BaselineConfig
     from polyrl.recording.writer import RecordingConfig
     from polyrl.rl.ppo import PPOConfig
@@ -256,6 +265,7 @@ def _section_types() -> dict[str, type]:
         "clock": ClockConfig,
         "ppo": PPOConfig,
         "train": TrainConfig,
+        "importer": ImportConfig,
     }
 
 

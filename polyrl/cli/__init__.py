@@ -30,6 +30,13 @@ bench_app = typer.Typer(
 )
 app.add_typer(bench_app, name="bench")
 
+import_app = typer.Typer(
+    help="Bring in public history (Polymarket CLOB events from the PMXT archive, markets and "
+    "outcomes from Gamma, Binance's data archive) as recordings marked as imported.",
+    no_args_is_help=True,
+)
+app.add_typer(import_app, name="import")
+
 
 def package_version() -> str:
     """The installed package's version (its metadata), else the source tree's."""
