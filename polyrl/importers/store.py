@@ -38,6 +38,7 @@ import pyarrow as pa
 
 from polyrl.errors import RecordingError
 from polyrl.events import NS_PER_S, STATUS_STREAM, partition_of
+from polyrl.recording.origin import IMPORT_FILE_PREFIX as FILE_PREFIX
 from polyrl.recording.provenance import note_day
 from polyrl.recording.schema import ARROW_SCHEMAS, STREAM_IDS
 from polyrl.recording.writer import RecordingConfig, partition_dir, write_parquet_atomic
@@ -49,7 +50,6 @@ IMPORT_KIND = "import"
 """``recorder.status`` kind of a provenance row: ``message`` is the JSON of one archive object."""
 
 MARKER_DIR = ".import"
-FILE_PREFIX = "import-"
 HOUR_NS = 3600 * NS_PER_S
 _ROW_BITS = 28
 _SOURCE_BITS = 4
@@ -98,6 +98,19 @@ class WriteResult:
     files: tuple[Path, ...]
     rows: dict[str, int]
     removed: tuple[Path, ...]
+
+
+def import_entry(source: str, archive: str, **extra: Any) -> dict[str, Any]:
+    """The provenance entry of a day imported from ``archive`` by ``source``'s importer
+    (``kind = "imported"``, ``source``, ``archive`` and what else the importer states, e.g.
+    the receive delay); what ``polyrl inspect`` reads to say where a stream came from."""
+    return {
+        "kind": "imported",
+        "by": f"polyrl import ({source})",
+        "source": source,
+        "archive": archive,
+        **extra,
+    }
 
 
 def seq_base(unit: Unit) -> int:

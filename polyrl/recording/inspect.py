@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from polyrl.events import NS_PER_MS, NS_PER_S, STATUS_STREAM, ns_to_iso
+from polyrl.recording.origin import StreamOrigin, format_origins, stream_origins
 from polyrl.recording.provenance import day_provenance, describe_day
 from polyrl.recording.reader import list_partitions, read_file
 from polyrl.sources.quality import FLAGS
@@ -101,6 +102,9 @@ class InspectReport:
     data: dict[str, str] = field(default_factory=dict)
     """Per day, what made it (:mod:`polyrl.recording.provenance`): simulated, recorded,
     imported, or unknown."""
+    origins: list[StreamOrigin] = field(default_factory=list)
+    """Per day and stream, the hours written here (recorded or simulated) and imported, per
+    import source (:mod:`polyrl.recording.origin`)."""
 
     def to_json(self) -> str:
         return json.dumps(
@@ -113,6 +117,7 @@ class InspectReport:
                 "channels": [asdict(c) for c in self.channels],
                 "flagged": [asdict(f) for f in self.flagged],
                 "data": self.data,
+                "origins": [o.to_json() for o in self.origins],
             },
             indent=2,
         )
@@ -168,6 +173,7 @@ def inspect_recording(
             d: describe_day(day_provenance(root, d), sim_class)
             for d in sorted({p.date for p in parts})
         },
+        origins=stream_origins(parts),
     )
 
 
@@ -348,4 +354,5 @@ def format_report(report: InspectReport) -> str:
     if report.data:
         lines += ["", "data (what made each day):"]
         lines += [f"  {d}  {text}" for d, text in report.data.items()]
+    lines += format_origins(report.root, report.origins)
     return "\n".join(lines)

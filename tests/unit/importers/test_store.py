@@ -88,3 +88,27 @@ def test_refuses_to_mix_with_recorded_rows_unless_asked(tmp_path):
     write_unit(tmp_path, _unit(), entry=ENTRY, allow_mixed=True)
     df = RecordingReader(tmp_path, dates="2026-05-01").read_stream("binance.spot.trade")
     assert len(df) == 4 and df["seq"].n_unique() == 4
+
+
+def test_inspect_says_per_day_and_stream_what_was_recorded_and_imported(tmp_path):
+    from polyrl.importers.store import import_entry
+    from polyrl.recording.inspect import format_report, inspect_recording
+    from polyrl.recording.provenance import note_day
+
+    with RecordingWriter(tmp_path) as w:
+        w.append(make_event("binance.futures.mark", T0 + 100))
+    note_day(tmp_path, "2026-05-01", {"kind": "recorded", "by": "polyrl record"})
+    entry = import_entry("binance", "https://data.binance.vision", delay_ms=20)
+    write_unit(tmp_path, _unit(), entry=entry)
+    report = inspect_recording(tmp_path)
+    by = {(o.date, o.stream): o for o in report.origins}
+    assert by[("2026-05-01", "binance.spot.trade")].imported_hours == {"binance": 2}
+    assert by[("2026-05-01", "binance.spot.trade")].written_hours == 0
+    assert by[("2026-05-01", "binance.futures.mark")].written_hours == 1
+    text = format_report(report)
+    assert "binance.spot.trade" in text
+    line = next(x for x in text.splitlines() if "2026-05-01  binance.spot.trade" in x)
+    assert "imported (binance) from data.binance.vision, 2 h" in line
+    line = next(x for x in text.splitlines() if "2026-05-01  binance.futures.mark" in x)
+    assert line.rstrip().endswith("recorded, 1 h")
+    assert '"origins"' in report.to_json()
