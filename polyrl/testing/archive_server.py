@@ -132,12 +132,11 @@ class ArchiveServer:
 
     def _answer(self, h, method, path, rng, status, body: bytes, extra=None) -> None:  # noqa: ANN001
         headers = {"Content-Length": str(len(body)), **(extra or {})}
+        # Logged before anything goes out: a client that has its answer sees the entry.
+        self.log.append(Served(method, path, rng, status, len(body) if method == "GET" else 0))
         self._send(h, status, headers)
-        sent = 0
         if method == "GET":
             h.wfile.write(body)
-            sent = len(body)
-        self.log.append(Served(method, path, rng, status, sent))
 
     def _handle(self, h: BaseHTTPRequestHandler, *, head: bool) -> None:
         method = "HEAD" if head else "GET"
@@ -187,19 +186,21 @@ class ArchiveServer:
             headers["Content-Range"] = f"bytes {a}-{b}/{size}"
         n = b - a + 1
         headers["Content-Length"] = str(n)
-        self._send(h, status, headers)
-        sent = 0
+        body = b""
         if not head:
             with open(p, "rb") as fh:
                 fh.seek(a)
                 body = fh.read(n)
-            if fault is not None and fault.cut_after is not None:
-                body = body[: fault.cut_after]
-                h.wfile.write(body)
-                h.wfile.flush()
-                h.close_connection = True
-                self.log.append(Served(method, path, rng, status, len(body)))
-                return
-            h.wfile.write(body)
-            sent = n
-        self.log.append(Served(method, path, rng, status, sent))
+        cut = not head and fault is not None and fault.cut_after is not None
+        if cut:
+            assert fault is not None and fault.cut_after is not None
+            body = body[: fault.cut_after]
+        # Logged before anything goes out: a client that has its answer sees the entry.
+        self.log.append(Served(method, path, rng, status, len(body)))
+        self._send(h, status, headers)
+        if head:
+            return
+        h.wfile.write(body)
+        if cut:
+            h.wfile.flush()
+            h.close_connection = True
