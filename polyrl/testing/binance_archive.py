@@ -331,6 +331,23 @@ def export_day(
     return written
 
 
+def _coarser(bars: pl.DataFrame, interval_ns: int) -> pl.DataFrame:
+    """Bars on a full grid -> bars of a longer interval (every interval present)."""
+    sums = ("volume", "quote_volume", "trades", "taker_buy_base", "taker_buy_quote")
+    return (
+        bars.with_columns(pl.col("open_ns") // interval_ns * interval_ns)
+        .group_by("open_ns", maintain_order=True)
+        .agg(
+            pl.col("open").first(),
+            pl.col("high").max(),
+            pl.col("low").min(),
+            pl.col("close").last(),
+            *[pl.col(c).sum() for c in sums],
+        )
+        .with_columns((pl.col("open_ns") + interval_ns - MS).alias("close_ns"))
+    )
+
+
 def _random_trades(rng: np.random.Generator, start: int, n: int, px0: float) -> pl.DataFrame:
     t = np.sort(rng.integers(start, start + DAY_NS, n)) // MS * MS
     px = np.round(px0 * np.exp(np.cumsum(rng.normal(0, 2e-5, n))), 2)
@@ -383,7 +400,7 @@ def synthetic_day(
         written.append(rel("spot", "klines", sym, date, "1s"))
         write_zip(out, written[-1], klines_csv(bars, div=sdiv, header=False))
         written.append(rel("spot", "klines", sym, date, "1m"))
-        m1 = klines_csv(bars_from_trades(st, 60 * NS_PER_S), div=sdiv, header=False)
+        m1 = klines_csv(_coarser(bars, 60 * NS_PER_S), div=sdiv, header=False)
         write_zip(out, written[-1], m1)
         ft = _random_trades(rng, start, futures_trades, px0)
         written.append(rel("futures/um", "aggTrades", sym, date))
