@@ -240,3 +240,12 @@ def test_refuses_to_mix_with_recorded_rows(archive, tmp_path):
         _go(tmp_path, archive)
     s = _go(tmp_path, archive, allow_mixed=True)
     assert s.days_imported == [DAY]
+
+
+def test_importing_another_asset_later_keeps_the_first(archive, tmp_path):
+    _go(tmp_path, archive, assets=("btc",))
+    s = _go(tmp_path, archive, assets=("eth",))
+    assert s.days_imported == [DAY]
+    keys = set(_read(tmp_path, "binance.spot.trade")["key"])
+    assert keys == {"BTCUSDT", "ETHUSDT"}
+    assert _go(tmp_path, archive, assets=("btc", "eth")).days_skipped == [DAY]
