@@ -120,3 +120,15 @@ def test_the_loopback_turns_rtds_e18_into_polybolt_decimal_strings() -> None:
     assert decimal_of_e18("65048078900000000000000") == "65048.078900000000000000"
     assert decimal_of_e18("5") == "0.000000000000000005"
     assert decimal_of_e18("-1500000000000000000") == "-1.500000000000000000"
+
+
+def test_simulate_help_names_the_test_credentials_the_loopback_accepts() -> None:
+    from polyrl.cli.simulate import simulate_cmd
+    from polyrl.sim.serve import ServeConfig
+
+    doc = " ".join((simulate_cmd.__doc__ or "").split())
+    cfg = ServeConfig()
+    for name, value in zip(
+        ENV_VARS, (cfg.polybolt_api_key, cfg.polybolt_secret, cfg.polybolt_passphrase), strict=True
+    ):
+        assert f"{name}={value}" in doc, name
