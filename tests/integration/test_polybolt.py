@@ -222,3 +222,75 @@ def test_a_half_set_triple_is_a_one_line_error_naming_the_variable(
     assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
     assert lines[0].startswith("polyrl: error: ") and f"{missing} not set" in lines[0]
     assert not any(v in res.stderr for v in GOOD.values())
+
+
+def test_polybolt_survives_drop_drain_and_stall_re_authenticating_each_time(
+    tmp_path: Path,
+) -> None:
+    """In process: the real adapter and Recorder against the loopback with faults. Each new
+    connection authenticates and subscribes again; a drop is a gap; a 4003 is named and
+    retried without counting as a refusal; a stalled socket is reopened by the watchdog."""
+    import asyncio
+    import dataclasses
+
+    from polyrl.recording.recorder import Recorder
+    from polyrl.recording.writer import RecordingConfig
+    from polyrl.sources.polymarket.polybolt import ClobCredentials, PolyBoltAdapter
+
+    cfg = Config(assets=("btc", "eth"), sources=SourcesConfig(reference_feed="twap60"))
+    clock = LiveClock(speed=20.0, start_ns=T0)
+    content = SimContent(cfg, start_ns=T0, end_ns=T0 + 20 * 60 * NS_PER_S, seed=4)
+    serve = ServeConfig(log_frames=False)
+    creds = ClobCredentials(
+        serve.polybolt_api_key, serve.polybolt_secret, serve.polybolt_passphrase
+    )
+    rec_cfg = RecordingConfig(fsync=False, checkpoint_s=0.5, wal_flush_s=0.05, wal_fsync_s=0.2)
+    root = tmp_path / "rec"
+
+    async def until(cond, what: str) -> None:  # type: ignore[no-untyped-def]
+        for _ in range(400):
+            if cond():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    async def main() -> PolyBoltAdapter:
+        async with VenueServers(content, clock=clock, config=serve) as v:
+            src = dataclasses.replace(
+                v.sources_config(cfg.sources), watchdog_s=5.0, reconnect_max_s=2.0
+            )
+            adapter = PolyBoltAdapter(cfg.assets, src, creds)
+            rec = Recorder(root, config=rec_cfg, clock=clock)
+            stop = asyncio.Event()
+            task = asyncio.create_task(rec.run([adapter], stop=stop, install_signal_handlers=False))
+            n = lambda: len(v.polybolt.logs)  # noqa: E731
+            await until(lambda: n() == 1 and v.polybolt.conns, "first connection")
+            await asyncio.sleep(0.5)
+            assert v.polybolt.drop() == 1
+            await until(lambda: n() == 2 and v.polybolt.conns, "reconnect after the drop")
+            await asyncio.sleep(0.5)
+            assert v.polybolt.drain() == 1
+            await until(lambda: n() == 3 and v.polybolt.conns, "reconnect after 4003")
+            await asyncio.sleep(0.5)
+            v.polybolt.stall(30.0)  # > watchdog_s: the client gives up on the silent socket
+            await until(lambda: n() >= 4, "watchdog reconnect")
+            await asyncio.sleep(2.0)  # 40 venue seconds: the stall is over, data flows
+            stop.set()
+            await task
+            return adapter
+
+    adapter = asyncio.run(asyncio.wait_for(main(), 60))
+    assert adapter.failures == 0 and not adapter.gave_up
+    st = _rows(root, "recorder.status").filter(pl.col("key") == CH_POLYBOLT_WS)
+    kinds = st["kind"].to_list()
+    assert kinds.count("subscribe") >= 4  # once per connection
+    assert kinds.count("gap") >= 3
+    assert "auth_failed" not in kinds
+    drained = st.filter(pl.col("kind") == "close_code")["message"].to_list()
+    assert drained == ["PolyBolt close 4003 (server draining)"]
+    assert st.filter(pl.col("kind") == "disconnect")["message"].str.contains("watchdog").any()
+    ref = _rows(root, "reference.price").filter(~pl.col("backfill"))
+    assert set(ref["key"].unique().to_list()) == {"btcusd", "ethusd"}
+    # Data on the last connection too (after the stall).
+    last_connect = st.filter(pl.col("kind") == "connect")["recv_ns"].max()
+    assert ref.filter(pl.col("recv_ns") > last_connect).height >= 5

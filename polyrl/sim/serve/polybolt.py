@@ -25,7 +25,8 @@ Content: the feed's RTDS ``crypto_prices_twap_sixty`` updates (the simulator's 6
 mode, or a recording's) are re-published here as ``price.crypto.twap`` (``btc/usd`` ->
 ``btcusd``, ``ts`` = the RTDS server time). The server pings every ``polybolt_ping_s`` venue
 seconds (25 s) and cuts a connection that missed two pongs. Faults (drop, stall, refuse,
-malformed) are the shared ones of :class:`~polyrl.sim.serve.ws.WsServer`.
+malformed) are the shared ones of :class:`~polyrl.sim.serve.ws.WsServer`; :meth:`drain`
+closes every connection 4003.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ SNAPSHOT_MS = 120_000
 MAX_SUBSCRIPTIONS = 64
 MAX_AUTH_OPS = 8
 CLOSE_AUTH = 4001
+CLOSE_DRAIN = 4003
 CLOSE_POLICY = 4008
 
 
@@ -107,6 +109,14 @@ class PolyBoltServer(WsServer):
         self.closes: list[tuple[int, int]] = []
         """(connection id, close code) of every connection this server closed on purpose."""
 
+    def drain(self) -> int:
+        """Close every open connection with 4003 (server draining), as a deploy does; returns
+        how many."""
+        conns = list(self.conns.values())
+        for conn in conns:
+            self._close_with(conn, CLOSE_DRAIN, "server draining")
+        return len(conns)
+
     def accepts(self, target: str) -> bool:
         return urlsplit(target).path == "/ws"
 
@@ -120,7 +130,8 @@ class PolyBoltServer(WsServer):
 
     def _close_with(self, conn: Conn, code: int, reason: str) -> None:
         self.closes.append((conn.log.conn_id, code))
-        self._finish(conn, "auth_failed" if code == CLOSE_AUTH else "policy_violation")
+        reasons = {CLOSE_AUTH: "auth_failed", CLOSE_DRAIN: "server_stop"}
+        self._finish(conn, reasons.get(code, "policy_violation"))
         task = asyncio.get_running_loop().create_task(self._close(conn, code, reason))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
