@@ -132,3 +132,27 @@ def test_simulate_help_names_the_test_credentials_the_loopback_accepts() -> None
         ENV_VARS, (cfg.polybolt_api_key, cfg.polybolt_secret, cfg.polybolt_passphrase), strict=True
     ):
         assert f"{name}={value}" in doc, name
+
+
+def test_polybolt_status_rows_name_the_polybolt_channel() -> None:
+    from polyrl.events import CH_POLYBOLT_WS, CH_RTDS_WS, Frame
+    from polyrl.sources.parse import Parser
+
+    parser = Parser()
+    ack = '{"op":"authed","rid":"auth"}'
+    dropped = (
+        '{"v":1,"channel":"price.crypto.twap","seq":9,"ts":1790658060000,"dropped":2,'
+        '"payload":{"symbol":"btcusd","value":1.5,"full_accuracy_value":"1.5",'
+        '"timestamp":1790658060000,"window_seconds":60}}'
+    )
+    for channel in (CH_POLYBOLT_WS, CH_RTDS_WS):
+        evs = [
+            ev
+            for text in (ack, dropped)
+            for ev in parser.parse(Frame(channel=channel, recv_ns=10**18, text=text))
+        ]
+        status = [e for e in evs if e.stream == "recorder.status"]
+        assert [e.fields["kind"] for e in status] == ["control", "gap"]
+        assert all(e.key == channel for e in status)
+        (row,) = [e for e in evs if e.stream == "reference.price"]
+        assert row.fields["topic"] == "price.crypto.twap" and row.fields["window_s"] == 60
