@@ -48,6 +48,8 @@ CH_POLYMARKET_CLOB_BOOK = "polymarket.clob.rest.book"
 """CLOB ``GET /book?token_id=`` response."""
 CH_RTDS_WS = "polymarket.rtds.ws"
 """Polymarket real-time data socket (Chainlink reference prices and TWAP)."""
+CH_POLYBOLT_WS = "polymarket.polybolt.ws"
+"""PolyBolt (``ws-live-v2``), RTDS's successor: Chainlink 60 s TWAP, needs API credentials."""
 CH_RECORDER = "recorder"
 """Status events the recorder itself writes."""
 
@@ -61,6 +63,7 @@ CHANNELS: tuple[str, ...] = (
     CH_POLYMARKET_CLOB_MARKET,
     CH_POLYMARKET_CLOB_BOOK,
     CH_RTDS_WS,
+    CH_POLYBOLT_WS,
     CH_RECORDER,
 )
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,6 +22,9 @@ from rich.progress import (
 from polyrl.config import Config, load_config
 from polyrl.errors import ConfigError
 from polyrl.events import ASSETS
+
+if TYPE_CHECKING:
+    from polyrl.sources.polymarket.polybolt import ClobCredentials
 
 err_console = Console(stderr=True, soft_wrap=True)
 
@@ -80,6 +84,17 @@ def progress_bar(description: str, total: float | None, unit: str = "") -> Itera
             prog.update(task, completed=value, status=status)
 
         yield advance_to
+
+
+def polybolt_credentials() -> ClobCredentials | None:
+    """The PolyBolt credentials from the environment; without them, the one line saying
+    PolyBolt is not recorded (a half-set triple is a ConfigError naming what is missing)."""
+    from polyrl.sources.polymarket.polybolt import credentials_from_env, no_credentials_note
+
+    creds = credentials_from_env(os.environ)
+    if creds is None:
+        err_console.print(no_credentials_note(), markup=False, highlight=False, soft_wrap=True)
+    return creds
 
 
 def print_alert(kind: str, line: str) -> None:

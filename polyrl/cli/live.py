@@ -17,6 +17,7 @@ from polyrl.cli.common import (
     parse_assets,
     parse_duration,
     parse_sets,
+    polybolt_credentials,
     print_alert,
     ran_text,
     resolve_config,
@@ -93,7 +94,9 @@ def live_cmd(
     --train), on the same Engine,
     FeatureEngine and PaperBroker as replay, recording everything it sees (same guarantees as
     `polyrl record`) and writing runs/<name>/ as it goes. Nothing is ever sent to a venue.
-    A status line shows fills, PnL and tick-to-decision latency p50/p99."""
+    A status line shows fills, PnL and tick-to-decision latency p50/p99.
+    PolyBolt is recorded as with `polyrl record` when POLYRL_CLOB_API_KEY,
+    POLYRL_CLOB_API_SECRET and POLYRL_CLOB_API_PASSPHRASE are set (never stored)."""
     from polyrl.clock import LiveClock
     from polyrl.features.sets import feature_set
     from polyrl.live import LatencyStats, LiveSession
@@ -156,11 +159,13 @@ def live_cmd(
         raise ConfigError(
             f"--resume: {run_dir / 'state.json'} not found: no stopped run to continue"
         )
+    polybolt = polybolt_credentials()
     clock = LiveClock.from_config(cfg.clock)
     root = out if out is not None else Path(cfg.recording.root)
     session = LiveSession(
         config=cfg, policy=policy, run_dir=run_dir, recording_root=root, clock=clock,
-        adapters=default_adapters(cfg), run_config={**run_cfg, "config": None},
+        adapters=default_adapters(cfg, polybolt=polybolt, on_alert=print_alert),
+        run_config={**run_cfg, "config": None},
     )  # fmt: skip
     session.recorder.on_alert = print_alert
     if resume:

@@ -19,6 +19,7 @@ from polyrl.cli.common import (
     err_console,
     parse_assets,
     parse_duration,
+    polybolt_credentials,
     print_alert,
     ran_text,
     resolve_config,
@@ -131,10 +132,15 @@ def record_cmd(
     nothing; kill -9 loses at most about a second and the next start recovers the rest.
     A channel down for [recording] alert_after_s is said on stderr (and again when it
     recovers); a run in which no venue ever connected exits 1 naming the channels.
+
+    PolyBolt (the Chainlink 60 s TWAP that replaces the RTDS topics) is recorded beside RTDS
+    when the CLOB API credentials are in the environment: POLYRL_CLOB_API_KEY,
+    POLYRL_CLOB_API_SECRET and POLYRL_CLOB_API_PASSPHRASE (all three or none; never stored).
     """
     from polyrl.sources.adapters import default_adapters
 
     cfg = resolve_config(config, {"assets": parse_assets(assets)})
+    polybolt = polybolt_credentials()
     root = out if out is not None else Path(cfg.recording.root)
     seconds = parse_duration(duration)
     if clock_speed is not None or clock_start is not None:
@@ -149,7 +155,7 @@ def record_cmd(
         clock = LiveClock(speed=clock_speed or 1.0, start_ns=start_ns)
     else:
         clock = LiveClock.from_config(cfg.clock)
-    adapters = default_adapters(cfg)
+    adapters = default_adapters(cfg, polybolt=polybolt, on_alert=print_alert)
     rec = Recorder(
         root,
         config=cfg.recording,

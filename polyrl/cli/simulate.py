@@ -59,7 +59,7 @@ def simulate_cmd(
         typer.Option(
             "--port",
             help="With --serve: first port (spot WS; then futures WS, CLOB WS, RTDS WS, "
-            "HTTP). 0 picks free ports.",
+            "HTTP, PolyBolt WS). 0 picks free ports.",
             min=0,
         ),
     ] = 0,
@@ -79,7 +79,12 @@ def simulate_cmd(
 ) -> None:
     """Simulate BTC/ETH/SOL/XRP spot, futures, Polymarket books and the reference feed, and
     record the raw frames through the same parsers and Parquet store as `polyrl record`
-    (or, with --serve, serve them live on 127.0.0.1 for `polyrl record --config FILE`)."""
+    (or, with --serve, serve them live on 127.0.0.1 for `polyrl record --config FILE`).
+
+    With --serve the loopback PolyBolt socket re-publishes the 60 s TWAP (when [sources]
+    reference_feed = "twap60") to clients that authenticate with the test credentials
+    POLYRL_CLOB_API_KEY=loopback-test-key, POLYRL_CLOB_API_SECRET=loopback-test-secret,
+    POLYRL_CLOB_API_PASSPHRASE=loopback-test-passphrase (others are refused, close 4001)."""
     try:
         start_ns = iso_to_ns(start)
     except ValueError:

@@ -31,6 +31,10 @@ class SourcesConfig:
     """Gamma REST base (market discovery and resolution)."""
     polymarket_rtds_ws: str = "wss://ws-live-data.polymarket.com"
     """Real-time data socket (settlement reference prices)."""
+    polymarket_polybolt_ws: str = "wss://ws-live-v2.polymarket.com/ws"
+    """PolyBolt socket (RTDS's successor: Chainlink 60 s TWAP); opened only when the CLOB API
+    credentials are in the environment (POLYRL_CLOB_API_KEY, POLYRL_CLOB_API_SECRET,
+    POLYRL_CLOB_API_PASSPHRASE), which are never part of any config."""
     spot_depth_levels: Literal[5, 10, 20] = 5
     """Levels of the spot partial book stream ``<symbol>@depth<N>@100ms``."""
     spot_depth_speed_ms: Literal[100, 1000] = 100
@@ -50,9 +54,9 @@ class SourcesConfig:
     reference_feed: Literal["chainlink", "twap60", "twap30", "polybolt"] = "chainlink"
     """The reference feed the simulator publishes and its markets settle on: RTDS Chainlink
     price (markets before 2026-08-07), RTDS Chainlink 60 s / 30 s TWAP (after), or PolyBolt
-    (the RTDS successor, needs API credentials: refused by the recorder). The recorder
-    subscribes to every RTDS Chainlink topic whatever this says; each market settles on the
-    feed its own config names."""
+    (the RTDS successor; not simulated). The recorder subscribes to every RTDS Chainlink topic
+    whatever this says, and to PolyBolt's 60 s TWAP as well when the CLOB API credentials are
+    in the environment; each market settles on the feed its own config names."""
     ws_ping_s: float = 10.0
     """Polymarket CLOB text PING interval, seconds (RTDS uses 5 s)."""
     watchdog_s: float = 30.0

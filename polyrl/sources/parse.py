@@ -29,6 +29,7 @@ from polyrl.events import (
     CH_BINANCE_FUTURES_WS,
     CH_BINANCE_SPOT_KLINES,
     CH_BINANCE_SPOT_WS,
+    CH_POLYBOLT_WS,
     CH_POLYMARKET_CLOB_BOOK,
     CH_POLYMARKET_CLOB_MARKET,
     CH_POLYMARKET_GAMMA,
@@ -63,6 +64,7 @@ def _dispatch_table() -> dict[str, Callable[..., list[Event]]]:
         CH_POLYMARKET_CLOB_MARKET: lambda f, t: pm.parse_clob_market(f.text, f.recv_ns, tokens=t),
         CH_POLYMARKET_CLOB_BOOK: lambda f, t: pm.parse_clob_book(f.text, f.recv_ns, tokens=t),
         CH_RTDS_WS: lambda f, t: pm.parse_rtds(f.text, f.recv_ns),
+        CH_POLYBOLT_WS: lambda f, t: pm.parse_rtds(f.text, f.recv_ns, channel=CH_POLYBOLT_WS),
         CH_RECORDER: lambda f, t: [parse_status_frame(f.text, f.recv_ns)],
     }
 

@@ -3,7 +3,7 @@
 Every venue adapter runs one or more :class:`WsConnection`. Each received message becomes a
 :class:`~polyrl.events.Frame` stamped with the clock's ``recv_ns`` the moment it is taken off
 the socket and handed to the sink (the Recorder). The connection never raises on bad data
-and never gives up:
+and never gives up (unless its ``after_close`` hook says so, see :class:`WsConnection`):
 
 - a socket that stays open but goes silent for ``watchdog_s`` is closed and reopened (a
   process too busy to read is not a silent socket: see :func:`_recv_within`);
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
@@ -36,6 +37,10 @@ from polyrl.sources.config import SourcesConfig
 from polyrl.sources.parse import status_frame
 
 OnOpen = Callable[[ClientConnection], Awaitable[None]]
+AfterClose = Callable[[int | None], float | None]
+"""Called after each connection ends with the close code received (None: no connection was
+opened, or no code); returns None for the usual backoff, a delay in clock seconds to wait
+instead, or ``math.inf`` to stop reconnecting (``run`` returns)."""
 
 SECOND_LOOK_S = 0.05
 """Real seconds of a second wait for a message after the watchdog's timer fired."""
@@ -100,6 +105,8 @@ class WsConnection:
     there). ``name`` tells apart two connections of one channel (futures /market and
     /public) in status rows. ``reconnect_on(text)`` returning True after a frame has been
     recorded makes the connection renew itself at once (Binance ``serverShutdown``).
+    ``after_close`` (see :data:`AfterClose`) lets a venue whose close codes mean "do not come
+    back so soon" or "do not come back" (PolyBolt's auth failure) choose the next delay.
     """
 
     def __init__(
@@ -114,6 +121,7 @@ class WsConnection:
         name: str | None = None,
         rng: random.Random | None = None,
         reconnect_on: Callable[[str], bool] | None = None,
+        after_close: AfterClose | None = None,
     ) -> None:
         self.channel = channel
         self.name = name or channel
@@ -127,6 +135,7 @@ class WsConnection:
             config.reconnect_min_s, config.reconnect_max_s, rng or random.Random()
         )
         self.reconnect_on = reconnect_on
+        self.after_close = after_close
         self.ws: ClientConnection | None = None
         self.connects = 0
         self.frames = 0
@@ -160,6 +169,7 @@ class WsConnection:
             url = self._url()
             opened = False
             reason = ""
+            conn: ClientConnection | None = None
             try:
                 async with connect(
                     url,
@@ -171,7 +181,7 @@ class WsConnection:
                     compression=None,
                     proxy=None if is_loopback(url) else True,
                 ) as ws:
-                    self.ws = ws
+                    self.ws = conn = ws
                     opened = True
                     self.connects += 1
                     now = self.clock.now_ns()
@@ -202,7 +212,12 @@ class WsConnection:
                 if down_since_ns is None:
                     down_since_ns = self.clock.now_ns()
                 self._status("connect_failed", f"{self.name}: {reason}"[:400])
-            await self.clock.sleep(self.backoff.next())
+            delay = None
+            if self.after_close is not None:
+                delay = self.after_close(conn.close_code if conn is not None else None)
+            if delay == math.inf:
+                return
+            await self.clock.sleep(self.backoff.next() if delay is None else delay)
 
     async def _receive(self, ws: ClientConnection) -> tuple[str, int | None]:
         """Receive until the socket closes, goes silent, ages out or a reconnect is asked."""

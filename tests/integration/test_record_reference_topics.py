@@ -82,8 +82,16 @@ def test_recorder_records_the_instantaneous_and_the_twap_topic(tmp_path: Path) -
     assert both.height >= 20 and (both["value_twap"] - both["value"] == 1.0).all()
 
 
-def test_polybolt_is_still_refused() -> None:
+def test_polybolt_as_the_feed_needs_the_credentials() -> None:
     from polyrl.errors import ConfigError
+    from polyrl.sources.adapters import default_adapters
+    from polyrl.sources.polymarket.polybolt import ClobCredentials, PolyBoltAdapter
 
-    with pytest.raises(ConfigError, match="reference_feed"):
-        ReferenceAdapter(dataclasses.replace(Config().sources, reference_feed="polybolt"))
+    cfg = dataclasses.replace(Config(), sources=SourcesConfig(reference_feed="polybolt"))
+    # RTDS is recorded whatever the feed says; PolyBolt itself needs the credentials.
+    assert ReferenceAdapter(cfg.sources).topics
+    with pytest.raises(ConfigError, match="POLYRL_CLOB_API_KEY"):
+        default_adapters(cfg)
+    adapters = default_adapters(cfg, polybolt=ClobCredentials("k", "s", "p"))
+    assert sum(isinstance(a, PolyBoltAdapter) for a in adapters) == 1
+    assert sum(isinstance(a, ReferenceAdapter) for a in adapters) == 1

@@ -32,7 +32,7 @@ from typing import Literal
 from polyrl.events import NS_PER_S
 
 FaultKind = Literal["drop", "stall", "malformed", "refuse", "http_error"]
-Target = Literal["binance_spot", "binance_futures", "clob", "rtds", "http"]
+Target = Literal["binance_spot", "binance_futures", "clob", "rtds", "polybolt", "http"]
 RefuseMode = Literal["http503", "close"]
 
 

@@ -33,6 +33,8 @@ CloseReason = Literal[
     "slow_consumer",
     "server_stop",
     "span_end",
+    "auth_failed",
+    "policy_violation",
 ]
 
 

@@ -13,7 +13,9 @@
 Ports (``ServeConfig.base_port`` = P, or each ephemeral when 0): Binance spot WS P, Binance
 futures WS P+1, Polymarket CLOB WS P+2 (path ``/ws/market``), RTDS WS P+3 (path ``/``),
 HTTP P+4 for every REST base (paths ``/binance-spot``, ``/binance-futures``, ``/gamma``,
-``/clob``). Everything binds ``ServeConfig.host`` (127.0.0.1).
+``/clob``), PolyBolt WS P+5 (path ``/ws``; it re-publishes the RTDS 60 s TWAP and takes the
+test credentials ``ServeConfig.polybolt_*``). Everything binds ``ServeConfig.host``
+(127.0.0.1).
 
 One :class:`~polyrl.sim.serve.feed.FrameFeed` drives them all on the shared clock: each
 WebSocket frame goes to its venue's server at its ``recv_ns``; REST-channel frames go to
@@ -44,6 +46,7 @@ from polyrl.sim.serve.content import REST_CHANNELS, VenueContent
 from polyrl.sim.serve.faults import FaultSpec
 from polyrl.sim.serve.feed import FrameFeed, SpeedClock
 from polyrl.sim.serve.http import HttpServer
+from polyrl.sim.serve.polybolt import PolyBoltServer
 from polyrl.sim.serve.polymarket import BookStore, ClobWsServer
 from polyrl.sim.serve.rtds import RtdsServer
 from polyrl.sim.serve.ws import WsServer
@@ -51,6 +54,11 @@ from polyrl.sources.config import SourcesConfig
 
 _LOG = logging.getLogger("polyrl.sim.serve")
 T = TypeVar("T")
+
+TEST_API_KEY = "loopback-test-key"
+TEST_SECRET = "loopback-test-secret"
+TEST_PASSPHRASE = "loopback-test-passphrase"
+"""The CLOB API credentials the loopback PolyBolt accepts by default (test values)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,6 +87,14 @@ class ServeConfig:
     """No timeout (pong, idle) is shorter than this in real seconds, whatever the speed."""
     rtds_backfill: int = 10
     """Ticks per topic/symbol in the backfill message sent on RTDS subscribe (0: none)."""
+    polybolt_ping_s: float = 25.0
+    """PolyBolt server ping interval; two missed pongs cut the connection."""
+    polybolt_api_key: str = TEST_API_KEY
+    """The CLOB API key the loopback PolyBolt accepts (a test value, not a real key)."""
+    polybolt_secret: str = TEST_SECRET
+    """The CLOB API secret the loopback PolyBolt accepts."""
+    polybolt_passphrase: str = TEST_PASSPHRASE
+    """The CLOB API passphrase the loopback PolyBolt accepts."""
     max_queue_frames: int = 200_000
     """A client this many frames behind is cut as a slow consumer."""
     log_frames: bool = True
@@ -95,7 +111,7 @@ class ServeConfig:
             raise ValueError(f"venue servers bind loopback only, not {self.host!r}")
         if not 0 <= self.base_port <= 65_530:
             raise ValueError("base_port must be within [0, 65530]")
-        for name in ("spot_ping_s", "spot_pong_timeout_s", "futures_ping_s"):
+        for name in ("spot_ping_s", "spot_pong_timeout_s", "futures_ping_s", "polybolt_ping_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
         if self.max_queue_frames < 1:
@@ -106,7 +122,8 @@ class VenueServers:
     """Every loopback venue on one clock and one content source (see the module docstring).
 
     Attributes ``spot``, ``futures`` (:class:`BinanceWsServer`), ``clob``
-    (:class:`ClobWsServer`), ``rtds`` (:class:`RtdsServer`) and ``http``
+    (:class:`ClobWsServer`), ``rtds`` (:class:`RtdsServer`), ``polybolt``
+    (:class:`PolyBoltServer`) and ``http``
     (:class:`HttpServer`) carry each server's fault methods and logs. ``faults`` are
     applied at their venue times while the servers run.
     """
@@ -129,6 +146,7 @@ class VenueServers:
         self.futures = BinanceWsServer("binance_futures", clock, cfg, futures=True, sync=sync)
         self.clob = ClobWsServer("clob", clock, cfg, self.books, sync=sync)
         self.rtds = RtdsServer("rtds", clock, cfg, sync=sync)
+        self.polybolt = PolyBoltServer("polybolt", clock, cfg, sync=sync)
         self.http = HttpServer(clock, content, self.books, cfg, sync=sync)
         self.faults = sorted(faults, key=lambda f: f.at_ns)
         self.feed = FrameFeed(content.frames(), clock, self._dispatch)
@@ -138,15 +156,20 @@ class VenueServers:
             CH_BINANCE_SPOT_WS: self.spot.publish,
             CH_BINANCE_FUTURES_WS: self.futures.publish,
             CH_POLYMARKET_WS: self.clob.publish,
-            CH_RTDS_WS: self.rtds.publish,
+            CH_RTDS_WS: self._publish_reference,
         }
+
+    def _publish_reference(self, text: str, due_ns: int | None) -> None:
+        self.rtds.publish(text, due_ns)
+        self.polybolt.publish(text, due_ns)
 
     # -- servers ------------------------------------------------------------------------------
 
     @property
     def ws_servers(self) -> dict[str, WsServer]:
         """The WebSocket servers by name."""
-        return {s.name: s for s in (self.spot, self.futures, self.clob, self.rtds)}
+        servers = (self.spot, self.futures, self.clob, self.rtds, self.polybolt)
+        return {s.name: s for s in servers}
 
     def urls(self) -> dict[str, str]:
         """Base URL of each venue endpoint, by :class:`SourcesConfig` field name."""
@@ -161,6 +184,7 @@ class VenueServers:
             "polymarket_clob_rest": f"{http_base}/clob",
             "polymarket_gamma_rest": f"{http_base}/gamma",
             "polymarket_rtds_ws": f"ws://{h}:{self.rtds.port}",
+            "polymarket_polybolt_ws": f"ws://{h}:{self.polybolt.port}/ws",
         }
 
     def sources_config(self, base: SourcesConfig) -> SourcesConfig:
@@ -185,6 +209,7 @@ class VenueServers:
         """Bind every server and start the feed and the fault schedule."""
         cfg = self.config
         servers: list[Any] = [self.spot, self.futures, self.clob, self.rtds, self.http]
+        servers.append(self.polybolt)  # P+5: after HTTP, so the older ports keep their places
         try:
             for k, server in enumerate(servers):
                 await server.start(cfg.host, cfg.base_port + k if cfg.base_port else 0)
@@ -206,7 +231,7 @@ class VenueServers:
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - already logged
                 pass
         self._tasks.clear()
-        for server in (self.spot, self.futures, self.clob, self.rtds, self.http):
+        for server in (self.spot, self.futures, self.clob, self.rtds, self.polybolt, self.http):
             await server.stop()
         self.feed.close()
 

@@ -878,7 +878,7 @@ _RTDS_TOPICS: dict[str, int | None] = {
 _POLYBOLT_CHANNELS = frozenset({"price.crypto", "price.crypto.twap"})
 
 
-def parse_rtds(text: str, recv_ns: int) -> list[Event]:
+def parse_rtds(text: str, recv_ns: int, *, channel: str = CH_RTDS_WS) -> list[Event]:
     """A reference-price frame -> ``reference.price`` rows (key = symbol as sent).
 
     RTDS: ``{topic, type, timestamp, payload}``; ``type: "update"`` -> one row
@@ -888,7 +888,8 @@ def parse_rtds(text: str, recv_ns: int) -> list[Event]:
     ``price.crypto`` and ``price.crypto.twap`` (topic = channel, ``server_ns`` = ``ts``); a
     snapshot's ``payload.data[]`` gives backfill rows; ``dropped > 0`` adds a ``gap`` status
     event before the row; acknowledgements (``{"op": ...}``) give a ``control`` status event
-    (``pong`` gives nothing). Text ``PONG``/``PING`` -> ``[]``.
+    (``pong`` gives nothing). Text ``PONG``/``PING`` -> ``[]``. Status events name
+    ``channel``: the socket the frame came on (RTDS, or PolyBolt's own channel).
     """
     if text in _HEARTBEATS or text.strip() in _HEARTBEATS:
         return []
@@ -900,9 +901,9 @@ def parse_rtds(text: str, recv_ns: int) -> list[Event]:
     if "topic" in o:
         return _rtds(o, text, recv_ns)
     if "op" in o:  # acknowledgements may name a channel too, so test for them first
-        return _polybolt_op(o, text, recv_ns)
+        return _polybolt_op(o, text, recv_ns, channel)
     if "channel" in o:
-        return _polybolt(o, text, recv_ns)
+        return _polybolt(o, text, recv_ns, channel)
     raise ParseError("rtds: frame has no 'topic' (RTDS), 'channel' or 'op' (PolyBolt)")
 
 
@@ -1021,7 +1022,7 @@ def _backfill(
     return out
 
 
-def _polybolt(o: dict[str, Any], raw: str, recv_ns: int) -> list[Event]:
+def _polybolt(o: dict[str, Any], raw: str, recv_ns: int, sock: str) -> list[Event]:
     channel = _str(o, "channel", "polybolt")
     if channel not in _POLYBOLT_CHANNELS:
         raise ParseError(f"polybolt: unknown channel {channel[:60]!r}")
@@ -1061,7 +1062,7 @@ def _polybolt(o: dict[str, Any], raw: str, recv_ns: int) -> list[Event]:
                 status_event(
                     "gap",
                     recv_ns,
-                    channel=CH_RTDS_WS,
+                    channel=sock,
                     stream="reference.price",
                     message=f"{channel} {symbol}: server dropped {dropped} frames "
                     f"before seq {o.get('seq')}",
@@ -1073,7 +1074,7 @@ def _polybolt(o: dict[str, Any], raw: str, recv_ns: int) -> list[Event]:
     return out
 
 
-def _polybolt_op(o: dict[str, Any], raw: str, recv_ns: int) -> list[Event]:
+def _polybolt_op(o: dict[str, Any], raw: str, recv_ns: int, sock: str) -> list[Event]:
     op = o["op"]
     if op == "pong":
         return []
@@ -1086,7 +1087,7 @@ def _polybolt_op(o: dict[str, Any], raw: str, recv_ns: int) -> list[Event]:
         status_event(
             "control",
             recv_ns,
-            channel=CH_RTDS_WS,
+            channel=sock,
             stream="reference.price",
             message=f"polybolt {op}" + (f": {detail}" if detail else ""),
             raw=raw,

@@ -18,7 +18,8 @@
   status row.
 
 :class:`ReferenceAdapter` records the settlement reference feed from RTDS (Chainlink price,
-or the 60 s / 30 s TWAP topics), with a text ``PING`` every 5 s.
+or the 60 s / 30 s TWAP topics), with a text ``PING`` every 5 s; PolyBolt, which needs
+credentials, is :mod:`polyrl.sources.polymarket.polybolt`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 
 from websockets.asyncio.client import ClientConnection
 
-from polyrl.errors import ConfigError, ParseError
+from polyrl.errors import ParseError
 from polyrl.events import (
     CH_POLYMARKET_CLOB_MARKET,
     CH_POLYMARKET_GAMMA,
@@ -307,15 +308,11 @@ the TWAP its config names after) is in the recording."""
 
 class ReferenceAdapter:
     """The settlement reference feeds on RTDS: every Chainlink topic (:data:`RECORDED_TOPICS`),
-    all symbols (parsing keys them by symbol and topic)."""
+    all symbols (parsing keys them by symbol and topic), whatever ``sources.reference_feed``
+    says (PolyBolt, RTDS's successor, is recorded beside it by
+    :class:`~polyrl.sources.polymarket.polybolt.PolyBoltAdapter` when credentials are given)."""
 
     def __init__(self, cfg: SourcesConfig, *, seed: int = 3) -> None:
-        if cfg.reference_feed not in REFERENCE_TOPICS:
-            raise ConfigError(
-                f"sources.reference_feed = {cfg.reference_feed!r}: recording PolyBolt needs "
-                "Polymarket API credentials, which polyrl does not support yet; use chainlink, "
-                "twap60 or twap30"
-            )
         self.name = CH_RTDS_WS
         self.cfg = cfg
         self.topics = RECORDED_TOPICS

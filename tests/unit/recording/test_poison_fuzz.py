@@ -36,6 +36,7 @@ from polyrl.events import (
     CH_BINANCE_FUTURES_WS,
     CH_BINANCE_SPOT_KLINES,
     CH_BINANCE_SPOT_WS,
+    CH_POLYBOLT_WS,
     CH_POLYMARKET_CLOB_BOOK,
     CH_POLYMARKET_CLOB_MARKET,
     CH_POLYMARKET_GAMMA,
@@ -93,6 +94,8 @@ def _corpus() -> list[tuple[str, str, dict[str, str]]]:
         for path in sorted((FRAMES / "polymarket" / d).iterdir()):
             if ".expected." not in path.name:
                 out += [(channel, t, {}) for t in _texts(path)]
+                if path.name.startswith("polybolt_"):  # PolyBolt has its own channel too
+                    out += [(CH_POLYBOLT_WS, t, {}) for t in _texts(path)]
     for kind in ("gap", "connect", "parse_error"):
         f = status_frame(kind, T0, channel=CH_BINANCE_SPOT_WS, message="m", gap_start_ns=1)
         out.append((CH_RECORDER, f.text, {}))
