@@ -79,6 +79,7 @@ def _register() -> None:
         bench,
         dashboard,
         features,
+        import_polymarket,
         inspect,
         live,
         record,
