@@ -125,35 +125,41 @@ def _frame(table: pa.Table) -> pl.DataFrame:
     return pl.from_arrow(pa.table(cols))  # type: ignore[return-value]
 
 
-def _quoted(col: str) -> pl.Expr:
-    """A string column as a JSON string literal (null stays null)."""
-    c = (
-        pl.col(col)
-        .str.replace_all("\\", "\\\\", literal=True)
-        .str.replace_all('"', '\\"', literal=True)
-    )
+def _quoted(col: str, escape: bool = True) -> pl.Expr:
+    """A string column as a JSON string literal (null stays null); ``escape=False`` for
+    columns known to hold no quote or backslash (see :func:`_plain`)."""
+    c = pl.col(col)
+    if escape:
+        c = c.str.replace_all("\\", "\\\\", literal=True).str.replace_all('"', '\\"', literal=True)
     return pl.concat_str([pl.lit('"'), c, pl.lit('"')])
 
 
-def _raw_expr(event_type: str) -> pl.Expr:
-    """The JSON text of a row of ``event_type`` (its non-null columns; vectorised)."""
+def _plain(df: pl.DataFrame, cols: tuple[str, ...]) -> frozenset[str]:
+    """The string columns of ``df`` in which no value holds a quote or a backslash."""
+    found = df.select([pl.col(c).str.contains(r'["\\]').any().alias(c) for c in cols]).row(0)
+    return frozenset(c for c, bad in zip(cols, found, strict=True) if not bad)
+
+
+def _raw_expr(event_type: str, plain: frozenset[str] = frozenset()) -> pl.Expr:
+    """The JSON text of a row of ``event_type`` (its non-null columns; vectorised).
+    ``plain``: string columns that need no escaping (:func:`_plain`)."""
     parts: list[pl.Expr] = [
         pl.lit('{"timestamp_received":'),
         pl.col("timestamp_received").cast(pl.String),
         pl.lit(',"timestamp":'),
         pl.col("timestamp").cast(pl.String),
         pl.lit(',"market":'),
-        _quoted("market"),
+        _quoted("market", "market" not in plain),
         pl.lit(f',"event_type":"{event_type}","asset_id":'),
-        _quoted("asset_id"),
+        _quoted("asset_id", "asset_id" not in plain),
     ]
     for col in _OWNED[event_type]:
         if col in _DEC_COLS:
-            value = _quoted(f"{col}_s")
+            value = _quoted(f"{col}_s", escape=False)
         elif col == "fee_rate_bps":
             value = pl.col(col).cast(pl.String)
         else:
-            value = _quoted(col)
+            value = _quoted(col, col not in plain)
         parts.append(pl.lit(f',"{col}":'))
         parts.append(value.fill_null("null"))
     parts.append(pl.lit("}"))
@@ -203,11 +209,11 @@ def _price_changes(df: pl.DataFrame) -> pl.DataFrame:
     )
     return df.with_columns(
         entry=pl.int_range(pl.len(), dtype=pl.Int32).over(
-            ["market", "timestamp", "timestamp_received"]
+            [pl.col("market").rank("dense"), "timestamp", "timestamp_received"]
         ),
         hash=pl.lit(None, dtype=pl.String),
         quality=quality.cast(pl.UInt16),
-        raw=_raw_expr("price_change"),
+        raw=_raw_expr("price_change", _plain(df, ("market", "asset_id", "side"))),
     )
 
 

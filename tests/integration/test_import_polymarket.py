@@ -16,7 +16,7 @@ from polyrl.config import Config
 from polyrl.events import NS_PER_S, iso_to_ns
 from polyrl.features.cache import ReplaySpec, build_day
 from polyrl.features.engine import FeatureConfig
-from polyrl.importers.fetch import HttpArchive
+from polyrl.importers.fetch import HttpArchive, LocalArchive
 from polyrl.importers.polymarket import import_range
 from polyrl.recording.reader import RecordingReader
 from polyrl.recording.writer import RecordingConfig
@@ -226,7 +226,8 @@ def test_cli_errors_name_the_option_or_folder(tmp_path):
 
 
 def test_gamma_and_archive_absences_are_counted(sim, tmp_path):
-    """A market Gamma knows whose rows the archive lacks is a gap; Gamma 429s are retried."""
+    """A market Gamma knows whose rows the archive lacks is a gap; Gamma 429s are retried;
+    the archive is a local folder of hour files."""
     gamma = dict(sim["gamma"])
     extra = dict(next(iter(gamma.values())))
     extra.update(slug="btc-updown-15m-1717203600", conditionId="0x" + "9" * 64,
@@ -238,7 +239,7 @@ def test_gamma_and_archive_absences_are_counted(sim, tmp_path):
         srv.fail("/markets", 429, times=2, retry_after=0.01)
         g = HttpArchive(srv.url, backoff_s=0.01)
         s = import_range(out, iso_to_ns_dt("2024-06-01T00"), iso_to_ns_dt("2024-06-01T02"),
-                         assets=["btc"], archive=HttpArchive(srv.url), gamma=g)  # fmt: skip
+                         assets=["btc"], archive=LocalArchive(sim["archive"]), gamma=g)  # fmt: skip
     assert g.stats.retries == 2
     assert s.absent_archive == ["btc-updown-15m-1717203600", "btc-updown-15m-1717204500"]
     assert len(s.absent_gamma) == 5 and s.windows == 1 and s.gap_windows == 7

@@ -114,6 +114,19 @@ def test_trade_and_tick_size_rows(tmp_path):
     assert raw["event_type"] == "tick_size_change" and "price" not in raw
 
 
+def test_raw_is_valid_json_whatever_the_strings_hold(tmp_path):
+    odd = 'a"b\\c'
+    rows = [
+        row("last_trade_price", T, T, price=Decimal("0.5"), size=Decimal("1"), side="BUY",
+            transaction_hash=odd),
+        pc(T + 1, T, "0.5", "1", asset='9"9'),
+    ]  # fmt: skip
+    out, _ = convert(tmp_path, rows)
+    assert json.loads(out["polymarket.trade"].column("raw")[0].as_py())["transaction_hash"] == odd
+    raw = json.loads(out["polymarket.price_change"].column("raw")[0].as_py())
+    assert raw["asset_id"] == '9"9' and raw["size"] == "1.000000" and raw["best_bid"] == "0.4900"
+
+
 def test_other_markets_and_unknown_assets(tmp_path):
     out, _ = convert(tmp_path, [pc(T, T, "0.5", "1", market=OTHER)])
     assert out["polymarket.price_change"].column("asset").to_pylist() == [None]
