@@ -7,6 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from polyrl.errors import PolyrlError
 from polyrl.importers.fetch import HttpArchive, LocalArchive
 from polyrl.importers.pmxt import PMXT_SCHEMA, wanted_rows
 from polyrl.importers.pmxt_read import read_hour
@@ -97,3 +98,19 @@ def test_cut_and_429_503_are_retried_with_the_same_rows(hour_dir):
         got = read_hour(ar, NAME, want)
     assert got.table is not None and got.table.equals(full)
     assert ar.stats.retries >= 4  # two cuts, a 429 and a 503
+
+
+def test_a_file_that_is_not_a_pmxt_hour_is_named(tmp_path):
+    pq.write_table(pa.table({"a": [1, 2]}), tmp_path / NAME)
+    with pytest.raises(PolyrlError, match=r"T00.parquet: not a PMXT v2 hour file \(columns a\)"):
+        read_hour(LocalArchive(tmp_path), NAME, [cid(1)])
+
+
+def test_a_read_that_keeps_failing_is_one_error_naming_the_url(hour_dir):
+    with ArchiveServer(hour_dir) as srv:
+        srv.cut(f"/{NAME}", after=10, times=100)
+        ar = HttpArchive(srv.url, backoff_s=0.01, retries=1)
+        with pytest.raises(PolyrlError) as e:
+            read_hour(ar, NAME, [cid(3)])
+    msg = str(e.value)
+    assert f"{srv.url}/{NAME}" in msg and "\n" not in msg
