@@ -80,6 +80,7 @@ def _register() -> None:
         dashboard,
         features,
         import_binance,
+        import_polymarket,
         inspect,
         live,
         record,

@@ -8,7 +8,9 @@ a recorder restart) unsyncs every Polymarket book until its next full ``book``: 
 is made on a book that was not re-synchronised after a gap. So does a ``book`` or
 ``price_change`` row whose quality flags make the engine skip it (:mod:`polyrl.features.flags`):
 the true book is then unknown. An outage overlapping a window flags it (:attr:`Window.gap`)
-so training can leave it out.
+so training can leave it out. So does an importer's ``gap`` row (``import.<source>``: an
+archive hour or day missing, a market the archive lacks), which also unsyncs the books of the
+windows it covers: no decision is made on them inside the gap.
 
 Stale books. A token's *age* at tick t is ``t - recv_ns`` of the last market-channel row for
 that token applied by t: ``book``, ``price_change``, ``last_trade_price``, ``tick_size_change``
@@ -48,6 +50,9 @@ from polyrl.sources.polymarket.reference import INSTANT, market_feed
 
 TRADE_DEPENDENT_CHANNELS = (CH_BINANCE_SPOT_WS, CH_BINANCE_FUTURES_WS, CH_POLYMARKET_WS)
 """Channels whose outage makes every market not tradable."""
+
+IMPORT_CHANNEL_PREFIX = "import."
+"""``recorder.status`` key prefix of an importer's rows (``import.pmxt``, ``import.binance``)."""
 
 TOUCH_STREAMS = ("polymarket.trade", "polymarket.tick_size", "polymarket.best_bid_ask")
 """Market-channel streams that move no book level but prove the token's feed is alive (they
@@ -147,6 +152,8 @@ class MarketLog:
         # Unknown at first (a replay may start mid-recording): up until a status says not.
         self._down: set[str] = set()
         self._down_since: dict[str, int] = {}
+        self._import_gaps: list[tuple[int, int]] = []
+        """Spans an importer's ``gap`` rows said the archive lacks (see :meth:`_import_gap`)."""
 
     # -- ingest -------------------------------------------------------------------------------
 
@@ -225,7 +232,9 @@ class MarketLog:
         self, t: int, channel: str, kind: str, gap_start: int | None, gap_end: int | None
     ) -> None:
         if kind == "gap":
-            if channel in TRADE_DEPENDENT_CHANNELS and gap_start is not None:
+            if channel.startswith(IMPORT_CHANNEL_PREFIX) and gap_start is not None:
+                self._import_gap(channel, gap_start, gap_end if gap_end is not None else t)
+            elif channel in TRADE_DEPENDENT_CHANNELS and gap_start is not None:
                 self._dated_outage(channel, gap_start, gap_end if gap_end is not None else t)
             return
         if kind == "start" and channel == CH_RECORDER:
@@ -266,6 +275,21 @@ class MarketLog:
             self.outages.append((channel, a, b))
         self._flag(a, b)
 
+    def _import_gap(self, channel: str, a: int, b: int) -> None:
+        """An import's ``gap`` row (an archive hour or day missing, a market it lacks): the
+        windows it overlaps are flagged, those known by now and those discovered later, and
+        their token books unsync (nothing in the archive re-synchronises them until the
+        next snapshot), so none of them is tradable inside the gap."""
+        self.outages.append((channel, a, b))
+        self._import_gaps.append((a, b))
+        for w in self.windows[-64:]:
+            if w.start_ns < b and a < w.end_ns:
+                w.gap = True
+                for tok in (w.up_token, w.down_token):
+                    lv = self._tokens.get(tok)
+                    if lv is not None:
+                        lv.reset()
+
     def _flag(self, a: int, b: int) -> None:
         for w in self.windows[-64:]:
             if w.start_ns < b and a < w.end_ns:
@@ -303,6 +327,8 @@ class MarketLog:
         for ch, since in self._down_since.items():
             if since < we and ch in self._down and self.windows:
                 w.gap = True
+        if any(a < we and ws < b for a, b in self._import_gaps[-64:]):
+            w.gap = True
         self.windows.append(w)
         self._by_cid[cid] = w
         live = self._live[asset]

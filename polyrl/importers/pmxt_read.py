@@ -1,0 +1,102 @@
+"""Read one PMXT hour: only the row groups that can hold the wanted markets, then the rows.
+
+The hour file is opened through :class:`~polyrl.importers.fetch.Archive` (a local folder,
+or HTTP with ``Range`` reads: pyarrow fetches the footer and the column chunks it reads).
+The file is sorted by ``market``, so each row group's min/max statistics of ``market`` say
+whether it can hold a wanted condition id; only those row groups are read (a row group
+without statistics is read), and then only the wanted rows are kept. When those row groups
+are most of the file (:data:`WHOLE_FILE_SHARE`), or the file is small (:data:`SMALL_FILE`),
+it is read in one request instead. A missing hour (no
+file, HTTP 404) reads as ``table = None``: the importer makes it a gap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from polyrl.errors import PolyrlError
+from polyrl.importers.fetch import Archive
+from polyrl.importers.pmxt import PMXT_SCHEMA, wanted_rows
+
+SMALL_FILE = 1 << 20
+"""A file this small is read in one request (its footer alone would cost a range read)."""
+WHOLE_FILE_SHARE = 0.5
+"""When the wanted row groups hold at least this share of the file, it is read whole."""
+
+
+@dataclass(frozen=True, slots=True)
+class HourRead:
+    """One hour's wanted rows (None: the hour is missing) and what reading them cost."""
+
+    table: pa.Table | None
+    location: str
+    size: int
+    etag: str
+    bytes_fetched: int
+    row_groups: int
+    row_groups_read: int
+
+
+def _as_bytes(v: object) -> bytes | None:
+    if isinstance(v, bytes):
+        return v
+    if isinstance(v, str):
+        return v.encode()
+    return None
+
+
+def _compressed(rg: pq.RowGroupMetaData) -> int:
+    return sum(rg.column(j).total_compressed_size for j in range(rg.num_columns))
+
+
+def groups_for(meta: pq.FileMetaData, condition_ids: list[str]) -> list[int]:
+    """The row groups whose ``market`` min/max range holds one of ``condition_ids``."""
+    want = sorted(c.encode() for c in condition_ids)
+    if not want:
+        return []
+    col = meta.schema.names.index("market")
+    out = []
+    for i in range(meta.num_row_groups):
+        st = meta.row_group(i).column(col).statistics
+        lo = _as_bytes(st.min) if st is not None and st.has_min_max else None
+        hi = _as_bytes(st.max) if st is not None and st.has_min_max else None
+        if lo is None or hi is None or any(lo <= c <= hi for c in want):
+            out.append(i)
+    return out
+
+
+def read_hour(archive: Archive, rel: str, condition_ids: list[str]) -> HourRead:
+    """The rows of ``condition_ids`` in the hour file ``rel`` (see the module docstring)."""
+    info = archive.stat(rel)
+    location = archive.location(rel)
+    if info is None:
+        return HourRead(None, location, 0, "", 0, 0, 0)
+    before = archive.stats.by_object.get(rel, 0)
+    try:
+        small = info.size <= SMALL_FILE
+        src = pa.BufferReader(archive.read(rel)) if small else archive.open(rel, info)
+        pf = pq.ParquetFile(src)
+        names = pf.schema_arrow.names
+        if names != PMXT_SCHEMA.names:
+            raise PolyrlError(
+                f"{location}: not a PMXT v2 hour file (columns {', '.join(names[:16])})"
+            )
+        groups = groups_for(pf.metadata, condition_ids)
+        planned = sum(_compressed(pf.metadata.row_group(i)) for i in groups)
+        if not small and groups and planned >= WHOLE_FILE_SHARE * info.size:
+            # Most of the file is wanted (a small file, or a busy hour): one read of the rest
+            # costs less than a range request per column chunk.
+            pf = pq.ParquetFile(pa.BufferReader(archive.read(rel)))
+        if groups:
+            table = pf.read_row_groups(groups)
+            table = wanted_rows(table, condition_ids)
+        else:
+            table = PMXT_SCHEMA.empty_table()
+        n_groups = pf.metadata.num_row_groups
+    except (OSError, pa.ArrowException) as e:
+        raise PolyrlError(f"{location}: cannot read as Parquet ({e})") from None
+    fetched = archive.stats.by_object.get(rel, 0) - before
+    return HourRead(table, location, info.size, info.etag, fetched, n_groups, len(groups))

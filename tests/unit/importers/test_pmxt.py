@@ -1,0 +1,147 @@
+"""PMXT hour rows -> polymarket streams: exact decimals, sides, book order, entries, raw."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pyarrow.parquet as pq
+
+from polyrl.importers.pmxt import PMXT_SCHEMA, convert_hour
+from polyrl.importers.store import Unit, write_unit
+from polyrl.recording.reader import RecordingReader
+from polyrl.sources.quality import CROSSED
+from polyrl.testing.pmxt import write_pmxt_table
+
+CID = "0x" + "ab" * 32
+OTHER = "0x" + "cd" * 32
+UP, DOWN = "1111", "2222"
+T = 1_777_593_600_000  # 2026-05-01T00:00Z, ms
+
+
+def row(event_type: str, tsr: int, ts: int, asset: str = UP, market: str = CID, **kw) -> dict:
+    r = dict.fromkeys(PMXT_SCHEMA.names)
+    r.update(timestamp_received=tsr, timestamp=ts, market=market.encode(),
+             event_type=event_type, asset_id=asset, **kw)  # fmt: skip
+    return r
+
+
+def pc(tsr, ts, price, size, side="BUY", asset=UP, bid="0.4900", ask="0.5100", **kw):
+    return row("price_change", tsr, ts, asset, price=Decimal(price), size=Decimal(size),
+               side=side, best_bid=Decimal(bid), best_ask=Decimal(ask), **kw)  # fmt: skip
+
+
+def convert(tmp_path, rows, rg=1000):
+    path = write_pmxt_table(rows, tmp_path / "h.parquet", row_group_size=rg)
+    return convert_hour(pq.read_table(path), {CID: "btc"}), path
+
+
+def test_file_has_exactly_the_documented_schema(tmp_path):
+    _, path = convert(tmp_path, [pc(T, T, "0.5", "1")])
+    assert pq.read_schema(path).equals(PMXT_SCHEMA)
+    assert str(PMXT_SCHEMA.field("timestamp_received").type) == "timestamp[ms, tz=UTC]"
+    assert str(PMXT_SCHEMA.field("market").type) == "fixed_size_binary[66]"
+
+
+def test_decimals_convert_to_the_float_of_their_exact_value(tmp_path):
+    rows = [
+        pc(T + 1, T, "0.1234", "123456789.123457"),
+        pc(T + 2, T + 1, "0.0001", "0.000001", side="SELL", bid="0.0000", ask="0.0001"),
+        pc(T + 3, T + 2, "0.9990", "5.100000"),
+    ]
+    out, _ = convert(tmp_path, rows)
+    t = out["polymarket.price_change"].to_pydict()
+    assert t["price"] == [float("0.1234"), float("0.0001"), float("0.999")]
+    assert t["size"] == [float("123456789.123457"), float("0.000001"), float("5.1")]
+    assert t["side"] == ["BUY", "SELL", "BUY"]
+    assert t["best_bid"] == [0.49, 0.0, 0.49] and t["best_ask"] == [0.51, 0.0001, 0.51]
+    assert t["recv_ns"] == [(T + k) * 1_000_000 for k in (1, 2, 3)]
+    assert t["exch_ns"] == [(T + k) * 1_000_000 for k in (0, 1, 2)]
+    assert t["key"] == [UP] * 3 and t["asset"] == ["btc"] * 3 and t["market"] == [CID] * 3
+    assert t["hash"] == [None] * 3 and t["quality"] == [0, 0, 0]
+
+
+def test_book_sides_parsed_and_sorted_best_first(tmp_path):
+    bids = json.dumps([["0.47", "10"], ["0.49", "12.5"], ["0.48", "3"]])
+    asks = json.dumps([["0.55", "1"], ["0.51", "7"], ["0.52", "2.25"]])
+    out, _ = convert(tmp_path, [row("book", T, T - 5, bids=bids, asks=asks)])
+    b = out["polymarket.book"].to_pylist()[0]
+    assert b["bid_px"] == [0.49, 0.48, 0.47] and b["bid_size"] == [12.5, 3.0, 10.0]
+    assert b["ask_px"] == [0.51, 0.52, 0.55] and b["ask_size"] == [7.0, 2.25, 1.0]
+    assert b["origin"] == "ws" and b["quality"] == 0 and b["exch_ns"] == (T - 5) * 1_000_000
+    raw = json.loads(b["raw"])
+    assert raw["event_type"] == "book" and raw["bids"] == bids and raw["market"] == CID
+
+
+def test_unreadable_or_crossed_book_is_flagged_so_the_engine_unsyncs(tmp_path):
+    crossed = row("book", T, T, bids='[["0.60","1"]]', asks='[["0.50","1"]]')
+    broken = row("book", T + 1, T, bids="[[", asks="[]")
+    out, _ = convert(tmp_path, [crossed, broken])
+    q = out["polymarket.book"].column("quality").to_pylist()
+    assert q[0] & CROSSED and q[1] & 1
+    assert out["polymarket.book"].column("bid_px").to_pylist()[1] == []
+
+
+def test_entries_number_rows_of_one_frame_in_file_order(tmp_path):
+    rows = [
+        pc(T, T, "0.49", "1", asset=UP),
+        pc(T, T, "0.48", "2", asset=UP),
+        pc(T, T, "0.51", "3", side="SELL", asset=DOWN),
+        pc(T + 7, T + 5, "0.49", "4", asset=UP),
+    ]
+    out, _ = convert(tmp_path, rows)
+    t = out["polymarket.price_change"].to_pydict()
+    # file order: UP's rows (by receive time), then DOWN's
+    assert t["size"] == [1.0, 2.0, 4.0, 3.0]
+    assert t["entry"] == [0, 1, 0, 2]
+
+
+def test_trade_and_tick_size_rows(tmp_path):
+    rows = [
+        row("last_trade_price", T, T - 1, price=Decimal("0.5300"), size=Decimal("10.500000"),
+            side="SELL", fee_rate_bps=1000, transaction_hash="0xfeed"),
+        row("tick_size_change", T + 1, T, old_tick_size=Decimal("0.0100"),
+            new_tick_size=Decimal("0.0010")),
+    ]  # fmt: skip
+    out, _ = convert(tmp_path, rows)
+    tr = out["polymarket.trade"].to_pylist()[0]
+    assert (tr["price"], tr["size"], tr["side"], tr["fee_rate_bps"]) == (0.53, 10.5, "SELL", 1000.0)
+    assert tr["transaction_hash"] == "0xfeed"
+    assert json.loads(tr["raw"])["price"] == "0.5300"
+    tk = out["polymarket.tick_size"].to_pylist()[0]
+    assert (tk["old_tick_size"], tk["new_tick_size"]) == (0.01, 0.001)
+    raw = json.loads(tk["raw"])
+    assert raw["event_type"] == "tick_size_change" and "price" not in raw
+
+
+def test_raw_is_valid_json_whatever_the_strings_hold(tmp_path):
+    odd = 'a"b\\c'
+    rows = [
+        row("last_trade_price", T, T, price=Decimal("0.5"), size=Decimal("1"), side="BUY",
+            transaction_hash=odd),
+        pc(T + 1, T, "0.5", "1", asset='9"9'),
+    ]  # fmt: skip
+    out, _ = convert(tmp_path, rows)
+    assert json.loads(out["polymarket.trade"].column("raw")[0].as_py())["transaction_hash"] == odd
+    raw = json.loads(out["polymarket.price_change"].column("raw")[0].as_py())
+    assert raw["asset_id"] == '9"9' and raw["size"] == "1.000000" and raw["best_bid"] == "0.4900"
+
+
+def test_other_markets_and_unknown_assets(tmp_path):
+    out, _ = convert(tmp_path, [pc(T, T, "0.5", "1", market=OTHER)])
+    assert out["polymarket.price_change"].column("asset").to_pylist() == [None]
+
+
+def test_same_ms_book_is_applied_before_the_change(tmp_path):
+    """A change arriving in the same ms as a snapshot is sequenced after it (sizes are
+    absolute, so this is right whichever came first on the wire)."""
+    book = row("book", T, T, bids='[["0.49","100"]]', asks='[["0.51","100"]]')
+    change = pc(T, T, "0.49", "7")
+    # The archive may list the change first within the same ms.
+    out, _ = convert(tmp_path, [change, book])
+    unit = Unit("pmxt", "2026-05-01", 0, out)
+    write_unit(tmp_path / "rec", unit, entry={"kind": "imported", "by": "test"})
+    r = RecordingReader(tmp_path / "rec")
+    b = r.read_stream("polymarket.book")["seq"][0]
+    c = r.read_stream("polymarket.price_change")["seq"][0]
+    assert b < c
