@@ -39,7 +39,7 @@ from polyrl.importers.gamma import (
 )
 from polyrl.importers.pmxt import STREAMS, convert_hour, hour_object
 from polyrl.importers.pmxt_read import read_hour
-from polyrl.importers.store import Gap, Unit, unit_done, write_unit
+from polyrl.importers.store import Gap, Unit, import_entry, unit_done, write_unit
 
 BY = "polyrl import polymarket"
 HOUR_S = 3600
@@ -190,7 +190,7 @@ def import_range(
     say = progress or (lambda _msg: None)
     out = Path(out)
     summary = ImportSummary()
-    entry = {"kind": "imported", "by": BY, "archive": archive.base, "gamma": gamma.base}
+    entry = import_entry("pmxt", archive.base, by=BY, gamma=gamma.base)
     hours = _hours(start, end)
     summary.hours = len(hours)
     markets: list[dict[str, Any]] = []

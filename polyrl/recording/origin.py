@@ -77,10 +77,12 @@ def day_archives(root: Path | str, date: str) -> tuple[dict[str, str], str]:
     for s in day.sources:
         if s["kind"] != "imported":
             continue
-        archive = str(s.get("archive") or "?")
-        names = s.get("sources") or ([s["source"]] if s.get("source") else [])
-        for name in names:
-            archives[str(name)] = _host(archive) if "://" in archive else archive
+        where = {str(s["source"]): s.get("archive")} if s.get("source") else {}
+        if s.get("gamma"):  # the Polymarket importer reads markets and outcomes from Gamma
+            where["gamma"] = s["gamma"]
+        for name, loc in where.items():
+            loc = str(loc or "?")
+            archives[name] = _host(loc) if "://" in loc else loc
     return archives, " + ".join(written) or "unknown"
 
 

@@ -141,6 +141,13 @@ def test_round_trip_rebuilds_the_same_books_and_is_idempotent(sim, tmp_path):
     assert imported == original_ms
     prov = (out / "provenance" / "2024-06-01.json").read_text()
     assert '"kind": "imported"' in prov and "polyrl import polymarket" in prov
+    from polyrl.recording.inspect import format_report, inspect_recording
+
+    text = format_report(inspect_recording(out))
+    book = next(x for x in text.splitlines() if "2024-06-01  polymarket.book " in x)
+    assert "imported (pmxt) from 127.0.0.1:" in book and "recorded" not in book
+    market = next(x for x in text.splitlines() if "2024-06-01  polymarket.market " in x)
+    assert "imported (gamma) from 127.0.0.1:" in market
 
 
 def test_a_missing_hour_is_a_gap_and_its_windows_are_not_tradable(sim, tmp_path):
