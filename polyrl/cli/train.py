@@ -119,6 +119,7 @@ def train_cmd(
     checkpoint."""
     from polyrl.analysis.stats import format_table
     from polyrl.features.cache import recording_days
+    from polyrl.replay import check_streams
     from polyrl.rl.train import resolve_splits, train
 
     if updates is not None and steps is not None:
@@ -172,7 +173,10 @@ def train_cmd(
         )
 
     # Overlapping splits are refused here, before any cache is built.
-    n_days = sum(len(v) for v in resolve_splits(rec, dates, val_dates, eval_dates).values())
+    splits = resolve_splits(rec, dates, val_dates, eval_dates)
+    n_days = sum(len(v) for v in splits.values())
+    # Days lacking a stream the feature set needs: refused for every split before any build.
+    check_streams(rec, [d for v in splits.values() for d in v], cfg)
     with progress_bar("features (cache)", total=None) as cache_advance:
         seen: dict[str, int] = {}
 
