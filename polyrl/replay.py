@@ -30,8 +30,9 @@ from polyrl.features.cache import (
     recording_days,
 )
 from polyrl.features.markets import Window
-from polyrl.features.sets import feature_set, refusal
+from polyrl.features.sets import SPARSE_STREAMS, feature_set, refusal
 from polyrl.policies.base import Policy
+from polyrl.recording.provenance import day_provenance
 from polyrl.recording.reader import list_partitions
 from polyrl.runlog import RunLog
 
@@ -48,11 +49,18 @@ def replay_spec(config: Config) -> ReplaySpec:
 
 
 def day_streams(root: Path, dates: str | Sequence[str]) -> dict[str, set[str]]:
-    """``{day: the streams with at least one partition that day}`` for the days matching
-    the glob(s): directory listings only (a missing root or no match is a RecordingError)."""
+    """``{day: the streams it has}`` for the days matching the glob(s): those with at least
+    one partition that day (directory listings, no data read; a missing root or no match is
+    a RecordingError), plus the :data:`~polyrl.features.sets.SPARSE_STREAMS` on a day the
+    recorder or the simulator made (or one older than provenance files, when only they
+    wrote recordings): they subscribe those streams always, and a quiet day has no rows."""
     out: dict[str, set[str]] = {}
     for p in list_partitions(root, dates):
         out.setdefault(p.date, set()).add(p.stream)
+    for day, streams in out.items():
+        kinds = {e.get("kind") for e in day_provenance(root, day).sources}
+        if not kinds or kinds & {"recorded", "simulated"}:
+            streams.update(SPARSE_STREAMS)
     return out
 
 

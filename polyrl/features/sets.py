@@ -72,6 +72,10 @@ PM_BOOK = ("polymarket.book", "polymarket.price_change")
 REFERENCE = "reference.price"
 MARKET_STREAMS = ("polymarket.market", "polymarket.book", "polymarket.price_change")
 """Streams every set needs: the windows traded (``polymarket.market``) and their books."""
+SPARSE_STREAMS = ("binance.futures.liquidation",)
+"""Streams with rows only when something happens: a day the recorder or the simulator made
+(both always subscribe them) has them even without a partition; an imported day only with
+one (:func:`polyrl.replay.day_streams`)."""
 SPOT_PRICES = (BOOK_TICKER, SPOT_TRADE)
 """Where a set's spot price P comes from: the book ticker's mid or the last aggTrade price."""
 

@@ -26,7 +26,8 @@ NOT_ARCHIVED = (
 @pytest.fixture(scope="module")
 def archive_rec(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """18 simulated minutes of btc and eth (the 00:00 window resolved, 00:15 begun) without
-    the streams no archive holds."""
+    the streams no archive holds, its day said to be imported (so an absent liquidation
+    stream is missing, not a quiet day of a recorder that always subscribes it)."""
     rec = tmp_path_factory.mktemp("archive-rec") / "rec"
     res = run_cli("simulate", "--out", str(rec), "--start", "2024-06-01T00:00",
                   "--hours", "0.3", "--seed", "5", "--assets", "btc,eth")  # fmt: skip
@@ -34,6 +35,8 @@ def archive_rec(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert (rec / "binance.spot.book_ticker").is_dir()
     for s in NOT_ARCHIVED:
         shutil.rmtree(rec / s, ignore_errors=True)
+    prov = rec / "provenance" / "2024-06-01.json"
+    prov.write_text(json.dumps({"format": 1, "sources": [{"kind": "imported", "by": "a test"}]}))
     return rec
 
 

@@ -304,3 +304,33 @@ def _slice(b: MergedBatch, lo: int, hi: int) -> MergedBatch:
         if count[(i := b.streams.index(s))]
     }
     return MergedBatch(b.streams, codes, b.recv_ns[lo:hi], b.seq[lo:hi], tables)
+
+
+# ---------------------------------------------------------------------------------------------
+# what a day has
+
+
+def test_a_quiet_recorded_day_has_its_liquidations_an_imported_one_must_show_them(
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    """Liquidations have rows only when one happens: on a day the recorder or simulator made
+    (it always subscribes them) no partition means none happened; on an imported day it
+    means the archive had none to give."""
+    import json
+
+    from polyrl.recording.provenance import provenance_path
+    from polyrl.replay import day_streams
+
+    root = tmp_path / "rec"
+    for day in ("2026-05-01", "2026-05-02", "2026-05-03"):
+        h = root / "polymarket.book" / f"date={day}" / "hour=00"
+        h.mkdir(parents=True)
+        pl.DataFrame({"x": [1]}).write_parquet(h / "part-0.parquet")
+    for day, kind in (("2026-05-01", "recorded"), ("2026-05-02", "imported")):
+        path = provenance_path(root, day)
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps({"format": 1, "sources": [{"kind": kind, "by": "t"}]}))
+    got = day_streams(root, "2026-05-*")
+    assert got["2026-05-01"] == {"polymarket.book", "binance.futures.liquidation"}
+    assert got["2026-05-02"] == {"polymarket.book"}
+    assert got["2026-05-03"] == {"polymarket.book", "binance.futures.liquidation"}  # unknown
