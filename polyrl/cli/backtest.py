@@ -143,7 +143,12 @@ def backtest_cmd(
     ] = None,
     runs: RunsOpt = Path("runs"),
     feature_set: Annotated[
-        str | None, typer.Option("--feature-set", help="Feature set: seed18 or full.")
+        str | None,
+        typer.Option(
+            "--feature-set",
+            help="Feature set: seed18, full or history (days lacking a stream it needs are "
+            "refused).",
+        ),
     ] = None,
     seed: Annotated[
         int, typer.Option("--seed", help="Seed of the random baseline and the bootstrap.")

@@ -71,7 +71,11 @@ def train_cmd(
         ),
     ] = None,
     feature_set: Annotated[
-        str | None, typer.Option("--feature-set", help="seed18 (default) or full.")
+        str | None,
+        typer.Option(
+            "--feature-set",
+            help="seed18 (default), full or history (days lacking a stream it needs are refused).",
+        ),
     ] = None,
     updates: Annotated[
         int | None, typer.Option("--updates", help="PPO updates to run.", min=1)
