@@ -24,8 +24,10 @@ Why the last trade and not the closed 1 s kline: a 1 s bar's close *is* the last
 price of its second, but it is only known once the bar has closed (recv = close time + the
 import's delay), up to a second after the trade that set it; the trade itself is known from
 its own receive time. So the trade price is the same number, never later, and needs no
-bar-closing rule. 1 s klines are not read by any set; 1 m klines (``interval == "1m"``, closed
-bars only, from their receive time) are the warm-up history before the first live price.
+bar-closing rule (a market is not ready while the last spot trade is older than
+``[features] stale_s``, as with a silent book ticker). 1 s klines are not read by any set;
+1 m klines (``interval == "1m"``, closed bars only, each from its own receive time) are the
+warm-up history before the first live price.
 The settlement reference move (``ref_move``, ``fair_up``, ``fair_gap``) is not in ``history``:
 the archives hold no reference feed, and a Binance spot move would be a different number than
 the Chainlink price the market settles on; like ``seed18``, ``history`` goes without it.

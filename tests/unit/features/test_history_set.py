@@ -334,3 +334,37 @@ def test_a_quiet_recorded_day_has_its_liquidations_an_imported_one_must_show_the
     assert got["2026-05-01"] == {"polymarket.book", "binance.futures.liquidation"}
     assert got["2026-05-02"] == {"polymarket.book"}
     assert got["2026-05-03"] == {"polymarket.book", "binance.futures.liquidation"}  # unknown
+
+
+# ---------------------------------------------------------------------------------------------
+# imported 1 m bars as warm-up
+
+
+def test_imported_minute_bars_count_from_their_own_receipt(
+    archive: dict[str, pl.DataFrame],
+) -> None:
+    """Spot trades start 4 minutes in; before that P comes from the imported 1 m bars, each
+    received DELAY after it closed. Replaying in small batches gives what one batch gives (a
+    bar is known from its own receipt, not from its batch's), truncating at c changes no
+    earlier tick, and the bars are used: returns_5m is defined before 5 minutes of trades."""
+    late = T0 + 4 * 60 * S
+    tables = dict(archive)
+    tables["binance.spot.trade"] = archive["binance.spot.trade"].filter(pl.col("recv_ns") >= late)
+    b = merge(tables)
+    one = replay(tables, "history")
+    fe = FeatureEngine(MARKETS, FeatureConfig(feature_set="history"))
+    for lo in range(0, len(b), 500):
+        fe.ingest(_slice(b, lo, min(len(b), lo + 500)))
+    small = fe.observe_many(TICKS)
+    np.testing.assert_array_equal(one.features, small.features)
+    np.testing.assert_array_equal(one.ready, small.ready)
+    ix = feature_set("history").market_names.index("returns_5m")
+    early = (TICKS > late) & (TICKS < late + 5 * 60 * S)
+    # (undefined features are 0 in the observation: nonzero means P(t - 5 min) from a bar)
+    assert np.count_nonzero(one.features[early, 0, ix]) > 10
+    c = late + 90 * S
+    cut = {s: t.filter(pl.col("recv_ns") <= c) for s, t in tables.items()}
+    head = TICKS[TICKS <= c]
+    trunc = replay(cut, "history", head)
+    np.testing.assert_array_equal(one.features[: head.shape[0]], trunc.features)
+    np.testing.assert_array_equal(one.ready[: head.shape[0]], trunc.ready)
