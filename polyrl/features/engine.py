@@ -22,8 +22,10 @@ Two kinds of state, each in its own module:
   MarketLog`), applied up to each tick: which window each asset is in, token books (top
   ``book_levels`` levels for the broker), resolutions, and channel connectivity.
 
-This module joins them: the book features (the Up token's mid and spread), time left, the
-fair probability of Up, readiness, and how a window is settled.
+This module joins them: the book features (the Up token's mid, spread and size imbalance),
+time left, the fair probability of Up, readiness, and how a window is settled. The set says
+where the spot price comes from (``FeatureSet.spot_price``: the book ticker's mid, or the last
+spot trade for ``history``); the other stream is not read.
 
 A market (slot) is *ready* when every market feature of the set is defined and fresh, and
 *tradable* when it is ready, inside a known window, both its tokens' books are synced and
