@@ -32,15 +32,58 @@ from polyrl.broker import PaperBroker
 from polyrl.clock import LiveClock, next_grid_ns
 from polyrl.config import Config, to_dict
 from polyrl.engine import Engine, TickObs
+from polyrl.errors import ConfigError
 from polyrl.events import NS_PER_S, Event
 from polyrl.features.engine import FeatureEngine
-from polyrl.features.sets import feature_set
+from polyrl.features.sets import feature_set, refusal
 from polyrl.recording.provenance import describe_entry, recorded_entry
 from polyrl.recording.reader import MergedBatch
 from polyrl.recording.recorder import Recorder, SourceAdapter
 from polyrl.runlog import RunLog, atomic_write_bytes
+from polyrl.sources.binance.ws import futures_market_streams, spot_streams
 
 METRIC_EVERY_NS = 60 * NS_PER_S
+
+_WIRE_KINDS = {"aggTrade": "trade", "bookTicker": "book_ticker", "depth": "depth",
+               "markPrice": "mark", "forceOrder": "liquidation"}  # fmt: skip
+"""Binance combined-stream kinds -> the stream id's last part (``depth5`` is ``depth``)."""
+_POLLED_AND_OTHER = (
+    "binance.spot.kline",  # the spot adapter's REST 1 m warm-up at start
+    "binance.futures.open_interest",  # the futures adapter's poller
+    "polymarket.market", "polymarket.book", "polymarket.price_change", "polymarket.trade",
+    "polymarket.tick_size", "polymarket.best_bid_ask", "polymarket.resolution",
+    "reference.price",  # the RTDS reference adapter
+)  # fmt: skip
+
+
+def live_streams(config: Config) -> frozenset[str]:
+    """The streams a live session records with the default adapters
+    (:func:`polyrl.sources.adapters.default_adapters`): the Binance spot and USD-M combined
+    streams as the adapters subscribe them (read from their own subscription lists), the
+    REST kline warm-up, the open-interest poller, Polymarket's market channel, discovery and
+    resolutions, and the RTDS reference feed. Today every adapter is always started and
+    subscribes every kind for every asset, so every stream a built-in feature set needs is
+    here and :func:`check_live_streams` refuses none of them; it refuses a set that needs a
+    stream no adapter subscribes (a futures book, say) before a session starts."""
+    out = set(_POLLED_AND_OTHER)
+    for venue, names in (("spot", spot_streams(config.assets, config.sources)),
+                         ("futures", futures_market_streams(config.assets))):  # fmt: skip
+        for name in names:
+            kind = name.split("@")[1].rstrip("0123456789")
+            if kind in _WIRE_KINDS:
+                out.add(f"binance.{venue}.{_WIRE_KINDS[kind]}")
+    return frozenset(out)
+
+
+def check_live_streams(config: Config, streams: frozenset[str] | None = None) -> None:
+    """Refuse, before a live session starts, a feature set that needs a stream the live
+    sources (``streams``, default :func:`live_streams`) do not record: a one-line
+    :class:`ConfigError` naming the streams, the features and the sets that would work."""
+    fset = feature_set(config.features.feature_set)
+    got = live_streams(config) if streams is None else streams
+    msg = refusal(fset, {"the live subscriptions": set(got)}, "the live sources")
+    if msg is not None:
+        raise ConfigError(msg)
 
 
 PREPARE_LEAD_S = 0.003

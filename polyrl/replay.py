@@ -3,6 +3,10 @@
 ``replay_engine`` selects the recording days matching a date glob, loads (or builds) each
 day's feature cache, and steps the Engine over every decision tick of every day in order
 with one policy, writing a run. It is what ``polyrl backtest`` and ``polyrl parity`` run.
+
+Before any day is built, :func:`check_streams` refuses days that lack a stream the feature
+set needs (a listing of the partitions, no data read): ``load_days`` and
+``load_days_latencies`` call it, and ``polyrl train`` calls it over all its splits at once.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import numpy as np
 from polyrl.broker import PaperBroker
 from polyrl.config import Config
 from polyrl.engine import Engine, TickObs
+from polyrl.errors import RecordingError
 from polyrl.features.cache import (
     DayCache,
     ReplaySpec,
@@ -25,8 +30,10 @@ from polyrl.features.cache import (
     recording_days,
 )
 from polyrl.features.markets import Window
-from polyrl.features.sets import feature_set
+from polyrl.features.sets import SPARSE_STREAMS, feature_set, refusal
 from polyrl.policies.base import Policy
+from polyrl.recording.provenance import day_provenance
+from polyrl.recording.reader import list_partitions
 from polyrl.runlog import RunLog
 
 
@@ -41,6 +48,34 @@ def replay_spec(config: Config) -> ReplaySpec:
     )
 
 
+def day_streams(root: Path, dates: str | Sequence[str]) -> dict[str, set[str]]:
+    """``{day: the streams it has}`` for the days matching the glob(s): those with at least
+    one partition that day (directory listings, no data read; a missing root or no match is
+    a RecordingError), plus the :data:`~polyrl.features.sets.SPARSE_STREAMS` on a day the
+    recorder or the simulator made (or one older than provenance files, when only they
+    wrote recordings): they subscribe those streams always, and a quiet day has no rows."""
+    out: dict[str, set[str]] = {}
+    for p in list_partitions(root, dates):
+        out.setdefault(p.date, set()).add(p.stream)
+    for day, streams in out.items():
+        kinds = {e.get("kind") for e in day_provenance(root, day).sources}
+        if not kinds or kinds & {"recorded", "simulated"}:
+            streams.update(SPARSE_STREAMS)
+    return out
+
+
+def check_streams(root: Path, dates: str | Sequence[str], config: Config) -> None:
+    """Refuse, before any work, days that lack a stream the configured feature set needs:
+    a :class:`RecordingError` of one line naming the missing streams, the features that
+    need them, the days and the sets that would work (see
+    :func:`polyrl.features.sets.refusal`). Streams a set only reads when present (the 1 m
+    kline warm-up) are never required."""
+    fset = feature_set(config.features.feature_set)
+    msg = refusal(fset, day_streams(root, dates), str(root))
+    if msg is not None:
+        raise RecordingError(msg)
+
+
 def load_days(
     root: Path,
     dates: str | Sequence[str],
@@ -49,6 +84,7 @@ def load_days(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> list[DayCache]:
     """Every selected day's cache, built where missing (errors name the glob and root)."""
+    check_streams(root, dates, config)
     spec = replay_spec(config)
     out = []
     for day in recording_days(root, dates):
@@ -68,6 +104,7 @@ def load_days_latencies(
     """``{latency_ms: every selected day's cache with fills at that latency}``: each day's
     feature entry is built at most once (it does not depend on the latency) and the fill
     books of the missing latencies in one pass over its market log (a small sidecar each)."""
+    check_streams(root, dates, config)
     spec = replay_spec(config)
     want = [int(x) * 1_000_000 for x in latencies_ms]
     out: dict[int, list[DayCache]] = {int(x): [] for x in latencies_ms}

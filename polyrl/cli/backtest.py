@@ -45,10 +45,11 @@ def load_caches(  # type: ignore[no-untyped-def]
     ``latencies_ms``, ``{latency_ms: caches}`` from one feature entry per day (the fill books
     of each latency beside it), never one build per latency."""
     from polyrl.features.cache import recording_days
-    from polyrl.replay import load_days, load_days_latencies
+    from polyrl.replay import check_streams, load_days, load_days_latencies
 
     globs = [g.strip() for g in dates.split(",") if g.strip()]
     days = recording_days(root, globs)
+    check_streams(root, days, cfg)  # days lacking a needed stream: refused before any build
     with progress_bar("features (cache)", total=len(days) * 24, unit="day-hours") as advance:
         done: dict[str, int] = {}
 
@@ -142,7 +143,12 @@ def backtest_cmd(
     ] = None,
     runs: RunsOpt = Path("runs"),
     feature_set: Annotated[
-        str | None, typer.Option("--feature-set", help="Feature set: seed18 or full.")
+        str | None,
+        typer.Option(
+            "--feature-set",
+            help="Feature set: seed18, full or history (days lacking a stream it needs are "
+            "refused).",
+        ),
     ] = None,
     seed: Annotated[
         int, typer.Option("--seed", help="Seed of the random baseline and the bootstrap.")

@@ -99,7 +99,7 @@ def live_cmd(
     POLYRL_CLOB_API_SECRET and POLYRL_CLOB_API_PASSPHRASE are set (never stored)."""
     from polyrl.clock import LiveClock
     from polyrl.features.sets import feature_set
-    from polyrl.live import LatencyStats, LiveSession
+    from polyrl.live import LatencyStats, LiveSession, check_live_streams
     from polyrl.sources.adapters import default_adapters
 
     if load is not None and strategy is not None:
@@ -123,6 +123,7 @@ def live_cmd(
             raise ConfigError(f"--size {size}: must be in (0, capital = {cfg.broker.capital}]")
         cfg = resolve_config(config, merge(overrides, {"broker": {"size_fraction": frac}}))
     fset = feature_set(cfg.features.feature_set)
+    check_live_streams(cfg)  # a set needing a stream live does not subscribe: refused now
     run_cfg: dict[str, Any] = {"kind": "live", "seed": seed}
     if train:
         from polyrl.rl.checkpoint import load_checkpoint

@@ -71,7 +71,11 @@ def train_cmd(
         ),
     ] = None,
     feature_set: Annotated[
-        str | None, typer.Option("--feature-set", help="seed18 (default) or full.")
+        str | None,
+        typer.Option(
+            "--feature-set",
+            help="seed18 (default), full or history (days lacking a stream it needs are refused).",
+        ),
     ] = None,
     updates: Annotated[
         int | None, typer.Option("--updates", help="PPO updates to run.", min=1)
@@ -119,6 +123,7 @@ def train_cmd(
     checkpoint."""
     from polyrl.analysis.stats import format_table
     from polyrl.features.cache import recording_days
+    from polyrl.replay import check_streams
     from polyrl.rl.train import resolve_splits, train
 
     if updates is not None and steps is not None:
@@ -172,7 +177,10 @@ def train_cmd(
         )
 
     # Overlapping splits are refused here, before any cache is built.
-    n_days = sum(len(v) for v in resolve_splits(rec, dates, val_dates, eval_dates).values())
+    splits = resolve_splits(rec, dates, val_dates, eval_dates)
+    n_days = sum(len(v) for v in splits.values())
+    # Days lacking a stream the feature set needs: refused for every split before any build.
+    check_streams(rec, [d for v in splits.values() for d in v], cfg)
     with progress_bar("features (cache)", total=None) as cache_advance:
         seen: dict[str, int] = {}
 

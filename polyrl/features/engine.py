@@ -22,8 +22,10 @@ Two kinds of state, each in its own module:
   MarketLog`), applied up to each tick: which window each asset is in, token books (top
   ``book_levels`` levels for the broker), resolutions, and channel connectivity.
 
-This module joins them: the book features (the Up token's mid and spread), time left, the
-fair probability of Up, readiness, and how a window is settled.
+This module joins them: the book features (the Up token's mid, spread and size imbalance),
+time left, the fair probability of Up, readiness, and how a window is settled. The set says
+where the spot price comes from (``FeatureSet.spot_price``: the book ticker's mid, or the last
+spot trade for ``history``); the other stream is not read.
 
 A market (slot) is *ready* when every market feature of the set is defined and fresh, and
 *tradable* when it is ready, inside a known window, both its tokens' books are synced and
@@ -45,7 +47,7 @@ from polyrl.features.fills import FillBooks, write_book
 from polyrl.features.flags import without_skipped
 from polyrl.features.history import MIN, AssetHistory, ReferenceVerdict
 from polyrl.features.markets import MarketLog, Window, window_fields
-from polyrl.features.sets import FeatureSet, feature_set
+from polyrl.features.sets import SPOT_TRADE, FeatureSet, feature_set
 from polyrl.recording.reader import MergedBatch
 
 
@@ -54,7 +56,8 @@ class FeatureConfig:
     """How features are computed (``[features]``)."""
 
     feature_set: str = "seed18"
-    """Named feature set: seed18 (the seed's 18 features) or full."""
+    """Named feature set: seed18 (the seed's 18 features), full, or history (the seed's ideas
+    from the streams public archives hold: see :mod:`polyrl.features.sets`)."""
     book_levels: int = 5
     """Book levels per side kept for the broker's fills."""
     large_trade_mult: float = 10.0
@@ -155,8 +158,15 @@ class FeatureEngine:
         batch = without_skipped(batch)
         c = batch.columns
         mult = self.config.large_trade_mult
+        # P, the spot price, comes from the one stream the set names (the other is not read,
+        # so a set reading trades computes the same on a recorded day as on an imported one).
+        price = (
+            AssetHistory.add_spot_trades
+            if self.fset.spot_price == SPOT_TRADE
+            else AssetHistory.add_book_ticker
+        )
         per_stream = (
-            ("binance.spot.book_ticker", AssetHistory.add_book_ticker),
+            (self.fset.spot_price, price),
             ("binance.futures.trade", lambda a, c, r: a.add_trades(c, r, mult)),
             ("binance.futures.mark", AssetHistory.add_mark),
             ("binance.futures.open_interest", AssetHistory.add_open_interest),
@@ -317,8 +327,15 @@ class FeatureEngine:
             a.trim(self._last_tick)
         up_bid = book_px[:, :, 0, 0, 0]
         up_ask = book_px[:, :, 0, 1, 0]
+        up_imb = (
+            _up_imbalance(book_size)
+            if "up_imbalance_l1" in names or "up_imbalance_l5" in names
+            else None
+        )
         for m, asset in enumerate(self.assets):
             v = series_vals[m]
+            if up_imb is not None:
+                v["up_imbalance_l1"], v["up_imbalance_l5"] = up_imb[0][:, m], up_imb[1][:, m]
             v["spread_pct"] = (up_ask[:, m] - up_bid[:, m]) / ((up_ask[:, m] + up_bid[:, m]) / 2)
             v["up_mid"] = (up_ask[:, m] + up_bid[:, m]) / 2
             v["up_spread"] = up_ask[:, m] - up_bid[:, m]
@@ -364,6 +381,16 @@ class FeatureEngine:
                 sel = feeds == feed
                 out = np.where(sel, self._a[asset].ref_move(ticks, ws, sel, feed), out)
         return out
+
+
+def _up_imbalance(book_size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(bid - ask) / (bid + ask) of the Up token's sizes at level 1 and summed over levels
+    1-5 (as many as are kept), from ``book_size`` [T, M, token, side, L] at the tick ->
+    two [T, M] arrays; NaN where the book has no size on either side."""
+    up = book_size[:, :, 0, :, :5]
+    b1, a1 = up[..., 0, 0], up[..., 1, 0]
+    b5, a5 = up[..., 0, :].sum(axis=-1), up[..., 1, :].sum(axis=-1)
+    return (b1 - a1) / (b1 + a1), (b5 - a5) / (b5 + a5)
 
 
 def _erf(x: np.ndarray) -> np.ndarray:

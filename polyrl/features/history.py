@@ -68,6 +68,7 @@ class AssetHistory:
     """The series of one asset (see the module docstring)."""
 
     mid: Series = field(default_factory=lambda: Series("mid"))
+    """P, the spot price: the book ticker's mid, or the last spot trade price (per set)."""
     depth: Series = field(default_factory=lambda: Series("imb1", "imb5"))
     trades: Series = field(default_factory=lambda: Series("cs", "cq", "cc", "cn", "cbig"))
     funding: Series = field(default_factory=lambda: Series("rate"))
@@ -77,10 +78,14 @@ class AssetHistory:
     """Live reference ticks per feed (``chainlink``, ``twap60``...: see
     :mod:`polyrl.sources.polymarket.reference`); a market reads only its own feed's."""
     kline: Series = field(default_factory=lambda: Series("close"))
+    """Closed 1 m bars by close time."""
+    kline_env: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    """Per bar of :attr:`kline`, the latest receive time (ns) of it and every bar before it:
+    a bar is known from its own receipt (REST warm-up responses and imported bars, received
+    their delay after they closed, alike)."""
     ref_ticks: dict[str, list[tuple[int, int, float]]] = field(default_factory=dict)
     """Per feed, (recv_ns, exch_ns, value) of live reference ticks, kept ~3 h for the
     settlement fallback."""
-    kline_known_ns: int | None = None
     first_mid_ns: int | None = None
     first_trade_ns: int | None = None
     first_oi_ns: int | None = None
@@ -96,6 +101,14 @@ class AssetHistory:
     def add_book_ticker(self, c: StreamCols, r: np.ndarray) -> None:
         t = c.num("recv_ns", np.int64)[r]
         self.mid.append(t, (c.num("bid_px")[r] + c.num("ask_px")[r]) / 2)
+        if self.first_mid_ns is None:
+            self.first_mid_ns = int(t[0])
+
+    def add_spot_trades(self, c: StreamCols, r: np.ndarray) -> None:
+        """Spot aggTrades as P (a set whose ``spot_price`` is the trade stream): the last
+        trade price, known from its receive time, in the series the mid would fill."""
+        t = c.num("recv_ns", np.int64)[r]
+        self.mid.append(t, c.num("price")[r])
         if self.first_mid_ns is None:
             self.first_mid_ns = int(t[0])
 
@@ -182,7 +195,9 @@ class AssetHistory:
         )
 
     def add_klines(self, c: StreamCols, r: np.ndarray) -> None:
-        """Closed 1m klines (warm-up history), known from their receive time."""
+        """Closed 1 m klines (warm-up history), each known from its own receive time. Only
+        ``interval == "1m"`` rows: the stream also holds imported 1 s bars, which no
+        minute-based logic may read."""
         ok = c.obj("closed")[r].astype(bool) & (c.obj("interval")[r] == "1m")
         r = r[ok]
         if r.shape[0] == 0:
@@ -191,15 +206,23 @@ class AssetHistory:
         order = np.argsort(open_ns, kind="stable")
         close_at = open_ns[order] + MIN
         close = c.num("close")[r][order]
+        recv = c.num("recv_ns", np.int64)[r][order]
         have = self.kline.t
         keep = close_at > (have[-1] if have.shape[0] else -(2**62))
         if keep.any():
+            prev = self.kline_env[-1] if self.kline_env.shape[0] else np.iinfo(np.int64).min
+            env = np.maximum.accumulate(np.maximum(recv[keep], prev))
             self.kline.append(close_at[keep], close[keep])
-        known = int(c.num("recv_ns", np.int64)[r].max())
-        self.kline_known_ns = (
-            known if self.kline_known_ns is None else min(self.kline_known_ns, known)
-        )
+            self.kline_env = np.concatenate([self.kline_env, env])
         self.kline_dirty = True
+
+    def kline_seen(self, x: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """Whether the 1 m bar as of time ``x`` (the last closed at or before it), and every
+        bar before it, had been received by tick ``q``; False where there is none."""
+        if not len(self.kline):
+            return np.zeros(x.shape, dtype=bool)
+        j = self.kline.asof(x)
+        return (j >= 0) & (self.kline_env[np.maximum(j, 0)] <= q)
 
     def trim(self, t: int) -> None:
         """Forget what no tick after ``t`` can look at."""
@@ -271,9 +294,9 @@ class AssetHistory:
         """P as of times ``x`` as known at ticks ``q``: live mids, else kline closes (once the
         klines have been received by q)."""
         live = self.mid.value_asof("mid", x)
-        if self.kline_known_ns is not None and len(self.kline):
+        if len(self.kline):
             kl = self.kline.value_asof("close", x)
-            kl = np.where(q >= self.kline_known_ns, kl, np.nan)
+            kl = np.where(self.kline_seen(x, q), kl, np.nan)
             live = np.where(np.isnan(live), kl, live)
         return live
 
@@ -360,12 +383,13 @@ class AssetHistory:
         vol = np.sqrt(np.maximum(sq_hi - sq_lo, 0.0) / w)
         live_from_m = (self.first_mid_ns // MIN + 1) if self.first_mid_ns is not None else 2**62
         needs_klines = (m_hi - w) < live_from_m
-        known = self.kline_known_ns if self.kline_known_ns is not None else 2**62
+        # The latest minute sampled from klines is what must have been received by q.
+        last_kl = np.minimum(m_hi, live_from_m - 1) * MIN
         ok = (
             np.isfinite(sq_lo)
             & np.isfinite(sq_hi)
             & (bad_hi - bad_lo == 0)
-            & (~needs_klines | (q >= known))
+            & (~needs_klines | self.kline_seen(last_kl, q))
         )
         return np.where(ok, vol, np.nan)
 
