@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import ipaddress
+import os
+import shutil
 import socket
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -53,6 +59,45 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", _guarded_getaddrinfo)
 
 
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]
+) -> Path:
+    """``build(dir)`` run once per test run, the result this session's own copy.
+
+    With pytest-xdist the workers share one build (the first to get the lock builds, the others
+    copy it when it is done): the simulator is deterministic, so the copy is exactly what a
+    build of its own would give, and each worker still owns its files (tests may write feature
+    caches into a recording). Without xdist it is simply built here."""
+    mine = tmp_path_factory.mktemp(name)
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        build(mine)
+        return mine
+    shared = tmp_path_factory.getbasetemp().parent / f"shared-{name}"
+    shared.mkdir(exist_ok=True)
+    done = shared / ".built"
+    with open(shared / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not done.exists():
+                out = shared / "out"
+                with contextlib.suppress(FileNotFoundError):
+                    shutil.rmtree(out)
+                out.mkdir()
+                build(out)
+                done.touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    shutil.rmtree(mine)
+    shutil.copytree(shared / "out", mine)
+    return mine
+
+
+@pytest.fixture(scope="session")
+def build_once(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """:func:`built_once` for conftests below this one: ``build_once(name, build)``."""
+    return lambda name, build: built_once(tmp_path_factory, name, build)
+
+
 @pytest.fixture(scope="session")
 def small_recording(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """32 simulated minutes of all four assets from 2024-06-01T00:00 (seed 3), recorded
@@ -63,16 +108,18 @@ def small_recording(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[n
     from polyrl.recording.writer import RecordingConfig
     from polyrl.sim.record import simulate_to_recording
 
-    root = tmp_path_factory.mktemp("small-rec") / "rec"
     start = iso_to_ns("2024-06-01T00:00:00Z")
-    simulate_to_recording(
-        root,
-        start_ns=start,
-        end_ns=start + 32 * 60 * NS_PER_S,
-        seed=3,
-        config=Config(recording=RecordingConfig(fsync=False)),
-    )
-    return root
+
+    def build(d: Path) -> None:
+        simulate_to_recording(
+            d / "rec",
+            start_ns=start,
+            end_ns=start + 32 * 60 * NS_PER_S,
+            seed=3,
+            config=Config(recording=RecordingConfig(fsync=False)),
+        )
+
+    return built_once(tmp_path_factory, "small-rec", build) / "rec"
 
 
 @pytest.fixture(scope="session")
@@ -80,30 +127,29 @@ def three_day_recording(tmp_path_factory: pytest.TempPathFactory):  # type: igno
     """Three recorded days (2024-06-01, -02, -03), each the first 17 simulated minutes of the
     day (window 00:00 resolved, 00:15 begun) with its own seed (3, 4, 5): three recorder runs
     merged under one root, as a recorder restarted once a day leaves them."""
-    import shutil
-
     from polyrl.config import Config
     from polyrl.events import NS_PER_S, iso_to_ns
     from polyrl.recording.writer import RecordingConfig
     from polyrl.sim.record import simulate_to_recording
 
-    base = tmp_path_factory.mktemp("three-day-rec")
-    root = base / "rec"
-    for i, day in enumerate(("2024-06-01", "2024-06-02", "2024-06-03")):
-        part = base / f"run{i}"
-        start = iso_to_ns(f"{day}T00:00:00Z")
-        simulate_to_recording(
-            part,
-            start_ns=start,
-            end_ns=start + 17 * 60 * NS_PER_S,
-            seed=3 + i,
-            config=Config(recording=RecordingConfig(fsync=False)),
-        )
-        for stream in (p for p in part.iterdir() if p.is_dir()):
-            for d in stream.iterdir():
-                if d.is_dir():
-                    shutil.copytree(d, root / stream.name / d.name)
-                else:  # provenance/<day>.json: what made the day comes along
-                    (root / stream.name).mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(d, root / stream.name / d.name)
-    return root
+    def build(base: Path) -> None:
+        root = base / "rec"
+        for i, day in enumerate(("2024-06-01", "2024-06-02", "2024-06-03")):
+            part = base / f"run{i}"
+            start = iso_to_ns(f"{day}T00:00:00Z")
+            simulate_to_recording(
+                part,
+                start_ns=start,
+                end_ns=start + 17 * 60 * NS_PER_S,
+                seed=3 + i,
+                config=Config(recording=RecordingConfig(fsync=False)),
+            )
+            for stream in (p for p in part.iterdir() if p.is_dir()):
+                for d in stream.iterdir():
+                    if d.is_dir():
+                        shutil.copytree(d, root / stream.name / d.name)
+                    else:  # provenance/<day>.json: what made the day comes along
+                        (root / stream.name).mkdir(parents=True, exist_ok=True)
+                        shutil.copy2(d, root / stream.name / d.name)
+
+    return built_once(tmp_path_factory, "three-day-rec", build) / "rec"

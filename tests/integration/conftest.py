@@ -49,9 +49,11 @@ def run_cli(
 
 
 @pytest.fixture(scope="session")
-def sim_hour(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def sim_hour(build_once) -> Path:  # type: ignore[no-untyped-def]
     """One simulated hour of all four assets (seed 11), shared by the tests that read it."""
-    root = tmp_path_factory.mktemp("sim-hour") / "rec"
-    res = run_cli("simulate", "--out", str(root), "--hours", "1", "--seed", "11")
-    assert res.returncode == 0, res.stderr
-    return root
+
+    def build(d: Path) -> None:
+        res = run_cli("simulate", "--out", str(d / "rec"), "--hours", "1", "--seed", "11")
+        assert res.returncode == 0, res.stderr
+
+    return build_once("sim-hour", build) / "rec"

@@ -285,37 +285,74 @@ def test_sigterm_loses_nothing(tmp_path: Path) -> None:
     assert describe_entry(entry).startswith("recorded from non-default venues (127.0.0.1:")
 
 
+def _wait_for(what: str, cond: Any, proc: subprocess.Popen[str], timeout_s: float = 60.0) -> Any:
+    """Poll ``cond()`` until it returns something truthy; fail naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        got = cond()
+        if got:
+            return got
+        assert proc.poll() is None, f"the recorder exited while waiting for {what}"
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def test_kill_9_leaves_readable_files_and_loses_at_most_a_second(tmp_path: Path) -> None:
+    """kill -9 between two checkpoints: some rows are in Parquet (the first checkpoint's),
+    the rest only in the write-ahead log, and recovery brings back all but the last ~second.
+
+    The kill is placed, not left to chance: a kill just after a checkpoint rotated the log
+    finds a new segment the recorder has not flushed a frame into yet (legitimately: it can
+    hold at most ``wal_flush_s`` of frames), and then nothing tests the log. So checkpoints
+    are 5 s apart, the test waits for the first rotation and kills 2 s after it: the segment
+    left behind has 2 s of frames whose rows are not in Parquet, and the next checkpoint is
+    3 s away (the kill is checked to have landed before it)."""
     cfg = _config(("btc", "eth"))
     speed = 10.0
+    checkpoint_s, after_rotation_s = 5.0, 2.0
     th, clock = _serve_thread(cfg, speed=speed)
     root = tmp_path / "rec"
     with th as v:
         cfg_path = tmp_path / "loop.toml"
-        th.call(_write_config, cfg_path, v, cfg, clock)
+        th.call(lambda: _write_config(cfg_path, v, cfg, clock, checkpoint_s=checkpoint_s))
         proc = _recorder(cfg_path, root)
-        time.sleep(7.0)
-        kill_ns = clock.now_ns()
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+        try:
+            first = _wait_for("the first write-ahead segment", lambda: segment_paths(root), proc)
+            rotated = _wait_for(
+                "the first checkpoint's new segment",
+                lambda: [p for p in segment_paths(root) if p.name > first[0].name],
+                proc,
+            )[-1].name
+            time.sleep(after_rotation_s)
+            kill_ns = clock.now_ns()
+            os.kill(proc.pid, signal.SIGKILL)
+        finally:
+            proc.kill()
+            proc.communicate(timeout=30)
         spot = [
             f for log in th.call(lambda: list(v.ws_servers["binance_spot"].logs))
             for f in log.frames if f.delivered and f.kind == "data"
         ]  # fmt: skip
-    # Every visible file is readable right after the kill.
-    for f in recording_files(root):
+    left = [p.name for p in segment_paths(root)]
+    assert left == [rotated], "the kill should land between the first and second checkpoint"
+    # Every visible file is readable right after the kill (the first checkpoint wrote some).
+    files = recording_files(root)
+    assert files
+    for f in files:
         pl.read_parquet(f)
-    assert segment_paths(root), "a write-ahead segment should be left behind by kill -9"
+    ws_streams = ["binance.spot.trade", "binance.spot.depth", "binance.spot.book_ticker"]
+    checkpointed = set(_rows(root).filter(pl.col("stream").is_in(ws_streams))["raw"])
     report = recover(root, REC_CFG)
     assert report.rows_written > 0 and segment_paths(root) == []
-    ws_streams = ["binance.spot.trade", "binance.spot.depth", "binance.spot.book_ticker"]
     recorded = set(_rows(root).filter(pl.col("stream").is_in(ws_streams))["raw"])
-    # Loss is bounded: every frame sent more than ~1 s (real) before the kill is on disk.
+    # Loss is bounded: every frame sent more than ~1 s (real) before the kill is on disk,
+    # a second's worth of them (since the first checkpoint) through the write-ahead log only.
     horizon = kill_ns - int(1.0 * speed * NS_PER_S)
     early = [f.text for f in spot if f.t_ns <= horizon]
     assert len(early) > 300
     missing = [t for t in early if t not in recorded]
     assert missing == []
+    assert len([t for t in early if t not in checkpointed]) > 50
 
 
 def _outages(*roots: Path) -> list[tuple[str, str, str]]:
