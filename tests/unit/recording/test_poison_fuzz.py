@@ -265,7 +265,11 @@ def _fields_text(fields: Any) -> str:
 
 def _stored(root: Path) -> dict[int, tuple[str, str, str, str]]:
     """seq -> (stream, key, raw, fields as JSON) of every row under ``root``."""
-    out = {}
+    out: dict[int, tuple[str, str, str, str]] = {}
+    if not any(root.glob("*/date=*/hour=*/*.parquet")):
+        # Frames that give no row at all (e.g. a CLOB market answer for a window not yet
+        # resolved: nothing to record until the poller asks again) leave no partition.
+        return out
     for ev in RecordingReader(root, raw=True).events():
         out[ev.seq] = (ev.stream, ev.key, ev.raw, _fields_text(ev.fields))
     return out
