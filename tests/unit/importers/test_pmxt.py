@@ -91,9 +91,10 @@ def test_entries_number_rows_of_one_frame_in_file_order(tmp_path):
     ]
     out, _ = convert(tmp_path, rows)
     t = out["polymarket.price_change"].to_pydict()
-    # file order: UP's rows (by receive time), then DOWN's
-    assert t["size"] == [1.0, 2.0, 4.0, 3.0]
-    assert t["entry"] == [0, 1, 0, 2]
+    # rows by receive time, file order within one ms (UP's two, then DOWN's); entries
+    # number each frame's rows in file order
+    assert t["size"] == [1.0, 2.0, 3.0, 4.0]
+    assert t["entry"] == [0, 1, 2, 0]
 
 
 def test_trade_and_tick_size_rows(tmp_path):
