@@ -39,10 +39,11 @@ DATE = "2026-05-01"
 REAL_ROW_GROUPS = 44
 """Row groups of a real PMXT hour (45.5 M rows, 260 MB: FACTS §9)."""
 VOLUME_NOTE = (
-    "assumed volume: the four assets' 15-minute markets hold 1,000,000 PMXT rows an hour "
-    "together (~70 rows/s per market; 90% price_change entries, 7% last_trade_price, 3% "
-    "book). Bounds: the simulator, calibrated to ~4 trades/s per token, emits ~300,000 CLOB "
-    "rows an hour for the four; a raw 5-minute capture of 7 coins is ~72 M frames a day "
+    "assumed volume: the four assets' 15-minute markets hold {rows:,} PMXT rows an hour "
+    "together (90% price_change entries, 7% last_trade_price, 3% book; the default, "
+    "1,000,000, is ~70 rows/s per market). Bounds: the simulator, calibrated to ~4 "
+    "trades/s per token, emits ~300,000 CLOB rows an hour for the four; a raw 5-minute "
+    "capture of 7 coins is ~72 M frames a day "
     "(~430,000 an hour per coin), which for four 15-minute coins would be ~2.6 M rows an "
     "hour, 6% of a real 45 M-row hour"
 )
@@ -220,7 +221,8 @@ def bench_import(
     say = progress or (lambda _m: None)
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
-    res = ImportBench(machine=_machine(), load_avg=[], assumption=VOLUME_NOTE, hours=hours,
+    res = ImportBench(machine=_machine(), load_avg=[], hours=hours,
+                      assumption=VOLUME_NOTE.format(rows=pmxt_rows_per_hour),
                       pmxt_rows_per_hour=pmxt_rows_per_hour, other_markets=other_markets,
                       other_rows=other_rows, row_group_rows=row_group_rows)  # fmt: skip
     pm_dir, gamma_objs = _pmxt_inputs(
