@@ -328,3 +328,111 @@ def bench_live_cmd(
     typer.echo(
         f"CPU: {cpu / elapsed:.1%} of one core (recording and trading); peak RSS {rss:.0f} MB"
     )
+
+
+@bench_app.command("import")
+def bench_import_cmd(
+    hours: Annotated[
+        int,
+        typer.Option(
+            "--hours",
+            help="PMXT hours to import (the day figure scales them to 24).",
+            min=1,
+            max=24,
+        ),
+    ] = 2,
+    pmxt_rows_per_hour: Annotated[
+        int,
+        typer.Option(
+            "--pmxt-rows-per-hour",
+            help="PMXT rows an hour of the four assets' markets together.",
+            min=100,
+        ),
+    ] = 1_000_000,
+    other_markets: Annotated[
+        int, typer.Option("--other-markets", help="Other markets in each hour file.", min=0)
+    ] = 400,
+    other_rows: Annotated[
+        int, typer.Option("--other-rows", help="Rows of each other market per hour.", min=1)
+    ] = 10_000,
+    row_group_rows: Annotated[
+        int,
+        typer.Option(
+            "--row-group-rows",
+            help="Rows per row group of the PMXT files (the archive's: 1,048,576).",
+            min=1000,
+        ),
+    ] = 1_048_576,
+    spot_trades: Annotated[
+        int,
+        typer.Option("--spot-trades", help="Binance spot aggTrades per asset and day.", min=10),
+    ] = 1_500_000,
+    futures_trades: Annotated[
+        int,
+        typer.Option("--futures-trades", help="Binance USD-M aggTrades per asset and day.", min=10),
+    ] = 1_000_000,
+    workdir: Annotated[
+        Path,
+        typer.Option(
+            "--workdir", help="Scratch directory; the generated archive files are kept and reused."
+        ),
+    ] = Path("recordings/bench-import"),
+    remote: Annotated[
+        bool,
+        typer.Option(
+            "--remote",
+            help="Also import the PMXT hours through a loopback HTTP "
+            "archive with range reads, and report the bytes fetched.",
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Import speed from local archive files: PMXT hours of the four assets' markets among
+    many others (the archive's layout) and a Binance day of the four assets, each stage
+    (read, convert, store write) in rows per CPU-second, and the CPU seconds a day of the
+    four assets takes; with --remote, bytes fetched by range reads against the file sizes."""
+    from polyrl.importers.bench import bench_import  # fmt: skip
+
+    res = bench_import(
+        workdir, hours=hours, pmxt_rows_per_hour=pmxt_rows_per_hour,
+        other_markets=other_markets, other_rows=other_rows, spot_trades=spot_trades,
+        futures_trades=futures_trades, row_group_rows=row_group_rows, remote=remote,
+        progress=lambda m: err_console.print(m),
+    )  # fmt: skip
+    if as_json:
+        typer.echo(res.to_json())
+        return
+    typer.echo(f"machine: {res.machine}; load average {', '.join(map(str, res.load_avg))}")
+    typer.echo(res.assumption)
+    typer.echo(
+        f"PMXT: {res.hours} hours, {res.pmxt_rows_in_files:,} rows in "
+        f"{res.pmxt_files_bytes / 1e6:,.0f} MB of files; {res.pmxt_rows_out:,} rows imported "
+        f"in {res.pmxt_cpu_s:.1f} CPU s ({res.pmxt_wall_s:.1f} s wall)"
+    )
+    for name, st in res.pmxt.items():
+        typer.echo(f"  {name:<8} {st['rows']:>12,} rows {st['cpu_s']:7.2f} CPU s "
+                   f"{st['rows_per_cpu_s']:>12,.0f} rows/s")  # fmt: skip
+    typer.echo(
+        f"Binance: a day, {res.binance_files_bytes / 1e6:,.0f} MB of zips; "
+        f"{res.binance_rows_out:,} rows imported in {res.binance_cpu_s:.1f} CPU s "
+        f"({res.binance_wall_s:.1f} s wall)"
+    )
+    for name, st in res.binance.items():
+        typer.echo(f"  {name:<8} {st['rows']:>12,} rows {st['cpu_s']:7.2f} CPU s "
+                   f"{st['rows_per_cpu_s']:>12,.0f} rows/s")  # fmt: skip
+    d = res.day_cpu_s
+    typer.echo(
+        f"a day of the four assets: {d['total']:.1f} CPU s (Polymarket {d['polymarket']:.1f} "
+        f"= {res.hours} hours x {24 / res.hours:g}, Binance {d['binance']:.1f}); target < 30 s"
+    )
+    if res.remote is not None:
+        r = res.remote
+        typer.echo(
+            f"remote PMXT: fetched {r['bytes_fetched']:,} of {r['bytes_total']:,} bytes "
+            f"({r['pct']:.1f}%), {r['bytes_per_market_hour'] / 1e6:.2f} MB per market-hour, "
+            f"{r['cpu_s']:.1f} CPU s ({r['wall_s']:.1f} s wall)"
+        )
+        for h in r["per_hour"]:
+            typer.echo(f"  {h['hour']}: {h['bytes_fetched']:,} of {h['size']:,} bytes "
+                       f"({h['pct']:.1f}%), row groups {h['row_groups']}")  # fmt: skip
+        typer.echo(f"  {r['real_file_note']}: ~{r['real_file_share_estimate_pct']:.0f}%")

@@ -34,7 +34,14 @@ from polyrl.importers import binance_convert as conv
 from polyrl.importers.binance_csv import Parsed, day_slice, parse, unzip_csv
 from polyrl.importers.config import ImportConfig
 from polyrl.importers.fetch import Archive, ArchiveError, open_archive
-from polyrl.importers.store import Gap, Unit, import_entry, unit_done, write_unit
+from polyrl.importers.store import (
+    Gap,
+    Unit,
+    import_entry,
+    system_allocator,
+    unit_done,
+    write_unit,
+)
 
 SOURCE = "binance"
 SYMBOLS = {"btc": "BTCUSDT", "eth": "ETHUSDT", "sol": "SOLUSDT", "xrp": "XRPUSDT"}
@@ -364,7 +371,8 @@ def import_binance(
             continue
         for rel in replaced:
             say(f"{date}: {rel} was replaced in the archive since it was imported; re-importing")
-        day = convert_day(rd, date, want, cfg)
+        with system_allocator():
+            day = convert_day(rd, date, want, cfg)
         day.repairs["files_replaced"] += len(replaced)
         tables = {st: pa.concat_tables(ts) for st, ts in day.tables.items()}
         info = {

@@ -6,19 +6,22 @@ The file is sorted by ``market``, so each row group's min/max statistics of ``ma
 whether it can hold a wanted condition id; only those row groups are read (a row group
 without statistics is read), and then only the wanted rows are kept. When those row groups
 are most of the file (:data:`WHOLE_FILE_SHARE`), or the file is small (:data:`SMALL_FILE`),
-it is read in one request instead. A missing hour (no
+it is read in one request instead. From a local folder the wanted rows are decoded by polars
+(the market column first, then only those rows of the others). A missing hour (no
 file, HTTP 404) reads as ``table = None``: the importer makes it a gap.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from polyrl.errors import PolyrlError
-from polyrl.importers.fetch import Archive
+from polyrl.importers.fetch import Archive, LocalArchive
 from polyrl.importers.pmxt import PMXT_SCHEMA, wanted_rows
 
 SMALL_FILE = 1 << 20
@@ -68,6 +71,17 @@ def groups_for(meta: pq.FileMetaData, condition_ids: list[str]) -> list[int]:
     return out
 
 
+def _local_rows(path: Path, condition_ids: list[str]) -> pa.Table:
+    """The rows of ``condition_ids`` in a local hour file, in file order, as
+    :func:`~polyrl.importers.pmxt.wanted_rows` over the whole file gives them."""
+    want = pl.Series([c.encode() for c in condition_ids], dtype=pl.Binary)
+    df = pl.scan_parquet(path).filter(pl.col("market").is_in(want.implode())).collect()
+    arrow = df.to_arrow()
+    return pa.Table.from_arrays(
+        [arrow.column(f.name).cast(f.type) for f in PMXT_SCHEMA], schema=PMXT_SCHEMA
+    )
+
+
 def read_hour(archive: Archive, rel: str, condition_ids: list[str]) -> HourRead:
     """The rows of ``condition_ids`` in the hour file ``rel`` (see the module docstring)."""
     info = archive.stat(rel)
@@ -86,17 +100,25 @@ def read_hour(archive: Archive, rel: str, condition_ids: list[str]) -> HourRead:
             )
         groups = groups_for(pf.metadata, condition_ids)
         planned = sum(_compressed(pf.metadata.row_group(i)) for i in groups)
-        if not small and groups and planned >= WHOLE_FILE_SHARE * info.size:
+        local = isinstance(archive, LocalArchive)
+        if not small and not local and groups and planned >= WHOLE_FILE_SHARE * info.size:
             # Most of the file is wanted (a small file, or a busy hour): one read of the rest
             # costs less than a range request per column chunk.
             pf = pq.ParquetFile(pa.BufferReader(archive.read(rel)))
-        if groups:
+        if groups and local:
+            # A local file: polars decodes the market column, then the other columns of the
+            # wanted rows only: several times cheaper than decoding the row groups whole.
+            # What it reads is counted as the row groups' bytes (the footer is counted).
+            if not small:
+                archive.stats.add(rel, planned)
+            table = _local_rows(archive.root / rel, condition_ids)
+        elif groups:
             table = pf.read_row_groups(groups)
             table = wanted_rows(table, condition_ids)
         else:
             table = PMXT_SCHEMA.empty_table()
         n_groups = pf.metadata.num_row_groups
-    except (OSError, pa.ArrowException) as e:
+    except (OSError, pa.ArrowException, pl.exceptions.PolarsError) as e:
         raise PolyrlError(f"{location}: cannot read as Parquet ({e})") from None
     fetched = archive.stats.by_object.get(rel, 0) - before
     return HourRead(table, location, info.size, info.etag, fetched, n_groups, len(groups))

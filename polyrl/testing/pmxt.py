@@ -24,6 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -209,3 +210,184 @@ def gamma_route(objects: Mapping[str, Mapping[str, Any]]):  # noqa: ANN201 - an 
         return 200, ([] if obj is None else [dict(obj)])
 
     return route
+
+
+# --- Synthetic hours of realistic size (for `polyrl bench import`) -------------------------
+
+SYNTH_MIX = {"price_change": 0.90, "last_trade_price": 0.07, "book": 0.03}
+"""Event mix of the synthetic wanted markets' rows (tick-size changes: a few per market)."""
+BOOK_LEVELS = 15
+"""Levels per side of a synthetic ``book`` row."""
+_WINDOW_S = 900
+
+
+def synthetic_markets(
+    assets: list[str], start_s: int, end_s: int, *, seed: int = 0
+) -> list[dict[str, Any]]:
+    """One market per asset and 15-minute window starting in ``[start_s, end_s]`` (the last
+    one is the next hour's first, which trades before it opens): slug, asset, window, a
+    random condition id (``0x`` + 64 hex, so the markets fall anywhere in a file sorted by
+    market, as real ones do) and two decimal token ids."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in range(start_s - start_s % _WINDOW_S, end_s + 1, _WINDOW_S):
+        for a in assets:
+            hexes = rng.integers(0, 16, 64)
+            cid = "0x" + "".join("0123456789abcdef"[int(x)] for x in hexes)
+            toks = [str(int(rng.integers(10**17, 10**18))) + f"{k:058d}" for k in (0, 1)]
+            out.append({"slug": f"{a}-updown-15m-{s}", "asset": a, "start_s": s,
+                        "end_s": s + _WINDOW_S, "condition_id": cid, "tokens": toks})  # fmt: skip
+    return out
+
+
+def synthetic_gamma(markets: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Gamma ``/markets`` objects (closed, decided) of :func:`synthetic_markets`, by slug."""
+    out: dict[str, dict[str, Any]] = {}
+    for i, m in enumerate(markets):
+        iso = lambda s: _dt.datetime.fromtimestamp(s, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+        out[m["slug"]] = {
+            "id": str(100000 + i), "question": f"{m['asset'].upper()} Up or Down",
+            "conditionId": m["condition_id"], "slug": m["slug"], "outcomes": '["Up", "Down"]',
+            "clobTokenIds": json.dumps(m["tokens"]), "eventStartTime": iso(m["start_s"]),
+            "endDate": iso(m["end_s"]), "orderPriceMinTickSize": 0.01, "orderMinSize": 5,
+            "feesEnabled": True, "resolutionSource": "https://data.chain.link",
+            "active": False, "closed": True,
+            "outcomePrices": '["1", "0"]' if i % 2 else '["0", "1"]',
+            "feeSchedule": {"rate": 0.07, "exponent": 1, "takerOnly": True, "rebateRate": 0.2},
+            "cryptoMarketConfig": {"asset": m["asset"], "twapEnabled": True,
+                                   "twapLookbackSeconds": 60},
+            "closedTime": _dt.datetime.fromtimestamp(m["end_s"] + 21, _dt.UTC).strftime(
+                "%Y-%m-%d %H:%M:%S+00"),
+        }  # fmt: skip
+    return out
+
+
+def _book_text(rng: np.random.Generator, mid: float, bids: bool) -> str:
+    steps = np.arange(1, BOOK_LEVELS + 1) * 0.01
+    px = np.clip(np.round(mid - steps if bids else mid + steps, 2), 0.01, 0.99)
+    size = np.round(rng.lognormal(4.0, 0.8, BOOK_LEVELS), 2)
+    levels = [[_num_text(p), _num_text(s)] for p, s in zip(px, size, strict=True)]
+    levels.reverse()  # the wire's order: best last
+    return json.dumps(levels)
+
+
+def synthetic_hour(
+    path: Path | str,
+    hour_s: int,
+    markets: list[dict[str, Any]],
+    *,
+    rows: int,
+    other_markets: int,
+    other_rows: int,
+    seed: int = 0,
+    row_group_size: int = 1_048_576,
+) -> Path:
+    """One PMXT hour file: ``rows`` rows of the ``markets`` live in the hour (each row in the
+    window its time falls in, 10% in the next window, which trades before it opens; event
+    mix :data:`SYNTH_MIX`, a tick-size change per market) and ``other_markets`` other
+    markets of ``other_rows`` price_change rows each, sorted by (market, asset_id,
+    timestamp_received), row groups of ``row_group_size``, ZSTD(9), as the archive writes."""
+    rng = np.random.default_rng(seed)
+    by_start: dict[tuple[str, int], dict[str, Any]] = {(m["asset"], m["start_s"]): m
+                                                        for m in markets}  # fmt: skip
+    assets = sorted({m["asset"] for m in markets})
+    t = np.sort(rng.integers(hour_s * 1000, (hour_s + 3600) * 1000, rows))
+    asset_i = rng.integers(0, len(assets), rows)
+    start = t // 1000 // _WINDOW_S * _WINDOW_S + np.where(rng.random(rows) < 0.1, _WINDOW_S, 0)
+    kinds = np.array(list(SYNTH_MIX))
+    kind = kinds[np.searchsorted(np.cumsum(list(SYNTH_MIX.values())), rng.random(rows) * 0.9999)]
+    uniq, code = np.unique(asset_i.astype(np.int64) * 10**11 + start, return_inverse=True)
+    mk = [by_start[(assets[int(u) // 10**11], int(u) % 10**11)] for u in uniq]
+    cid = np.array([m["condition_id"] for m in mk], dtype=object)[code]
+    tok_i = rng.integers(0, 2, rows)
+    token = np.array([[m["tokens"][0], m["tokens"][1]] for m in mk], dtype=object)[code, tok_i]
+    price = np.round(rng.uniform(0.02, 0.98, rows), 2)
+    cols: dict[str, Any] = {
+        "timestamp_received": t,
+        "timestamp": t - rng.integers(5, 60, rows),
+        "market": cid,
+        "event_type": kind.astype(object),
+        "asset_id": token,
+    }
+    is_pc, is_tr, is_bk = (kind == k for k in ("price_change", "last_trade_price", "book"))
+    side = np.where(rng.random(rows) < 0.5, "BUY", "SELL").astype(object)
+    cols["price"] = np.where(is_pc | is_tr, price, np.nan)
+    cols["size"] = np.where(is_pc | is_tr, np.round(rng.lognormal(3.0, 1.0, rows), 6), np.nan)
+    cols["side"] = np.where(is_pc | is_tr, side, None)
+    cols["best_bid"] = np.where(is_pc, np.round(np.maximum(price - 0.01, 0.01), 2), np.nan)
+    cols["best_ask"] = np.where(is_pc, np.round(np.minimum(price + 0.01, 0.99), 2), np.nan)
+    cols["fee_rate_bps"] = np.where(is_tr, 0, -1)
+    tx = np.full(rows, None, dtype=object)
+    tx[is_tr] = np.char.mod("0x%064x", rng.integers(0, 2**63, int(is_tr.sum()))).astype(object)
+    cols["transaction_hash"] = tx
+    bids = np.full(rows, None, dtype=object)
+    asks = np.full(rows, None, dtype=object)
+    for i in np.flatnonzero(is_bk):
+        bids[i] = _book_text(rng, price[i], True)
+        asks[i] = _book_text(rng, price[i], False)
+    cols["bids"], cols["asks"] = bids, asks
+    frame = pl.DataFrame(
+        {k: pl.Series(k, v.tolist(), dtype=pl.String) if v.dtype == object else v
+         for k, v in cols.items()}
+    )  # fmt: skip
+    # One tick-size change per market, at its first row.
+    ticks = (
+        frame.group_by("market", maintain_order=True)
+        .agg(pl.col("timestamp_received", "timestamp", "asset_id").first())
+        .with_columns(event_type=pl.lit("tick_size_change"), old=pl.lit(0.01), new=pl.lit(0.001))
+    )
+    # Other markets: price_change rows only (most of a real hour's rows).
+    n_o = other_markets * other_rows
+    o_hex = rng.integers(0, 16, (other_markets, 64))
+    o_cid = np.array(["0x" + "".join("0123456789abcdef"[x] for x in r) for r in o_hex.tolist()])
+    o_tok = np.char.mod("%d", rng.integers(10**17, 10**18, (other_markets, 2)))
+    o_m = np.repeat(np.arange(other_markets), other_rows)
+    o_t = rng.integers(hour_s * 1000, (hour_s + 3600) * 1000, n_o)
+    o_p = np.round(rng.uniform(0.02, 0.98, n_o), 2)
+    other = pl.DataFrame(
+        {
+            "timestamp_received": o_t, "timestamp": o_t - 20, "market": o_cid[o_m],
+            "event_type": np.full(n_o, "price_change"),
+            "asset_id": o_tok[o_m, rng.integers(0, 2, n_o)],
+            "price": o_p, "size": np.round(rng.lognormal(3.0, 1.0, n_o), 6),
+            "side": np.where(rng.random(n_o) < 0.5, "BUY", "SELL"),
+            "best_bid": np.round(np.maximum(o_p - 0.01, 0.01), 2),
+            "best_ask": np.round(np.minimum(o_p + 0.01, 0.99), 2),
+        }
+    )  # fmt: skip
+    allf = pl.concat(
+        [frame.with_columns(old=pl.lit(None, pl.Float64), new=pl.lit(None, pl.Float64)),
+         ticks, other], how="diagonal_relaxed",
+    ).sort(["market", "asset_id", "timestamp_received"], maintain_order=True)  # fmt: skip
+    allf = allf.with_columns(
+        pl.when(pl.col("fee_rate_bps") >= 0).then(pl.col("fee_rate_bps")).alias("fee_rate_bps"),
+        *[pl.col(c).fill_nan(None) for c in ("price", "size", "best_bid", "best_ask")],
+    )
+    arrays = []
+    dec = {"price": "price", "size": "size", "best_bid": "best_bid", "best_ask": "best_ask",
+           "old_tick_size": "old", "new_tick_size": "new"}  # fmt: skip
+    for f in PMXT_SCHEMA:
+        src = dec.get(f.name, f.name)
+        a = allf.get_column(src).to_arrow()
+        if f.name in ("timestamp_received", "timestamp"):
+            a = a.cast(pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
+        elif f.name == "market":
+            a = a.cast(pa.binary()).cast(f.type)
+        else:
+            a = a.cast(f.type)
+        arrays.append(a)
+    table = pa.Table.from_arrays(arrays, schema=PMXT_SCHEMA)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    times = ["timestamp_received", "timestamp"]
+    pq.write_table(
+        table,
+        path,
+        row_group_size=row_group_size,
+        compression="zstd",
+        compression_level=9,
+        use_dictionary=[n for n in PMXT_SCHEMA.names if n not in times],
+        column_encoding=dict.fromkeys(times, "DELTA_BINARY_PACKED"),
+        write_statistics=True,
+    )
+    return path

@@ -78,3 +78,31 @@ def test_bench_live(tmp_path: Path) -> None:
     p50, p99 = map(float, re.search(r"p50 ([\d.]+) ms, p99 ([\d.]+) ms", res.stdout).groups())
     assert 0 < p50 <= p99
     assert re.search(r"CPU: [\d.]+% of one core", res.stdout)
+
+
+def test_bench_import(tmp_path: Path) -> None:
+    out = _json("import", "--hours", "1", "--pmxt-rows-per-hour", "3000", "--other-markets",
+                "300", "--other-rows", "4000", "--spot-trades", "2000", "--futures-trades",
+                "1000", "--row-group-rows", "12000", "--workdir", str(tmp_path),
+                "--remote")  # fmt: skip
+    assert out["hours"] == 1 and "assumed volume" in out["assumption"]
+    # The hour file holds the wanted rows, one tick-size change per market and the others'.
+    assert out["pmxt_rows_in_files"] > 3000 + 300 * 4000
+    # Every imported PMXT row went through read, convert and write (write adds status rows).
+    pm = out["pmxt"]
+    assert 0 < out["pmxt_rows_out"] <= pm["read"]["rows"]
+    assert pm["convert"]["rows"] == out["pmxt_rows_out"] < pm["write"]["rows"]
+    bn = out["binance"]
+    assert bn["read"]["rows"] >= 4 * (2000 + 1000 + 86_400)  # trades and 1 s klines
+    assert bn["write"]["rows"] == out["binance_rows_out"]
+    for stage in (*pm.values(), *bn.values()):
+        assert stage["cpu_s"] > 0 and stage["rows_per_cpu_s"] > 0
+    day = out["day_cpu_s"]
+    assert day["polymarket"] == pytest.approx(out["pmxt_cpu_s"] * 24)
+    assert day["total"] == pytest.approx(day["polymarket"] + day["binance"])
+    # Range reads fetch the row groups of the wanted markets only: less than the whole file.
+    r = out["remote"]
+    assert r["pct"] == pytest.approx(100 * r["bytes_fetched"] / r["bytes_total"])
+    assert 0 < r["bytes_fetched"] < r["bytes_total"]
+    assert [h["hour"] for h in r["per_hour"]] == ["2026-05-01T00"]
+    assert r["per_hour"][0]["size"] == r["bytes_total"]

@@ -91,9 +91,10 @@ def test_entries_number_rows_of_one_frame_in_file_order(tmp_path):
     ]
     out, _ = convert(tmp_path, rows)
     t = out["polymarket.price_change"].to_pydict()
-    # file order: UP's rows (by receive time), then DOWN's
-    assert t["size"] == [1.0, 2.0, 4.0, 3.0]
-    assert t["entry"] == [0, 1, 0, 2]
+    # rows by receive time, file order within one ms (UP's two, then DOWN's); entries
+    # number each frame's rows in file order
+    assert t["size"] == [1.0, 2.0, 3.0, 4.0]
+    assert t["entry"] == [0, 1, 2, 0]
 
 
 def test_trade_and_tick_size_rows(tmp_path):
@@ -145,3 +146,31 @@ def test_same_ms_book_is_applied_before_the_change(tmp_path):
     b = r.read_stream("polymarket.book")["seq"][0]
     c = r.read_stream("polymarket.price_change")["seq"][0]
     assert b < c
+
+
+def test_vectorised_books_equal_the_row_by_row_reading(tmp_path):
+    import polars as pl
+
+    from polyrl.importers import pmxt
+
+    sides = [
+        ('[["0.47","10"],["0.49","12.5"],["0.48","3"]]', '[["0.55","1"],["0.51","7"]]'),  # bad time
+        ('[["0.5","0"],["0.4","10"]]', '[["0.45","5"]]'),  # a removal: best bid is 0.4
+        ('[["0.6","1"]]', '[["0.5","1"]]'),  # crossed
+        ("[]", '[["1.5","2"],["0.9","1"]]'),  # empty side, a price out of range
+        (None, '[["0.3","1"],["0.3","2"],["0.3","0.5"]]'),  # no side; equal prices
+        ('[["-0.1","1"]]', "[]"),  # a bad level
+    ]
+    rows = [row("book", T + i, T + i - (0 if i else 10**9), bids=b, asks=a)
+            for i, (b, a) in enumerate(sides)]  # fmt: skip
+    path = write_pmxt_table(rows, tmp_path / "h.parquet", row_group_size=1000)
+    df = pmxt._common(pmxt._frame(pq.read_table(path)), {CID: "btc"})
+    fast, slow = pmxt._books_vectorised(df), pmxt._books_rows(df)
+    assert fast is not None
+    assert fast.select(slow.columns).equals(slow)
+    assert len(set(slow["quality"].to_list())) == 6  # the cases above are told apart
+    # Text JSON would escape otherwise, or a side of another shape: read row by row.
+    for b in ('[{"price":"0.5","size":"1"}]', '[["0.5","1"]]\n'):
+        odd = df.with_columns(bids=pl.lit(b))
+        assert pmxt._books_vectorised(odd) is None
+        assert pmxt._books(odd).equals(pmxt._books_rows(odd))
