@@ -52,8 +52,8 @@ from polyrl.events import (
     status_event,
     venue_time_to_ns,
 )
+from polyrl.sources.common import parse_error_event
 from polyrl.sources.jsontext import iter_json_array, member_span
-from polyrl.sources.parse import parse_error_event
 
 __all__ = ["parse_rest_klines", "parse_rest_open_interest", "parse_ws"]
 
