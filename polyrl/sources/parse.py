@@ -12,8 +12,10 @@ parsed event then gets its ``quality`` flags (:mod:`polyrl.sources.quality`).
 The venue parsers, one message family per module (each names the wire formats it reads), by
 channel:
 
-- ``binance.{spot,futures}.ws``, ``binance.spot.rest.klines``,
-  ``binance.futures.rest.open_interest``: :mod:`polyrl.sources.binance.parse`;
+- ``binance.{spot,futures}.ws``: :func:`polyrl.sources.binance.parse.parse_ws`, its payload
+  kinds in ``binance/trades.py``, ``binance/books.py`` and ``binance/futures.py``;
+- ``binance.spot.rest.klines``, ``binance.futures.rest.open_interest``:
+  :mod:`polyrl.sources.binance.rest`;
 - ``polymarket.clob.ws``: :mod:`polyrl.sources.polymarket.clob_ws`;
 - ``polymarket.gamma.rest``: :mod:`polyrl.sources.polymarket.gamma`;
 - ``polymarket.clob.rest.{market,book}``: :mod:`polyrl.sources.polymarket.clob_rest`;
@@ -55,7 +57,8 @@ from polyrl.events import (
     Frame,
     status_event,
 )
-from polyrl.sources.binance.parse import parse_rest_klines, parse_rest_open_interest, parse_ws
+from polyrl.sources.binance.parse import parse_ws
+from polyrl.sources.binance.rest import parse_rest_klines, parse_rest_open_interest
 from polyrl.sources.common import TokenMap
 from polyrl.sources.polymarket.clob_rest import parse_clob_book, parse_clob_market
 from polyrl.sources.polymarket.clob_ws import parse_clob_ws
