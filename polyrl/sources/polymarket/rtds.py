@@ -6,10 +6,10 @@ Reads two sockets (Polymarket FACTS §4):
   topics ``crypto_prices_chainlink``, ``crypto_prices`` (Binance) and the Chainlink TWAPs
   ``crypto_prices_twap_sixty``/``_thirty``; ``type: "update"`` is one price,
   ``type: "subscribe"`` carries a backfill in ``payload.data[]``;
-- PolyBolt, ``ws-live-v2``: ``{v, channel, seq, ts, snapshot?, dropped?, payload}`` for the
-  channels ``price.crypto`` (Pyth) and ``price.crypto.twap``; a snapshot's ``payload.data[]``
-  is a backfill, ``dropped > 0`` says the server skipped frames (a ``gap`` status row), and
-  acknowledgements ``{"op": ...}`` are ``control`` status rows.
+- PolyBolt, ``wss://ws-live-v2.polymarket.com/ws``: ``{v, channel, seq, ts, snapshot?,
+  dropped?, payload}`` for the channels ``price.crypto`` (Pyth) and ``price.crypto.twap``; a
+  snapshot's ``payload.data[]`` is a backfill, ``dropped > 0`` says the server skipped frames
+  (a ``gap`` status row), and acknowledgements ``{"op": ...}`` are ``control`` status rows.
 
 Times are JSON integers of ms; ``key`` is the symbol as sent; ``raw`` is the whole frame.
 Which settlement feed a row is: :mod:`polyrl.sources.polymarket.reference`.
