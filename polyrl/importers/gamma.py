@@ -34,7 +34,7 @@ from polyrl.errors import ParseError, PolyrlError
 from polyrl.events import NS_PER_S, Event
 from polyrl.importers.fetch import Archive
 from polyrl.recording.schema import ARROW_SCHEMAS
-from polyrl.sources.polymarket.parse import parse_gamma
+from polyrl.sources.polymarket.gamma import parse_gamma
 from polyrl.sources.quality import VALUE_CHECKS
 
 WINDOW_S = 900

@@ -9,6 +9,23 @@ learned from ``polymarket.market`` rows) and turns every failure into a ``parse_
 status event that keeps the raw text and names the channel: parsing never raises. Every
 parsed event then gets its ``quality`` flags (:mod:`polyrl.sources.quality`).
 
+The venue parsers, one message family per module (each names the wire formats it reads), by
+channel:
+
+- ``binance.{spot,futures}.ws``: :func:`polyrl.sources.binance.parse.parse_ws`, its payload
+  kinds in ``binance/trades.py``, ``binance/books.py`` and ``binance/futures.py``;
+- ``binance.spot.rest.klines``, ``binance.futures.rest.open_interest``:
+  :mod:`polyrl.sources.binance.rest`;
+- ``polymarket.clob.ws``: :mod:`polyrl.sources.polymarket.clob_ws`;
+- ``polymarket.gamma.rest``: :mod:`polyrl.sources.polymarket.gamma`;
+- ``polymarket.clob.rest.{market,book}``: :mod:`polyrl.sources.polymarket.clob_rest`;
+- ``polymarket.{rtds,polybolt}.ws``: :mod:`polyrl.sources.polymarket.rtds`;
+- ``recorder``: :func:`parse_status_frame` (here).
+
+They import :mod:`polyrl.sources.common` (the token map, the ``parse_error`` row),
+:mod:`polyrl.sources.jsontext` and their own package's helpers, never this module: the
+dispatcher sits above them, so nothing imports in a circle.
+
 A frame whose events hold a value no column can store (an integer beyond int64, text with a
 lone surrogate, a string where a number belongs: see :mod:`polyrl.sources.storable`) also
 becomes one ``parse_error`` event naming the stream and field, so one poison frame can never
@@ -20,8 +37,7 @@ of it gives the text back) and the message says so.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 from polyrl.errors import ParseError
 from polyrl.events import (
@@ -41,30 +57,34 @@ from polyrl.events import (
     Frame,
     status_event,
 )
+from polyrl.sources.binance.parse import parse_ws
+from polyrl.sources.binance.rest import parse_rest_klines, parse_rest_open_interest
+from polyrl.sources.common import TokenMap
+from polyrl.sources.polymarket.clob_rest import parse_clob_book, parse_clob_market
+from polyrl.sources.polymarket.clob_ws import parse_clob_ws
+from polyrl.sources.polymarket.gamma import parse_gamma
+from polyrl.sources.polymarket.rtds import parse_rtds
 from polyrl.sources.quality import DEFAULT_EXCH_TOLERANCE_S, QualityChecker
 from polyrl.sources.storable import StoragePlans, first_unstorable, utf8_problem
 
-TokenMap = Mapping[str, tuple[str, str]]
-"""token id -> (asset, outcome) where outcome is ``Up`` or ``Down``."""
+_Parse = Callable[[Frame, TokenMap], list[Event]]
+"""A channel's parser: (frame, token map) -> its events; raises on a frame it cannot read."""
 
 
-def _dispatch_table() -> dict[str, Callable[..., list[Event]]]:
-    from polyrl.sources.binance import parse as bn
-    from polyrl.sources.polymarket import parse as pm
-
+def _dispatch_table() -> dict[str, _Parse]:
     return {
-        CH_BINANCE_SPOT_WS: lambda f, t: bn.parse_ws(f.text, f.recv_ns, venue="spot"),
-        CH_BINANCE_FUTURES_WS: lambda f, t: bn.parse_ws(f.text, f.recv_ns, venue="futures"),
-        CH_BINANCE_SPOT_KLINES: lambda f, t: bn.parse_rest_klines(
+        CH_BINANCE_SPOT_WS: lambda f, t: parse_ws(f.text, f.recv_ns, venue="spot"),
+        CH_BINANCE_FUTURES_WS: lambda f, t: parse_ws(f.text, f.recv_ns, venue="futures"),
+        CH_BINANCE_SPOT_KLINES: lambda f, t: parse_rest_klines(
             f.text, f.recv_ns, symbol=_req(f, "symbol")
         ),
-        CH_BINANCE_FUTURES_OI: lambda f, t: bn.parse_rest_open_interest(f.text, f.recv_ns),
-        CH_POLYMARKET_WS: lambda f, t: pm.parse_clob_ws(f.text, f.recv_ns, tokens=t),
-        CH_POLYMARKET_GAMMA: lambda f, t: pm.parse_gamma(f.text, f.recv_ns),
-        CH_POLYMARKET_CLOB_MARKET: lambda f, t: pm.parse_clob_market(f.text, f.recv_ns, tokens=t),
-        CH_POLYMARKET_CLOB_BOOK: lambda f, t: pm.parse_clob_book(f.text, f.recv_ns, tokens=t),
-        CH_RTDS_WS: lambda f, t: pm.parse_rtds(f.text, f.recv_ns),
-        CH_POLYBOLT_WS: lambda f, t: pm.parse_rtds(f.text, f.recv_ns, channel=CH_POLYBOLT_WS),
+        CH_BINANCE_FUTURES_OI: lambda f, t: parse_rest_open_interest(f.text, f.recv_ns),
+        CH_POLYMARKET_WS: lambda f, t: parse_clob_ws(f.text, f.recv_ns, tokens=t),
+        CH_POLYMARKET_GAMMA: lambda f, t: parse_gamma(f.text, f.recv_ns),
+        CH_POLYMARKET_CLOB_MARKET: lambda f, t: parse_clob_market(f.text, f.recv_ns, tokens=t),
+        CH_POLYMARKET_CLOB_BOOK: lambda f, t: parse_clob_book(f.text, f.recv_ns, tokens=t),
+        CH_RTDS_WS: lambda f, t: parse_rtds(f.text, f.recv_ns),
+        CH_POLYBOLT_WS: lambda f, t: parse_rtds(f.text, f.recv_ns, channel=CH_POLYBOLT_WS),
         CH_RECORDER: lambda f, t: [parse_status_frame(f.text, f.recv_ns)],
     }
 
@@ -222,11 +242,4 @@ def parse_status_frame(text: str, recv_ns: int) -> Event:
         gap_start_ns=body.get("gap_start_ns"),
         gap_end_ns=body.get("gap_end_ns"),
         raw=text,
-    )
-
-
-def parse_error_event(channel: str, recv_ns: int, message: str, raw: str, **kw: Any) -> Event:
-    """A ``parse_error`` status event for a bad part of a frame (venue parsers use this)."""
-    return status_event(
-        "parse_error", recv_ns, channel=channel, message=message[:500], raw=raw, **kw
     )

@@ -47,12 +47,9 @@ from polyrl.sim.serve import (
 from polyrl.sim.serve.rtds import filter_admits
 from polyrl.sources.parse import Parser
 from polyrl.sources.polymarket.book import TokenBook
-from polyrl.sources.polymarket.parse import (
-    parse_clob_book,
-    parse_clob_market,
-    parse_clob_ws,
-    parse_gamma,
-)
+from polyrl.sources.polymarket.clob_rest import parse_clob_book, parse_clob_market
+from polyrl.sources.polymarket.clob_ws import parse_clob_ws
+from polyrl.sources.polymarket.gamma import parse_gamma
 
 pytestmark = pytest.mark.integration
 

@@ -61,7 +61,7 @@ from polyrl.sim.reference import resolve, settle_e18
 from polyrl.sim.serve.polymarket import BookStore
 from polyrl.sim.specs import SPECS
 from polyrl.sources.jsontext import iter_json_array
-from polyrl.sources.polymarket.parse import parse_updown_slug
+from polyrl.sources.polymarket.slug import parse_updown_slug
 
 MINUTE_NS = 60 * NS_PER_S
 WS_CHANNELS = frozenset({CH_BINANCE_SPOT_WS, CH_BINANCE_FUTURES_WS, CH_POLYMARKET_WS, CH_RTDS_WS})

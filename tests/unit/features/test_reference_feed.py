@@ -34,7 +34,7 @@ from polyrl.rl.env import EpisodeStore, evaluate
 from polyrl.runlog import RunLog
 from polyrl.sim.record import simulate_to_recording
 from polyrl.sources.config import SourcesConfig
-from polyrl.sources.polymarket.parse import parse_rtds
+from polyrl.sources.polymarket.rtds import parse_rtds
 
 START = iso_to_ns("2026-09-01T00:00:00Z")
 END = START + WINDOW_NS  # the first windows' end (all four assets)
@@ -258,7 +258,7 @@ def test_ref_move_reads_only_the_markets_own_feed(twap_rec: Path, tmp_path: Path
 def test_a_market_seen_without_its_config_learns_its_twap_from_a_later_row() -> None:
     from polyrl.features.markets import MarketLog
     from polyrl.recording.reader import MergedBatch
-    from polyrl.sources.polymarket.parse import parse_gamma
+    from polyrl.sources.polymarket.gamma import parse_gamma
 
     path = Path(__file__).parents[2] / "data/frames/polymarket/gamma/market_by_slug_open.json"
     full = json.loads(path.read_text())

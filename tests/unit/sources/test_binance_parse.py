@@ -25,7 +25,8 @@ from polyrl.events import (
     Frame,
     asset_of_symbol,
 )
-from polyrl.sources.binance.parse import parse_rest_klines, parse_rest_open_interest, parse_ws
+from polyrl.sources.binance.parse import parse_ws
+from polyrl.sources.binance.rest import parse_rest_klines, parse_rest_open_interest
 from polyrl.sources.parse import Parser
 from tests.unit.sources.helpers import events_to_table
 

@@ -20,7 +20,7 @@ from polyrl.recording.writer import RecordingConfig
 from polyrl.sim.record import simulate_to_recording
 from polyrl.sim.serve.polybolt import decimal_of_e18
 from polyrl.sources.config import SourcesConfig
-from polyrl.sources.polymarket.parse import parse_rtds
+from polyrl.sources.polymarket.rtds import parse_rtds
 
 START = iso_to_ns("2026-09-01T00:00:00Z")
 END = START + WINDOW_NS

@@ -31,8 +31,12 @@ from polyrl.events import (
     Frame,
 )
 from polyrl.sources.parse import Parser
-from polyrl.sources.polymarket import parse as pm
 from polyrl.sources.polymarket.book import TokenBook
+from polyrl.sources.polymarket.clob_rest import parse_clob_book, parse_clob_market
+from polyrl.sources.polymarket.clob_ws import parse_clob_ws
+from polyrl.sources.polymarket.gamma import parse_gamma
+from polyrl.sources.polymarket.rtds import parse_rtds
+from polyrl.sources.polymarket.slug import parse_updown_slug
 from tests.unit.sources.helpers import events_to_table
 
 FRAMES = Path(__file__).parents[2] / "data" / "frames" / "polymarket"
@@ -57,11 +61,11 @@ CHANNEL_OF_DIR = {
     "rtds": CH_RTDS_WS,
 }
 PARSE: dict[str, Callable[[str, int], list[Event]]] = {
-    CH_POLYMARKET_WS: lambda t, r: pm.parse_clob_ws(t, r, tokens=TOKENS),
-    CH_POLYMARKET_GAMMA: pm.parse_gamma,
-    CH_POLYMARKET_CLOB_MARKET: lambda t, r: pm.parse_clob_market(t, r, tokens=TOKENS),
-    CH_POLYMARKET_CLOB_BOOK: lambda t, r: pm.parse_clob_book(t, r, tokens=TOKENS),
-    CH_RTDS_WS: pm.parse_rtds,
+    CH_POLYMARKET_WS: lambda t, r: parse_clob_ws(t, r, tokens=TOKENS),
+    CH_POLYMARKET_GAMMA: parse_gamma,
+    CH_POLYMARKET_CLOB_MARKET: lambda t, r: parse_clob_market(t, r, tokens=TOKENS),
+    CH_POLYMARKET_CLOB_BOOK: lambda t, r: parse_clob_book(t, r, tokens=TOKENS),
+    CH_RTDS_WS: parse_rtds,
 }
 
 
@@ -203,7 +207,7 @@ def test_ms_string_timestamps_convert_exactly() -> None:
         '{"event_type":"tick_size_change","asset_id":"1","market":"0xab",'
         '"old_tick_size":"0.01","new_tick_size":"0.001","timestamp":"1790658999999"}'
     )
-    (ev,) = pm.parse_clob_ws(frame, RECV, tokens={})
+    (ev,) = parse_clob_ws(frame, RECV, tokens={})
     assert ev.exch_ns == 1_790_658_999_999_000_000
     assert ev.asset is None
 
@@ -216,7 +220,7 @@ def test_book_sides_sorted_best_first_whatever_the_wire_order() -> None:
             f'{{"event_type":"book","asset_id":"{BTC_UP}","market":"0xab","timestamp":'
             f'"1790658000001","bids":[{levels}],"asks":[{levels}]}}'
         )
-        (ev,) = pm.parse_clob_ws(frame, RECV, tokens=TOKENS)
+        (ev,) = parse_clob_ws(frame, RECV, tokens=TOKENS)
         assert ev.fields["bid_px"] == [0.43, 0.42, 0.41, 0.4]
         assert ev.fields["bid_size"] == [2.0, 3.0, 1.0, 4.0]
         assert ev.fields["ask_px"] == [0.4, 0.41, 0.42, 0.43]
@@ -241,7 +245,7 @@ def test_gamma_maps_tokens_by_outcome_position_not_order() -> None:
     text = _frame_text(FRAMES / "gamma" / "markets_query_reversed_outcomes.json")
     raw = json.loads(text)[0]
     assert json.loads(raw["outcomes"]) == ["Down", "Up"]  # the fixture really is reversed
-    (ev,) = pm.parse_gamma(text, RECV)
+    (ev,) = parse_gamma(text, RECV)
     assert (ev.fields["up_token"], ev.fields["down_token"]) == (ETH_UP, ETH_DOWN)
 
 
@@ -259,7 +263,7 @@ def test_gamma_maps_tokens_by_outcome_position_not_order() -> None:
     ],
 )
 def test_parse_updown_slug(slug: Any, want: Any) -> None:
-    got = pm.parse_updown_slug(slug)
+    got = parse_updown_slug(slug)
     if want is None:
         assert got is None
     else:
@@ -270,8 +274,8 @@ def test_parse_updown_slug(slug: Any, want: Any) -> None:
 
 def test_heartbeats_give_nothing() -> None:
     for text in ("PONG", "PING", "PONG\n"):
-        assert pm.parse_clob_ws(text, RECV, tokens=TOKENS) == []
-        assert pm.parse_rtds(text, RECV) == []
+        assert parse_clob_ws(text, RECV, tokens=TOKENS) == []
+        assert parse_rtds(text, RECV) == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -394,7 +398,7 @@ def test_malformed_frame_gives_one_parse_error(channel: str, text: str, needle: 
 def _sequence() -> list[tuple[str, list[Event]]]:
     path = FRAMES / "book_sequence" / "btc_updown_trade_burst.jsonl"
     lines = path.read_text(encoding="utf-8").splitlines()
-    return [(line, pm.parse_clob_ws(line, RECV, tokens=TOKENS)) for line in lines]
+    return [(line, parse_clob_ws(line, RECV, tokens=TOKENS)) for line in lines]
 
 
 def _levels(ev: Event, side: str) -> list[tuple[float, float]]:
@@ -530,7 +534,7 @@ def test_token_book_zero_size_level_in_a_book_is_not_a_level() -> None:
         f'{{"event_type":"book","asset_id":"{BTC_UP}","market":"0xab","timestamp":"1790658000001",'
         '"bids":[{"price":"0.5","size":"0"},{"price":"0.4","size":"3"}],"asks":[]}'
     )
-    (ev,) = pm.parse_clob_ws(frame, RECV, tokens=TOKENS)
+    (ev,) = parse_clob_ws(frame, RECV, tokens=TOKENS)
     book = TokenBook(BTC_UP)
     book.apply_book(ev)
     assert book.bids() == [(0.4, 3.0)]
@@ -543,5 +547,5 @@ def test_gamma_twap_seconds_follow_twap_enabled(enabled: bool, want: int | None)
     instantaneous price: its twap_seconds is null even with a lookback given."""
     m = json.loads(_frame_text(FRAMES / "gamma" / "market_by_slug_open.json"))
     m["cryptoMarketConfig"]["twapEnabled"] = enabled
-    (ev,) = [e for e in pm.parse_gamma(json.dumps(m), RECV) if e.stream == "polymarket.market"]
+    (ev,) = [e for e in parse_gamma(json.dumps(m), RECV) if e.stream == "polymarket.market"]
     assert ev.fields["twap_seconds"] == want
