@@ -2,7 +2,7 @@
 
 Each asset's 15-minute window starting at ``s`` (unix seconds) is looked up as the recorder
 does: ``GET {gamma}/markets?slug={asset}-updown-15m-{s}``, parsed by the recorder's own
-:func:`~polyrl.sources.polymarket.parse.parse_gamma`. Requests go through
+:func:`~polyrl.sources.polymarket.gamma.parse_gamma`. Requests go through
 :class:`~polyrl.importers.fetch.HttpArchive` (retries of 429/5xx honouring ``Retry-After``).
 
 Receive times (no look-ahead):

@@ -4,7 +4,7 @@ The PMXT v2 archive keeps every CLOB market-channel event in one Parquet file pe
 (:data:`PMXT_SCHEMA`, 16 columns; rows ordered by ``(market, asset_id, timestamp_received)``).
 :func:`convert_hour` turns the rows of the wanted markets into ``polymarket.book``,
 ``polymarket.price_change``, ``polymarket.trade`` and ``polymarket.tick_size`` tables with the
-live parser's semantics (:mod:`polyrl.sources.polymarket.parse`):
+live parser's semantics (:mod:`polyrl.sources.polymarket.clob_ws`):
 
 - ``recv_ns`` = ``timestamp_received`` (ms -> ns), ``exch_ns`` = ``timestamp``; ``key`` =
   ``asset_id``; ``market`` = the condition id; ``asset`` from the market's asset;

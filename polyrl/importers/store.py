@@ -37,14 +37,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from polyrl.errors import RecordingError
 from polyrl.events import NS_PER_S, STATUS_STREAM, partition_of
 from polyrl.recording.origin import IMPORT_FILE_PREFIX as FILE_PREFIX
 from polyrl.recording.provenance import note_day
 from polyrl.recording.schema import ARROW_SCHEMAS, STREAM_IDS
-from polyrl.recording.writer import RecordingConfig, partition_dir
+from polyrl.recording.writer import RecordingConfig, partition_dir, write_parquet_atomic
 
 SOURCE_CODES: dict[str, int] = {"pmxt": 1, "gamma": 2, "binance": 3}
 """Every import source and its code in :func:`seq_base` (a new source takes a new code)."""
@@ -318,41 +317,9 @@ def _parquet_options(table: pa.Table) -> dict[str, Any]:
 
 
 def _write_parquet(table: pa.Table, path: Path, cfg: RecordingConfig) -> None:
-    """Write ``table`` to ``path`` so that no reader ever sees a partial file: under a hidden
-    name, fsynced (when ``cfg.fsync``), then renamed, then the directory fsynced (the
-    recording writer's rule, with the encodings of :func:`_parquet_options`)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        compression = None if cfg.compression == "none" else cfg.compression
-        pq.write_table(
-            table,
-            tmp,
-            compression=compression,
-            compression_level=cfg.compression_level if compression == "zstd" else None,
-            row_group_size=128 * 1024,
-            write_statistics=["recv_ns", "seq"],
-            **_parquet_options(table),
-        )
-        if cfg.fsync:
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        os.replace(tmp, path)
-        if cfg.fsync:
-            dfd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-    except OSError as e:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        raise RecordingError(f"cannot write {path}: {e}") from None
+    """The recording writer's atomic write (hidden name, fsync, rename, directory fsync)
+    with the encodings of :func:`_parquet_options`."""
+    write_parquet_atomic(table, path, cfg, **_parquet_options(table))
 
 
 def _recorded_files(directory: Path) -> list[Path]:

@@ -321,8 +321,9 @@ def _fsync_dir(directory: Path, config: RecordingConfig) -> None:
             os.close(dfd)
 
 
-def _write_parquet(table: pa.Table, path: Path, cfg: RecordingConfig) -> None:
-    """Write ``table`` to ``path`` so that no reader ever sees a partial file."""
+def _write_parquet(table: pa.Table, path: Path, cfg: RecordingConfig, **options: Any) -> None:
+    """Write ``table`` to ``path`` so that no reader ever sees a partial file (``options``:
+    further ``pyarrow.parquet.write_table`` settings, e.g. encodings)."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -334,6 +335,7 @@ def _write_parquet(table: pa.Table, path: Path, cfg: RecordingConfig) -> None:
             compression_level=cfg.compression_level if compression == "zstd" else None,
             row_group_size=128 * 1024,
             write_statistics=["recv_ns", "seq"],
+            **options,
         )
         if cfg.fsync:
             fd = os.open(tmp, os.O_RDONLY)
