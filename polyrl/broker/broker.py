@@ -60,6 +60,14 @@ is tradable and has one, else the last such bid of this position, else the posit
 cost (``U = 0``). Over a position's life the first term telescopes to zero (``U`` starts
 and ends at 0), so shaping moves credit in time without changing what a round trip earns;
 only the trade penalty changes totals.
+
+**Length.** About 530 lines, over the house's 500 on purpose: one class whose step, legs,
+settlement and saved state all read and write the same [N] state arrays, with this
+specification at its head. The parts it does not need to own live beside it (order books
+and walks in :mod:`~polyrl.broker.book`, fees in :mod:`~polyrl.broker.fees`, the result
+records in :mod:`~polyrl.broker.results`); splitting the legs or settlement out would
+spread its invariants (``held >= 0`` exactly where ``shares > 0``, the accounting identity
+above) over several modules.
 """
 
 from __future__ import annotations

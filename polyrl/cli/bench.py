@@ -187,7 +187,7 @@ def bench_train_cmd(
     from polyrl.features.sets import feature_set
     from polyrl.replay import load_days
     from polyrl.rl.bench import bench_ppo, bench_replay_train, bench_sb3
-    from polyrl.rl.env import EpisodeStore
+    from polyrl.rl.episodes import EpisodeStore
 
     if against not in (None, "sb3"):
         raise ConfigError(f"--against: {against!r} is not `sb3`")

@@ -12,8 +12,10 @@ outcome the Engine would settle it with.
 ``N`` environments each play one episode at a time, drawing the next from a seeded order of
 all episodes of the selected days (reshuffled every pass): the data cursor (pass, position)
 and the broker state are part of :meth:`ReplayEnv.state_dict`, so a checkpoint resumes
-exactly. Episodes that overlap a recording gap, or whose window could not be settled, are
-left out by default.
+exactly. Which episodes there are is :class:`~polyrl.rl.episodes.EpisodeStore`'s (those
+that overlap a recording gap, or whose window could not be settled, are left out by
+default); the trades and episodes rows each step yields are
+:class:`~polyrl.rl.accounts.EpisodeAccounts`'.
 
 With a fill latency of a tick or more (k = latency // tick whole ticks), an order stays in
 flight for k ticks, during which the Engine forces HOLD on its market: the env fills the
@@ -29,135 +31,18 @@ the same decisions, fills and PnL.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from polyrl.broker import DECIDED, Books, BrokerConfig, MarketRules, PaperBroker
-from polyrl.errors import RecordingError
-from polyrl.features.cache import DayCache
+from polyrl.broker import Books, BrokerConfig, MarketRules, PaperBroker
 from polyrl.features.sets import FeatureSet
+from polyrl.rl.accounts import EpisodeAccounts
+from polyrl.rl.episodes import EpisodeStore
 
 _STEP_ARRAYS = ("features", "top_px", "top_size", "fill_px", "fill_size")
 """Day-cache arrays [ticks, slots, ...] read on every step."""
-
-
-@dataclass(slots=True)
-class EpisodeStore:
-    """Every playable episode of a set of day caches.
-
-    Per episode (arrays [E]): ``day``, ``slot``, ``window`` (row of that day's windows
-    table), ``first`` (offset into ``ticks``) and ``length`` (tradable ticks), ``up_won``,
-    ``split`` (a 50-50 resolution: $0.50 a share), ``settle`` (False: void, no payout) and
-    the venue rules; ``ticks`` [sum of lengths] holds
-    each step's tick index within its day.
-    """
-
-    caches: list[DayCache]
-    day: np.ndarray
-    slot: np.ndarray
-    window: np.ndarray
-    first: np.ndarray
-    length: np.ndarray
-    up_won: np.ndarray
-    split: np.ndarray
-    settle: np.ndarray
-    fee_rate: np.ndarray
-    fee_exponent: np.ndarray
-    fees_enabled: np.ndarray
-    min_size: np.ndarray
-    ticks: np.ndarray
-    info: pl.DataFrame
-
-    @property
-    def n(self) -> int:
-        return int(self.day.shape[0])
-
-    @classmethod
-    def build(
-        cls,
-        caches: Sequence[DayCache],
-        *,
-        exclude_gap: bool = True,
-        exclude_missing: bool = True,
-    ) -> EpisodeStore:
-        """Collect the episodes; an empty selection is an error naming the days."""
-        cols: dict[str, list[Any]] = {k: [] for k in (
-            "day", "slot", "window", "first", "length", "up_won", "split", "settle", "fee_rate",
-            "fee_exponent", "fees_enabled", "min_size")}  # fmt: skip
-        info: dict[str, list[Any]] = {k: [] for k in (
-            "date", "asset", "condition_id", "slug", "start_ns", "end_ns", "outcome",
-            "outcome_source", "gap", "reference_mismatch", "reference_stale", "steps")}  # fmt: skip
-        ticks: list[np.ndarray] = []
-        offset = 0
-        for d, c in enumerate(caches):
-            window = np.asarray(c.arrays["window"])
-            tradable = np.asarray(c.arrays["tradable"])
-            wins = c.windows
-            for row in wins.iter_rows(named=True):
-                if exclude_gap and row["gap"]:
-                    continue
-                outcome = row["outcome"]
-                decided = outcome in DECIDED
-                if exclude_missing and not decided:
-                    continue
-                ks = np.flatnonzero(
-                    (window[:, row["slot"]] == row["index"]) & tradable[:, row["slot"]]
-                )
-                if ks.shape[0] == 0:
-                    continue
-                cols["day"].append(d)
-                cols["slot"].append(row["slot"])
-                cols["window"].append(row["index"])
-                cols["first"].append(offset)
-                cols["length"].append(int(ks.shape[0]))
-                cols["up_won"].append(outcome == "Up")
-                cols["split"].append(outcome == "split")
-                cols["settle"].append(decided)
-                cols["fee_rate"].append(row["fee_rate"])
-                cols["fee_exponent"].append(row["fee_exponent"])
-                cols["fees_enabled"].append(row["fees_enabled"])
-                cols["min_size"].append(row["min_size"])
-                for k in (
-                    "asset",
-                    "condition_id",
-                    "slug",
-                    "start_ns",
-                    "end_ns",
-                    "outcome",
-                    "outcome_source",
-                    "gap",
-                ):
-                    info[k].append(row[k])
-                for k in ("reference_mismatch", "reference_stale"):  # absent from older tables
-                    info[k].append(bool(row.get(k) or False))
-                info["date"].append(c.date)
-                info["steps"].append(int(ks.shape[0]))
-                ticks.append(ks.astype(np.int64))
-                offset += int(ks.shape[0])
-        if not cols["day"]:
-            days = ", ".join(c.date for c in caches) or "none"
-            raise RecordingError(f"no playable episodes in the selected days ({days})")
-        return cls(
-            caches=list(caches),
-            day=np.array(cols["day"], dtype=np.int64),
-            slot=np.array(cols["slot"], dtype=np.int64),
-            window=np.array(cols["window"], dtype=np.int64),
-            first=np.array(cols["first"], dtype=np.int64),
-            length=np.array(cols["length"], dtype=np.int64),
-            up_won=np.array(cols["up_won"], dtype=bool),
-            split=np.array(cols["split"], dtype=bool),
-            settle=np.array(cols["settle"], dtype=bool),
-            fee_rate=np.array(cols["fee_rate"], dtype=np.float64),
-            fee_exponent=np.array(cols["fee_exponent"], dtype=np.float64),
-            fees_enabled=np.array(cols["fees_enabled"], dtype=bool),
-            min_size=np.array(cols["min_size"], dtype=np.float64),
-            ticks=np.concatenate(ticks),
-            info=pl.DataFrame(info),
-        )
 
 
 class ReplayEnv:
@@ -201,7 +86,6 @@ class ReplayEnv:
         self.cursor = 0
         self._perm = self._permutation(0)
         self.episodes_done = 0
-        self._acc = _Accounts(n_envs)
         self.record_trades = True
         # Per day, each cache array as a plain ndarray over (tick, slot) rows: one fancy index
         # per step instead of two, and no np.memmap wrapper work on every access.
@@ -214,8 +98,9 @@ class ReplayEnv:
             self._rows_of[name] = views
         self._tick_ns = [np.asarray(c.arrays["ticks"]) for c in store.caches]
         self._slots_per_day = np.array([c.arrays["features"].shape[1] for c in store.caches])
-        self._info = store.info.rows(named=True)
-        self._end_ns = store.info["end_ns"].to_numpy()  # per-episode dicts, for the accounting rows
+        self._info = store.info.rows(named=True)  # per-episode dicts, for the accounting rows
+        self._acc = EpisodeAccounts(n_envs, store, self._info)
+        self._end_ns = store.info["end_ns"].to_numpy()  # [E], for orders arriving too late
         # Small batches copy each episode's rows into a per-env buffer when it starts (a few
         # hundred microseconds per episode of ~1800 steps), so a step reads every array with
         # one index instead of one per day (about 10 us a step at 4 envs). Large batches
@@ -383,7 +268,11 @@ class ReplayEnv:
             sent = np.where(late, 0, acts)
         result = self.broker.step(sent, books, self._all_tradable, t + self.latency_ns)
         rewards = result.rewards.copy()
-        trades = self._acc.fills(self, result, held_before, acts) if self.record_trades else []
+        trades = (
+            self._acc.fills(self.ep, self._ep_slot, result, held_before, acts)
+            if self.record_trades
+            else []
+        )
         self.pos += 1
         if self.in_flight_ns:
             self._skip_in_flight(np.flatnonzero(acts != 0), t)
@@ -397,7 +286,7 @@ class ReplayEnv:
                 settled = self.broker.settle_detail(win, s.up_won[self.ep], s.split[self.ep])
                 rewards += settled.pnl
                 if self.record_trades:
-                    trades += self._acc.settlements(self, settled, t)
+                    trades += self._acc.settlements(self.ep, settled, t)
                 else:
                     self._acc.pnl += settled.pnl
             # No outcome: the position is dropped without a payout and the episode row says
@@ -406,7 +295,7 @@ class ReplayEnv:
             if void.any():
                 self.broker.reset(void)
             finished = np.flatnonzero(done)
-            episodes = [self._acc.episode_row(self, int(i), int(t[i])) for i in finished]
+            episodes = [self._acc.episode_row(int(self.ep[i]), int(i)) for i in finished]
             self.episodes_done += int(finished.shape[0])
             self._start(finished)
         info = {
@@ -457,161 +346,6 @@ class ReplayEnv:
         )
         if "accounts" in state:  # older checkpoints lack it: episodes in play restart at zero
             self._acc.load_state_dict(state["accounts"])
-
-
-def _by_env(row: dict[str, Any]) -> int:
-    return row["env"]
-
-
-class _Accounts:
-    """Per-env accounting of the episode in play: the RunLog's trades and episodes rows."""
-
-    TOKENS = ("Up", "Down")
-    ACTIONS = {"HOLD": 0, "BUY": 1, "SELL": 2}
-
-    def __init__(self, n: int) -> None:
-        self.pnl = np.zeros(n)
-        self.fees = np.zeros(n)
-        self.fills_n = np.zeros(n, dtype=np.int64)
-        self.orders = np.zeros(n, dtype=np.int64)
-        self.first_ns = np.full(n, -1, dtype=np.int64)
-        self.first_left = np.full(n, np.nan)
-        self.first_px = np.full(n, np.nan)
-        self.first_tok: list[str | None] = [None] * n
-
-    _ARRAYS = ("pnl", "fees", "fills_n", "orders", "first_ns", "first_left", "first_px")
-
-    def state_dict(self) -> dict[str, Any]:
-        """The episodes in play (their PnL, fees, fills and first entry so far), JSON-ready
-        (NaN as null): an episode that spans a resume is accounted as if it had not."""
-        out: dict[str, Any] = {
-            k: [None if isinstance(x, float) and x != x else x for x in getattr(self, k).tolist()]
-            for k in self._ARRAYS
-        }
-        out["first_tok"] = list(self.first_tok)
-        return out
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for k in self._ARRAYS:
-            cur = getattr(self, k)
-            vals = [np.nan if x is None else x for x in state[k]]
-            setattr(self, k, np.array(vals, dtype=cur.dtype))
-        self.first_tok = list(state["first_tok"])
-
-    def reset(self, envs: np.ndarray) -> None:
-        self.pnl[envs] = 0.0
-        self.fees[envs] = 0.0
-        self.first_left[envs] = np.nan
-        self.first_px[envs] = np.nan
-        self.fills_n[envs] = 0
-        self.orders[envs] = 0
-        self.first_ns[envs] = -1
-        for i in envs.tolist():
-            self.first_tok[i] = None
-
-    def _row(self, env: ReplayEnv, e: int, row: dict[str, Any], kind: str) -> dict[str, Any]:
-        info = env._info[e]
-        pnl = row["realized_pnl"]
-        return {
-            "env": row["market"], "t_ns": row["t_ns"], "slot": int(env.store.slot[e]),
-            "asset": info["asset"],
-            "condition_id": info["condition_id"], "slug": info["slug"], "kind": kind,
-            "action": self.ACTIONS.get(row["action"], -1),
-            "token": self.TOKENS[row["token"]], "side": row["side"], "shares": row["shares"],
-            "avg_price": row["avg_price"], "notional": row["notional"], "fee": row["fee"],
-            "levels": row["levels"], "partial": row["partial"], "rejected": row["reject"],
-            "realized_pnl": pnl if pnl is not None else 0.0,
-        }  # fmt: skip
-
-    def fills(
-        self, env: ReplayEnv, res: Any, held_before: np.ndarray, acts: np.ndarray
-    ) -> list[dict[str, Any]]:
-        """Trades rows of the step's fills (market by market, sell leg first: the order of
-        ``StepResult.trade_rows``) and the episodes' running totals.
-
-        Built leg by leg from the filled markets' entries (one gather and one ``tolist`` per
-        column) rather than row by row from numpy scalars; the totals are updated sell legs
-        first, then buy legs, which adds each market's amounts in the same order as going
-        row by row.
-        """
-        self.orders += acts != 0
-        sell, buy = res.sell, res.buy
-        si, bi = np.flatnonzero(sell.filled), np.flatnonzero(buy.filled)
-        if si.shape[0] == 0 and bi.shape[0] == 0:
-            return []
-        self.fills_n[si] += 1
-        self.fees[si] += sell.fee[si]
-        self.pnl[si] += res.realized[si]
-        self.fills_n[bi] += 1
-        self.fees[bi] += buy.fee[bi]
-        rows = [self._leg_rows(env, res, sell, si, held_before),
-                self._leg_rows(env, res, buy, bi, held_before)]  # fmt: skip
-        if rows[0] and rows[1]:  # a stable sort keeps a market's sell row before its buy row
-            return sorted(rows[0] + rows[1], key=_by_env)
-        return rows[0] or rows[1]
-
-    def _leg_rows(
-        self, env: ReplayEnv, res: Any, leg: Any, idx: np.ndarray, held_before: np.ndarray
-    ) -> list[dict[str, Any]]:
-        """Trades rows of one leg's fills in markets ``idx`` (ascending), and the first entry
-        of each episode that a buy opens."""
-        if idx.shape[0] == 0:
-            return []
-        selling = leg is res.sell
-        cols = [c[idx].tolist() for c in (
-            env.ep, env._ep_slot, res.t_ns, res.actions, held_before, leg.token, leg.side,
-            leg.shares, leg.avg_price, leg.notional, leg.fee, leg.levels, leg.partial,
-            leg.rejected, self.first_ns)]  # fmt: skip
-        realized = res.realized[idx].tolist() if selling else [0.0] * idx.shape[0]
-        out = []
-        tokens, infos = self.TOKENS, env._info
-        for row in zip(idx.tolist(), *cols, realized, strict=True):
-            i, e, slot, t_ns, action, held, token, side, shares, avg, notional, fee = row[:12]
-            levels, partial, rej, first, pnl = row[12:]
-            info = infos[e]
-            out.append({
-                "env": i, "t_ns": t_ns, "slot": slot, "asset": info["asset"],
-                "condition_id": info["condition_id"], "slug": info["slug"],
-                "kind": "close" if side < 0 else "add" if held == token else "open",
-                "action": action, "token": tokens[token], "side": side, "shares": shares,
-                "avg_price": avg, "notional": notional, "fee": fee, "levels": levels,
-                "partial": partial, "rejected": rej, "realized_pnl": pnl,
-            })  # fmt: skip
-            if side > 0 and first < 0:
-                self.first_ns[i] = t_ns
-                span = info["end_ns"] - info["start_ns"]
-                self.first_left[i] = (info["end_ns"] - t_ns) / span
-                self.first_px[i] = avg
-                self.first_tok[i] = tokens[token]
-        return out
-
-    def settlements(self, env: ReplayEnv, settled: Any, t: np.ndarray) -> list[dict[str, Any]]:
-        out = []
-        for row in settled.trade_rows(t):
-            i = row["market"]
-            out.append(self._row(env, int(env.ep[i]), row, "settle"))
-            self.pnl[i] += row["realized_pnl"]
-        return out
-
-    def episode_row(self, env: ReplayEnv, i: int, t: int) -> dict[str, Any]:
-        e = int(env.ep[i])
-        info = env._info[e]
-        settle = bool(env.store.settle[e])
-        return {
-            "slot": int(env.store.slot[e]), "asset": info["asset"],
-            "condition_id": info["condition_id"], "slug": info["slug"],
-            "start_ns": info["start_ns"], "end_ns": info["end_ns"],
-            "outcome": info["outcome"], "outcome_source": info["outcome_source"],
-            "gap": info["gap"], "settled_ns": info["end_ns"], "no_outcome": not settle,
-            "orders": int(self.orders[i]), "fills": int(self.fills_n[i]),
-            "pnl": float(self.pnl[i]) if settle else None,
-            "fees": float(self.fees[i]), "first_entry_ns": int(self.first_ns[i]),
-            "first_entry_time_left": float(self.first_left[i]),
-            "first_entry_price": float(self.first_px[i]),
-            "first_entry_token": self.first_tok[i],
-            "reference_mismatch": info["reference_mismatch"],
-            "reference_stale": info["reference_stale"], "episode": e, "env": i,
-        }  # fmt: skip
 
 
 def evaluate(

@@ -1,5 +1,10 @@
-"""Proximal Policy Optimisation in MLX, top to bottom: config, actor-critic, observation
-normaliser, GAE, loss, Adam, update.
+"""Proximal Policy Optimisation in MLX, top to bottom as in CleanRL's ``ppo.py``: the
+config, the rollout an update consumes, GAE, the loss, then the agent that acts and updates.
+
+Beside it, each one idea: the actor-critic (:mod:`polyrl.rl.network`: one stacked MLP pair,
+its parameter layout and initialisation, and the same forward in numpy), the optimizer
+(:mod:`polyrl.rl.adam`: Adam with per-network clipping) and the observation normaliser
+(:mod:`polyrl.rl.normaliser`). The rollout loop is the caller's (:mod:`polyrl.rl.train`).
 
 The agent sees ``N`` parallel copies of an environment (markets, or replayed episodes) and
 collects ``T = buffer_steps`` steps from each before an update::
@@ -19,57 +24,30 @@ is collected and are updated from its observations at the end of :meth:`PPO.upda
 every gradient step sees observations normalised exactly as they were when the actions were
 sampled (the probability ratio starts at 1, to float32 rounding).
 
-Speed. On a CPU, MLX runs every primitive of a graph as a task on its stream thread (a few
-microseconds each, whatever its size), and ``mx.compile`` fuses element-wise chains into
-kernels that ``g++ -O3`` builds: such a kernel is vectorised only when its inputs are
-contiguous (or scalars) and no select, min/max or libm call (``sqrt``, ``exp``) feeds further
-operations in it; chains deeper than 11 operations are cut into several kernels; and scalar
-expressions fused into a per-element kernel are recomputed for every element. At minibatch 64
-the step's cost is its primitive count; at 4096 it is its matmuls and its full passes over
-the [2, B, H] activations. So (measured on a 2-core x86-64 box; each item is worth 3-30%):
+Keeping it fast (measure with ``polyrl bench train``; the figures, what each choice was
+worth and what was tried and dropped are in the README's Performance section). On a CPU,
+MLX runs every primitive of a graph as a task of a few microseconds whatever its size, so
+at minibatch 64 a step costs its primitive count (at 4096, its matmuls and its passes over
+the [2, B, H] activations). ``mx.compile`` fuses element-wise chains into kernels that are
+vectorised only when their inputs are contiguous and no select, min/max or libm call feeds
+further operations in them; chains deeper than 11 operations are cut; and a scalar
+expression fused into a per-element kernel is recomputed per element. Hence:
 
-- actor and critic are one stacked network (:mod:`polyrl.rl.network`): each layer is one
-  batched matmul over a leading axis of 2, so the graph has half the primitives;
-- their parameters are one [2, P] array, and so are Adam's moments: clipping and both Adam
-  updates (per-network learning rates and clip norms) are a handful of primitives;
-- the hidden biases ride inside the matmuls (a constant input feature and a bias unit, see
-  ``network.Layout``) rather than being broadcast into each layer's output and reduced out
-  of its gradient;
-- ``network.fast_tanh`` is a depth-8 rational function and a clamp, two vectorised kernels;
-- the loss reads the output by split and one-hot products, not indexing (no scatters in
-  the backward pass), and takes one softmax's exponentials for everything;
-- Adam's bias corrections are computed on the host, and each minibatch is gathered and its
-  advantages normalised on the host, so the compiled step gets ready arrays;
-- the update never waits for a step: every step is evaluated asynchronously (minibatch 4096
-  included), minibatches are gathered only when the loop reaches them (a generator, so the
-  gathering overlaps the kernels of the steps already queued), the steps' statistics are
-  read once at the end of the update rather than after each epoch (unless ``target_kl``
-  needs them), and the normaliser update runs while the last steps do. Against waiting
-  after every epoch and for every step at 4096: update 5-7% faster at minibatch 4096,
-  0-5% at 64 (bit-identical weights and metrics);
-- :meth:`PPO.act` and :meth:`PPO.value` run in numpy for up to :attr:`PPO.NUMPY_MAX_BATCH`
-  rows and sample actions from a numpy generator seeded from the run seed; larger batches
-  run the compiled MLX forward and sample the same way. The numpy forward is stacked like
-  the MLX one (one batched matmul, bias add and tanh per layer for both networks: ``act``
-  for 4 rows 33 -> 28 us, against about 150 us through MLX), and batches above
-  :attr:`PPO.NUMPY_CHUNK` rows run as a stack of 16-row matmuls, which keeps numpy's
-  OpenBLAS on one thread (at 128 envs the rollout went from 310 to 265 ms per update: the
-  MLX forward pays a thread hand-off per call);
-- the replay environment's step (:mod:`polyrl.rl.env`, :mod:`polyrl.broker.broker`) builds
-  its fill rows leg by leg from the filled markets only, checks orders with three masks and
-  writes reject codes only when one fails, and reads the position side from a lookup
-  table: env step at 128 envs 304 -> 290 us, at 4 envs 140 -> 137 us (same rows, bit for
-  bit).
+- keep the graph small: actor and critic are one stacked network with one [2, P] parameter
+  array (and Adam's moments alike), biases ride inside the matmuls, the tanh is
+  :func:`~polyrl.rl.network.fast_tanh`, the loss reads actions by one-hot products (no
+  gathers or scatters) and shares one softmax's exponentials;
+- do on the host what needs no graph: Adam's bias corrections, gathering each minibatch and
+  normalising its advantages;
+- never wait for a step: each step is ``mx.async_eval``-ed, minibatches are gathered only
+  when the loop reaches them, statistics are read once per update (unless ``target_kl``
+  needs them), and the normaliser update runs while the last steps do;
+- act in numpy for small batches (:attr:`PPO.NUMPY_MAX_BATCH`), in 16-row matmuls that keep
+  numpy's OpenBLAS on one thread: the MLX forward pays a thread hand-off per call.
 
-Measured and dropped: several minibatch steps per compiled call (no faster); a hand-written
-backward pass (within noise of autograd once the graph is lean); a bit-trick ``rsqrt`` in
-Adam (no faster); glibc malloc tunables (no effect); vectorising Adam's kernels (per-row
-clip scale and learning rate blended from scalars by a 0/1 row mask instead of broadcast
-from [2, 1], and m, v and sqrt(v) materialised as separate kernels): 15% faster in an Adam
-microbenchmark, but no gain at minibatch 64 and 4% slower at 4096 in the whole update, where
-the extra primitives cost more than the vectorised arithmetic saves (at minibatch 64 the
-host thread, building and scheduling about a hundred primitives a step, is as busy as the
-stream thread).
+Length: about 700 lines, over the house's 500 on purpose: the algorithm reads in one file
+(config, rollout, GAE, loss, agent), and the agent carries what a library needs beyond
+CleanRL's script (acting in numpy and MLX, exact-resume state).
 
 Nothing here is Linux-specific: on Apple Silicon the same code runs on Metal/Accelerate.
 Determinism: every random draw comes from the run seed (numpy generators for initial weights,
@@ -80,7 +58,6 @@ one machine.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -90,7 +67,21 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 
-from polyrl.rl.network import ActorCritic, augment, init_weights
+from polyrl.rl.adam import (
+    adam_corrections,
+    adam_update,
+    load_optimizer_tensors,
+    optimizer_tensors,
+)
+from polyrl.rl.network import (
+    NUMPY_CHUNK,
+    ActorCritic,
+    augment,
+    forward_numpy,
+    greedy_numpy,
+    init_weights,
+)
+from polyrl.rl.normaliser import RunningNorm
 
 # ---------------------------------------------------------------------------------------------
 # Config
@@ -161,56 +152,40 @@ class PPOConfig:
 
 
 # ---------------------------------------------------------------------------------------------
-# Observation normaliser
+# Rollout: what the agent collected
 
 
-class RunningNorm:
-    """Running mean and variance of observations [B, F] (float64, parallel-merge formula).
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rollout:
+    """One update's experience from N envs over T steps (numpy arrays).
 
-    ``normalise`` maps raw obs to float32 ``(obs - mean) / sqrt(var + eps)`` clipped to
-    ``+-clip``. With no data seen yet mean is 0 and var 1, so raw obs pass through (clipped).
+    obs [T, N, F] raw observations; actions [T, N] int; logp [T, N] log-probability of the
+    action when sampled; values [T, N] critic values then; rewards [T, N]; dones [T, N] bool,
+    true when the episode ended with step t; last_value [N] = V(observation after step T-1).
+    (No ``last_done`` is needed: ``dones[T-1]`` already says whether to bootstrap.)
     """
 
-    def __init__(self, dim: int, *, clip: float = 10.0, eps: float = 1e-8) -> None:
-        self.dim = dim
-        self.clip = clip
-        self.eps = eps
-        self.mean = np.zeros(dim, dtype=np.float64)
-        self.var = np.ones(dim, dtype=np.float64)
-        self.count = 0.0
+    obs: np.ndarray
+    actions: np.ndarray
+    logp: np.ndarray
+    values: np.ndarray
+    rewards: np.ndarray
+    dones: np.ndarray
+    last_value: np.ndarray
 
-    def update(self, x: np.ndarray) -> None:
-        """Fold a batch x [B, F] into the statistics."""
-        x = np.asarray(x, dtype=np.float64).reshape(-1, self.dim)
-        n = float(x.shape[0])
-        if n == 0:
-            return
-        b_mean = x.mean(axis=0)
-        b_var = x.var(axis=0)
-        total = self.count + n
-        delta = b_mean - self.mean
-        m2 = self.var * self.count + b_var * n + delta**2 * self.count * n / total
-        self.mean = self.mean + delta * n / total
-        self.var = m2 / total
-        self.count = total
-
-    def normalise(self, x: np.ndarray) -> np.ndarray:
-        """Raw obs [..., F] -> normalised float32 obs [..., F]."""
-        z = (np.asarray(x, dtype=np.float64) - self.mean) / np.sqrt(self.var + self.eps)
-        return np.clip(z, -self.clip, self.clip).astype(np.float32)
-
-    def state_dict(self) -> dict[str, Any]:
-        """Statistics as JSON-ready values (floats round-trip exactly through JSON)."""
-        return {"mean": self.mean.tolist(), "var": self.var.tolist(), "count": self.count}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        mean = np.asarray(state["mean"], dtype=np.float64)
-        var = np.asarray(state["var"], dtype=np.float64)
-        if mean.shape != (self.dim,) or var.shape != (self.dim,):
+    def __post_init__(self) -> None:
+        if np.ndim(self.obs) != 3:
+            raise ValueError(f"obs must be [T, N, F], got shape {np.shape(self.obs)}")
+        t_n = np.shape(self.obs)[:2]
+        for name in ("actions", "logp", "values", "rewards", "dones"):
+            if np.shape(getattr(self, name)) != t_n:
+                raise ValueError(
+                    f"{name} must have shape {t_n}, got {np.shape(getattr(self, name))}"
+                )
+        if np.shape(self.last_value) != t_n[1:]:
             raise ValueError(
-                f"normaliser statistics have shape {mean.shape}/{var.shape}, expected ({self.dim},)"
+                f"last_value must have shape {t_n[1:]}, got {np.shape(self.last_value)}"
             )
-        self.mean, self.var, self.count = mean, var, float(state["count"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,29 +219,6 @@ def compute_gae(
         advantages[t] = next_adv
         next_value = values[t]
     return advantages, advantages + values
-
-
-def compute_gae_loop(
-    rewards: np.ndarray,
-    values: np.ndarray,
-    dones: np.ndarray,
-    last_value: np.ndarray,
-    *,
-    gamma: float,
-    gae_lambda: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Reference GAE, one env and one step at a time in plain Python (tests only)."""
-    n_steps, n_envs = np.shape(rewards)
-    advantages = np.zeros((n_steps, n_envs))
-    for n in range(n_envs):
-        gae = 0.0
-        for t in reversed(range(n_steps)):
-            next_v = float(last_value[n]) if t == n_steps - 1 else float(values[t + 1][n])
-            keep = 0.0 if dones[t][n] else 1.0
-            delta = float(rewards[t][n]) + gamma * next_v * keep - float(values[t][n])
-            gae = delta + gamma * gae_lambda * keep * gae
-            advantages[t, n] = gae
-    return advantages, advantages + np.asarray(values, dtype=np.float64)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,94 +280,12 @@ def ppo_loss(
 
 
 # ---------------------------------------------------------------------------------------------
-# Adam with per-network clipping over the [2, P] parameters
-
-ADAM_BETAS = (0.9, 0.999)
+# The agent: act, update, state
 
 
 def _epoch_sum(stats: mx.array) -> np.ndarray:
     """An epoch's step statistics [S, 5] summed step after step in float32, as float64."""
     return np.array(stats).sum(axis=0, dtype=np.float32).astype(np.float64)
-
-
-def adam_corrections(step: int) -> tuple[float, float]:
-    """Bias corrections ``1 / (1 - beta1^t)`` and ``1 / sqrt(1 - beta2^t)`` for step t >= 1.
-
-    Computed on the host (float64) and passed in as scalars: a scalar expression inside the
-    compiled step would be fused into the per-element Adam kernel and recomputed (``pow``)
-    for every parameter.
-    """
-    b1, b2 = ADAM_BETAS
-    return 1.0 / (1.0 - b1**step), 1.0 / math.sqrt(1.0 - b2**step)
-
-
-def adam_update(
-    theta: mx.array,
-    m: mx.array,
-    v: mx.array,
-    grad: mx.array,
-    *,
-    lr: mx.array,
-    c1: mx.array,
-    c2: mx.array,
-    max_grad_norm: float,
-    eps: float,
-) -> tuple[mx.array, mx.array, mx.array]:
-    """One bias-corrected Adam step (PyTorch/CleanRL/SB3's) on [2, P] arrays (row 0 the
-    actor, row 1 the critic), after clipping each row's gradient to global norm
-    ``max_grad_norm``.
-
-    ``lr`` [2, 1] is each network's learning rate, ``c1``/``c2`` the scalar bias corrections
-    of this step. Clipping follows ``mlx.optimizers.clip_grad_norm``:
-    scale = min(max_norm / (norm + 1e-6), 1).
-    """
-    norm = mx.sqrt((grad * grad).sum(axis=1, keepdims=True))  # [2, 1]
-    # The primitive after the [2, 1] scale keeps its few operations out of the per-element
-    # kernel below (fused there, they would run once per parameter).
-    scale = mx.contiguous(mx.minimum(max_grad_norm / (norm + 1e-6), 1.0))
-    g = grad * scale
-    b1, b2 = ADAM_BETAS
-    m = b1 * m + (1.0 - b1) * g
-    v = b2 * v + (1.0 - b2) * (g * g)
-    theta = theta - (lr * c1) * m / (mx.sqrt(v) * c2 + eps)
-    return theta, m, v
-
-
-# ---------------------------------------------------------------------------------------------
-# Rollout and the PPO agent
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Rollout:
-    """One update's experience from N envs over T steps (numpy arrays).
-
-    obs [T, N, F] raw observations; actions [T, N] int; logp [T, N] log-probability of the
-    action when sampled; values [T, N] critic values then; rewards [T, N]; dones [T, N] bool,
-    true when the episode ended with step t; last_value [N] = V(observation after step T-1).
-    (No ``last_done`` is needed: ``dones[T-1]`` already says whether to bootstrap.)
-    """
-
-    obs: np.ndarray
-    actions: np.ndarray
-    logp: np.ndarray
-    values: np.ndarray
-    rewards: np.ndarray
-    dones: np.ndarray
-    last_value: np.ndarray
-
-    def __post_init__(self) -> None:
-        if np.ndim(self.obs) != 3:
-            raise ValueError(f"obs must be [T, N, F], got shape {np.shape(self.obs)}")
-        t_n = np.shape(self.obs)[:2]
-        for name in ("actions", "logp", "values", "rewards", "dones"):
-            if np.shape(getattr(self, name)) != t_n:
-                raise ValueError(
-                    f"{name} must have shape {t_n}, got {np.shape(getattr(self, name))}"
-                )
-        if np.shape(self.last_value) != t_n[1:]:
-            raise ValueError(
-                f"last_value must have shape {t_n[1:]}, got {np.shape(self.last_value)}"
-            )
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -431,10 +301,8 @@ class PPO:
     ``compile=False`` runs the same functions eagerly (the tests hold the two equal).
     """
 
-    NUMPY_CHUNK = 16
-    """Rows per numpy matmul. numpy's OpenBLAS runs a matmul on one thread while
-    m * n * k <= 262144 (16 x 128 x 128); above that it wakes a thread pool, which jitters
-    on a busy 2-core machine, so larger batches run as a stack of 16-row matmuls."""
+    NUMPY_CHUNK = NUMPY_CHUNK
+    """Rows per numpy matmul (:data:`polyrl.rl.network.NUMPY_CHUNK`)."""
     NUMPY_MAX_BATCH = 128
     """Largest batch the forward runs in numpy rather than MLX. In the rollout loop at 128
     envs the chunked numpy forward took 15% less of the rollout than MLX's (which pays a
@@ -607,48 +475,25 @@ class PPO:
         return self._np_stacked
 
     def forward_numpy(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The same forward as :meth:`forward` in plain numpy float32 (no MLX hand-off).
+        """The same forward as :meth:`forward` in plain numpy float32 (no MLX hand-off;
+        :func:`~polyrl.rl.network.forward_numpy`).
 
         For small batches (the live tick's 4 markets, the rollout's envs) this is cheaper
-        than a round trip through MLX; agrees with it to float32 rounding (tanh differs in
-        the last few ulp). Actor and critic run stacked, as in MLX: each layer is one
-        batched matmul and one in-place bias add and tanh, half the numpy calls of running
-        the two networks one after the other. Batches above :attr:`NUMPY_CHUNK` rows are
-        zero-padded to whole chunks and run as a stack of chunk-row matmuls.
+        than a round trip through MLX; agrees with it to float32 rounding.
         """
-        x = self._prepare(obs)
-        n = x.shape[0]
-        w1, b1, w2, b2, w3, b3 = self._numpy_stacked()
-        c = self.NUMPY_CHUNK
-        if n > c:  # [N, F] -> [K, c, F], weights [2, 1, ...]: one matmul per chunk and net
-            k = -(-n // c)
-            x = np.concatenate([x, np.zeros((k * c - n, x.shape[1]), x.dtype)]).reshape(k, c, -1)
-            w1, b1, w2, b2, w3, b3 = (a[:, None] for a in (w1, b1, w2, b2, w3, b3))
-        h = x @ w1  # [2, N, H] (or [2, K, c, H])
-        np.tanh(np.add(h, b1, out=h), out=h)
-        h = h @ w2
-        np.tanh(np.add(h, b2, out=h), out=h)
-        out = h @ w3  # [2, N, A]
-        out += b3
-        if n > c:
-            out = out.reshape(2, -1, out.shape[-1])[:, :n]
-        return out[0], out[1, :, 0]
+        return forward_numpy(self._numpy_stacked(), self._prepare(obs))
 
     def act_deterministic(self, obs: np.ndarray) -> np.ndarray:
         """Greedy actions for raw obs [N, F] -> [N] int64 (argmax of the policy; eval/live).
 
         Batches of up to :attr:`NUMPY_CHUNK` rows (the live tick's 4 markets) run the
-        actor alone in numpy: about 10 us against about 85 us through MLX for N = 4. Larger
-        batches take the path of :meth:`act`.
+        actor alone in numpy (:func:`~polyrl.rl.network.greedy_numpy`). Larger batches take
+        the path of :meth:`act`.
         """
         if len(obs) > self.NUMPY_CHUNK:
             logits, _ = self._logits_values(obs)
             return np.argmax(logits, axis=-1).astype(np.int64)
-        h = self._prepare(obs)
-        (w1, b1), (w2, b2), (w3, b3) = self._numpy_layers()[0]
-        h = np.tanh(h @ w1 + b1)
-        h = np.tanh(h @ w2 + b2)
-        return np.argmax(h @ w3 + b3, axis=-1).astype(np.int64)
+        return greedy_numpy(self._numpy_layers()[0], self._prepare(obs))
 
     # -- learning ----------------------------------------------------------------------------
 
@@ -804,15 +649,8 @@ class PPO:
         """
         lay = self.layout
         out = {f"model.{k}": v for k, v in lay.named(np.array(self.model.theta)).items()}
-        for moment in ("m", "v"):
-            named = lay.named(np.array(self.opt_state[moment]))
-            for k, v in named.items():
-                net, rest = k.split(".", 1)
-                out[f"opt_{net}.{rest}.{moment}"] = v
-        for net, lr in zip(("actor", "critic"), self._lrs, strict=True):
-            out[f"opt_{net}.step"] = np.array(self.adam_step, dtype=np.uint64)
-            out[f"opt_{net}.learning_rate"] = np.array(lr, dtype=np.float32)
-        return out
+        m, v = np.array(self.opt_state["m"]), np.array(self.opt_state["v"])
+        return out | optimizer_tensors(lay, m, v, step=self.adam_step, lrs=self._lrs)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue bit-identically: config, tensors (numpy), normaliser,
@@ -849,26 +687,12 @@ class PPO:
                 raise ValueError(f"tensor {name!r} has shape {shape}, expected {tuple(ref.shape)}")
         lay = self.layout
         model = {k[len("model.") :]: given[k] for k in expected if k.startswith("model.")}
-        moments = {}
-        for moment in ("m", "v"):
-            named = {}
-            for net in ("actor", "critic"):
-                prefix, suffix = f"opt_{net}.", f".{moment}"
-                for k in expected:
-                    if k.startswith(prefix) and k.endswith(suffix):
-                        named[f"{net}.{k[len(prefix) : -len(suffix)]}"] = given[k]
-            moments[moment] = lay.flatten(named, moments=True)
-        steps = {int(np.asarray(given[f"opt_{net}.step"])) for net in ("actor", "critic")}
-        if len(steps) != 1:
-            raise ValueError(f"actor and critic optimizers are at different steps {sorted(steps)}")
+        m, v, step, lrs = load_optimizer_tensors(lay, given, list(expected))
         self.model.theta = mx.array(lay.flatten(model))
-        self.opt_state["m"] = mx.array(moments["m"])
-        self.opt_state["v"] = mx.array(moments["v"])
-        self.adam_step = steps.pop()
-        lr_a, lr_c = (
-            float(np.asarray(given[f"opt_{n}.learning_rate"])) for n in ("actor", "critic")
-        )
-        self._lrs = (lr_a, lr_c)
+        self.opt_state["m"] = mx.array(m)
+        self.opt_state["v"] = mx.array(v)
+        self.adam_step = step
+        self._lrs = lrs
         self.normaliser.load_state_dict(state["normaliser"])
         self.sample_rng.bit_generator.state = state["sample_rng"]
         self.perm_rng.bit_generator.state = state["perm_rng"]

@@ -50,7 +50,8 @@ from polyrl.policies.ppo import PPOPolicy
 from polyrl.recording.provenance import data_section
 from polyrl.replay import load_days
 from polyrl.rl.checkpoint import load_checkpoint, save_checkpoint
-from polyrl.rl.env import EpisodeStore, ReplayEnv, evaluate
+from polyrl.rl.env import ReplayEnv, evaluate
+from polyrl.rl.episodes import EpisodeStore
 from polyrl.rl.ppo import PPO, PPOConfig, Rollout
 from polyrl.runlog import EPISODES, atomic_write_bytes, atomic_write_parquet, file_digest
 

@@ -30,7 +30,8 @@ from polyrl.policies.baselines import make_baseline
 from polyrl.recording.reader import RecordingReader
 from polyrl.recording.writer import RecordingConfig
 from polyrl.replay import load_days, replay_engine
-from polyrl.rl.env import EpisodeStore, evaluate
+from polyrl.rl.env import evaluate
+from polyrl.rl.episodes import EpisodeStore
 from polyrl.runlog import RunLog
 from polyrl.sim.record import simulate_to_recording
 from polyrl.sources.config import SourcesConfig

@@ -13,7 +13,8 @@ from polyrl.config import Config
 from polyrl.features.sets import feature_set
 from polyrl.policies.baselines import make_baseline
 from polyrl.replay import load_days, replay_engine
-from polyrl.rl.env import EpisodeStore, ReplayEnv, evaluate
+from polyrl.rl.env import ReplayEnv, evaluate
+from polyrl.rl.episodes import EpisodeStore
 from polyrl.runlog import RunLog
 
 CFG = Config()

@@ -5,7 +5,30 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from polyrl.rl.ppo import compute_gae, compute_gae_loop
+from polyrl.rl.ppo import compute_gae
+
+
+def compute_gae_loop(
+    rewards: np.ndarray,
+    values: np.ndarray,
+    dones: np.ndarray,
+    last_value: np.ndarray,
+    *,
+    gamma: float,
+    gae_lambda: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reference GAE, one env and one step at a time in plain Python."""
+    n_steps, n_envs = np.shape(rewards)
+    advantages = np.zeros((n_steps, n_envs))
+    for n in range(n_envs):
+        gae = 0.0
+        for t in reversed(range(n_steps)):
+            next_v = float(last_value[n]) if t == n_steps - 1 else float(values[t + 1][n])
+            keep = 0.0 if dones[t][n] else 1.0
+            delta = float(rewards[t][n]) + gamma * next_v * keep - float(values[t][n])
+            gae = delta + gamma * gae_lambda * keep * gae
+            advantages[t, n] = gae
+    return advantages, advantages + np.asarray(values, dtype=np.float64)
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -14,7 +14,7 @@ import pytest
 
 from polyrl.config import from_mapping
 from polyrl.rl.network import fast_tanh
-from polyrl.rl.ppo import PPO, PPOConfig, Rollout, RunningNorm
+from polyrl.rl.ppo import PPO, PPOConfig, Rollout
 from polyrl.rl.toy import N_ACTIONS, OBS_DIM, ToyEnv
 
 from .helpers import SMALL, random_rollout, train, weights
@@ -143,27 +143,6 @@ def test_rollout_checks_shapes() -> None:
 
 
 # -- normaliser -------------------------------------------------------------------------------
-
-
-def test_running_norm_matches_batch_statistics_and_round_trips() -> None:
-    rng = np.random.default_rng(0)
-    chunks = [rng.normal(3.0, 2.0, (n, 5)) for n in (1, 7, 100, 33)]
-    norm = RunningNorm(5, clip=10.0)
-    for c in chunks:
-        norm.update(c)
-    allx = np.concatenate(chunks)
-    np.testing.assert_allclose(norm.mean, allx.mean(0), rtol=1e-12)
-    np.testing.assert_allclose(norm.var, allx.var(0), rtol=1e-10)
-    assert norm.count == len(allx)
-    z = norm.normalise(allx)
-    assert z.dtype == np.float32
-    np.testing.assert_allclose(z.mean(0), 0.0, atol=1e-5)
-    assert np.abs(norm.normalise(np.full((1, 5), 1e6))).max() == 10.0  # clipped
-    other = RunningNorm(5)
-    other.load_state_dict(norm.state_dict())
-    np.testing.assert_array_equal(other.normalise(allx), z)
-    with pytest.raises(ValueError, match="shape"):
-        RunningNorm(4).load_state_dict(norm.state_dict())
 
 
 def test_update_folds_rollout_into_normaliser_after_training() -> None:

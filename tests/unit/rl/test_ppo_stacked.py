@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from polyrl.rl.network import BIAS_UNIT_INPUT, ActorCritic, Layout, augment, fast_tanh
-from polyrl.rl.ppo import PPO, PPOConfig, adam_corrections, adam_update, ppo_loss
+from polyrl.rl.ppo import PPO, PPOConfig, ppo_loss
 from polyrl.rl.toy import N_ACTIONS, OBS_DIM, ToyEnv
 
 from .helpers import SMALL, random_rollout, train
@@ -152,32 +152,6 @@ def _named_shapes(lay: Layout) -> dict[str, tuple[int, ...]]:
             out[f"{net}.layers.{i}.weight"] = (o, n_in)
             out[f"{net}.layers.{i}.bias"] = (o,)
     return out
-
-
-def test_adam_update_clips_each_network_and_uses_its_learning_rate() -> None:
-    rng = np.random.default_rng(3)
-    p, max_norm, eps, lrs = 50, 0.5, 1e-8, np.array([[1e-3], [3e-2]])
-    theta = rng.standard_normal((2, p))
-    m = np.zeros((2, p))
-    v = np.zeros((2, p))
-    t_mx, m_mx, v_mx = (mx.array(a.astype(np.float32)) for a in (theta, m, v))
-    for step in range(1, 6):
-        # Actor gradient far above the clip norm, critic's below it.
-        grad = rng.standard_normal((2, p)) * np.array([[1.0], [0.01]])
-        norm = np.sqrt((grad**2).sum(axis=1, keepdims=True))
-        g = grad * np.minimum(max_norm / (norm + 1e-6), 1.0)
-        m = 0.9 * m + 0.1 * g
-        v = 0.999 * v + 0.001 * g * g
-        m_hat, v_hat = m / (1 - 0.9**step), v / (1 - 0.999**step)
-        theta = theta - lrs * m_hat / (np.sqrt(v_hat) + eps)
-        c1, c2 = adam_corrections(step)
-        t_mx, m_mx, v_mx = adam_update(
-            t_mx, m_mx, v_mx, mx.array(grad.astype(np.float32)),
-            lr=mx.array(lrs.astype(np.float32)), c1=mx.array(c1), c2=mx.array(c2),
-            max_grad_norm=max_norm, eps=eps,
-        )  # fmt: skip
-        np.testing.assert_allclose(np.array(t_mx), theta, rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(np.array(v_mx), v, rtol=1e-4, atol=1e-12)
 
 
 def test_fast_tanh_saturates_exactly_and_keeps_nan() -> None:
