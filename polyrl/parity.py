@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from polyrl.broker import PaperBroker
-from polyrl.config import Config, config_from_mapping
+from polyrl.sections import Config, config_from_mapping
 from polyrl.engine import Engine, TickObs
 from polyrl.errors import ConfigError, RecordingError
 from polyrl.events import NS_PER_S, partition_of

@@ -19,7 +19,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from polyrl.config import Config, load_config
+from polyrl.sections import Config, load_config
 from polyrl.errors import ConfigError
 from polyrl.events import ASSETS
 
