@@ -2,9 +2,13 @@
 
 Each component's config dataclass lives beside the component; this module only knows how
 to read TOML into any of them (:func:`from_mapping`) and how they compose into the one
-:class:`Config` a command runs with. Resolution order: dataclass defaults, then the file
-(``configs/default.toml`` unless another is given), then CLI overrides. The resolved config
-is what runs save into their run directory (:func:`to_dict`).
+:class:`Config` a command runs with. It imports no component: :mod:`polyrl.sections`
+registers each section's class (:func:`register_sections`), so build or load a Config
+after importing that module (``from polyrl.sections import Config, load_config``).
+
+Resolution order: dataclass defaults, then the file (``configs/default.toml`` unless another
+is given), then CLI overrides. The resolved config is what runs save into their run
+directory (:func:`to_dict`).
 """
 
 from __future__ import annotations
