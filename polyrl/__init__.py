@@ -27,11 +27,12 @@ notebooks, ``dashboard`` shows a run, and ``cli`` is the thin command line over 
 
 Floors: who may import whom
 ---------------------------
-Each module imports only modules on a lower floor, and nothing imports in a circle. A name
-is a module or package below ``polyrl``; a dotted name places that module apart from its
-package (``rl.train`` stands above the rest of ``rl``); ``polyrl`` is this file. Imports
-inside functions and under ``TYPE_CHECKING`` count too. ``tests/unit/test_layering.py``
-reads this table and holds the code to it, so a new module needs a floor here first::
+A module imports only parts on a lower floor (and modules of its own part), and nothing
+imports in a circle. A name is a module or package below ``polyrl``; a dotted name places
+that module apart from its package (``rl.train`` stands above the rest of ``rl``);
+``polyrl`` is this file. Imports inside functions and under ``TYPE_CHECKING`` count too.
+``tests/unit/test_layering.py`` reads this table and holds the code to it, so a new module
+needs a floor here first::
 
     floor  parts                                   what lives there
      12    __main__                                ``python -m polyrl``
@@ -48,8 +49,9 @@ reads this table and holds the code to it, so a new module needs a floor here fi
       1    polyrl, events, errors                  Event and time helpers; the error tree
 
 ``config`` reads TOML into each part's own config dataclass without importing the parts:
-``sections`` registers them, and the composition roots import it (``from polyrl.sections
-import Config, load_config`` is the entry point for tests and notebooks too). A contract
+``sections`` registers them, and whatever builds or loads a Config imports it (the CLI,
+parity, the examples; ``from polyrl.sections import Config, load_config`` is the entry point
+for tests and notebooks). ``replay`` and ``live`` take a built Config. A contract
 lives with the side that defines it: ``sources.sink`` (what an adapter writes to),
 ``recording.columns`` (the stream columns the store hands out), ``sim.serve.config``.
 """

@@ -144,9 +144,9 @@ def read_toml(path: Path) -> dict[str, Any]:
 # The composed config
 #
 # This module sits on the ground floor: it imports no component. Each section's dataclass is
-# registered here by the one module that names them all, :mod:`polyrl.sections`, which the
-# composition roots (the CLI, replay, live, parity) import; so any code holding a loaded
-# Config, or building one, has every section's class at hand.
+# registered here by the one module that names them all, :mod:`polyrl.sections`, which
+# whatever builds or loads a Config imports (the CLI, parity, the examples); code handed a
+# built Config (replay, live, the parts) finds every section's class already registered.
 
 SECTION_NAMES = (
     "sources",
@@ -186,7 +186,7 @@ def section_types() -> dict[str, type]:
     if missing:
         raise ConfigError(
             f"config sections {', '.join(missing)} are not registered: import polyrl.sections "
-            "(the CLI, replay and live do) before building or loading a Config"
+            "(the CLI does) before building or loading a Config"
         )
     return {n: _SECTIONS[n] for n in SECTION_NAMES}
 

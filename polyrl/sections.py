@@ -1,11 +1,12 @@
 """Every config section and the part that owns it: the one module that names them all.
 
 :mod:`polyrl.config` sits on the ground floor and imports no component, so it cannot know
-the sections' dataclasses; this module registers them. Import it (the CLI, replay, live and
-parity do) before building or loading a :class:`~polyrl.config.Config`; it re-exports what
-a caller needs, so ``from polyrl.sections import Config, load_config`` is the one obvious
-entry point for tests and notebooks. Without it, building a Config is a ConfigError that
-says to import this module, never a config with a section silently left out.
+the sections' dataclasses; this module registers them. Import it (the CLI, parity and
+:mod:`polyrl.analysis.examples` do) before building or loading a
+:class:`~polyrl.config.Config`; it re-exports what a caller needs, so ``from polyrl.sections
+import Config, load_config`` is the one obvious entry point for tests and notebooks. Without
+it, building a Config is a ConfigError that says to import this module, never a config with
+a section silently left out.
 """
 
 from __future__ import annotations
