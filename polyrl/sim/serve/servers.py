@@ -41,13 +41,14 @@ from polyrl.events import (
     Frame,
 )
 from polyrl.sim.serve.binance import BinanceWsServer
+from polyrl.sim.serve.books import BookStore
 from polyrl.sim.serve.config import ServeConfig
 from polyrl.sim.serve.content import REST_CHANNELS, VenueContent
 from polyrl.sim.serve.faults import FaultSpec
 from polyrl.sim.serve.feed import FrameFeed, SpeedClock
 from polyrl.sim.serve.http import HttpServer
 from polyrl.sim.serve.polybolt import PolyBoltServer
-from polyrl.sim.serve.polymarket import BookStore, ClobWsServer
+from polyrl.sim.serve.polymarket import ClobWsServer
 from polyrl.sim.serve.rtds import RtdsServer
 from polyrl.sim.serve.ws import WsServer
 from polyrl.sources.config import SourcesConfig
