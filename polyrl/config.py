@@ -2,9 +2,13 @@
 
 Each component's config dataclass lives beside the component; this module only knows how
 to read TOML into any of them (:func:`from_mapping`) and how they compose into the one
-:class:`Config` a command runs with. Resolution order: dataclass defaults, then the file
-(``configs/default.toml`` unless another is given), then CLI overrides. The resolved config
-is what runs save into their run directory (:func:`to_dict`).
+:class:`Config` a command runs with. It imports no component: :mod:`polyrl.sections`
+registers each section's class (:func:`register_sections`), so build or load a Config
+after importing that module (``from polyrl.sections import Config, load_config``).
+
+Resolution order: dataclass defaults, then the file (``configs/default.toml`` unless another
+is given), then CLI overrides. The resolved config is what runs save into their run
+directory (:func:`to_dict`).
 """
 
 from __future__ import annotations
@@ -138,101 +142,90 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------
 # The composed config
+#
+# This module sits on the ground floor: it imports no component. Each section's dataclass is
+# registered here by the one module that names them all, :mod:`polyrl.sections`, which
+# whatever builds or loads a Config imports (the CLI, parity, the examples); code handed a
+# built Config (replay, live, the parts) finds every section's class already registered.
+
+SECTION_NAMES = (
+    "sources",
+    "recording",
+    "sim",
+    "features",
+    "engine",
+    "broker",
+    "baselines",
+    "clock",
+    "ppo",
+    "train",
+    "importer",
+)
+"""The sections of a :class:`Config`, in the order of its fields (and of a saved config)."""
+
+_SECTIONS: dict[str, type] = {}
 
 
-def _default_sources() -> Any:
-    from polyrl.sources.config import SourcesConfig
-
-    return SourcesConfig()
-
-
-def _default_recording() -> Any:
-    from polyrl.recording.writer import RecordingConfig
-
-    return RecordingConfig()
-
-
-def _default_sim() -> Any:
-    from polyrl.sim.config import SimConfig
-
-    return SimConfig()
+def register_sections(**sections: type) -> None:
+    """Give each named section (one of :data:`SECTION_NAMES`) its dataclass. Registering the
+    same class again is a no-op; another class under a taken name is an error (two parts
+    would claim one table of the TOML)."""
+    for name, cls in sections.items():
+        if name not in SECTION_NAMES:
+            raise ValueError(f"unknown config section {name!r} (known: {SECTION_NAMES})")
+        if not dataclasses.is_dataclass(cls):
+            raise TypeError(f"config section {name!r}: {cls!r} is not a dataclass")
+        if _SECTIONS.setdefault(name, cls) is not cls:
+            raise ValueError(f"config section {name!r} is already {_SECTIONS[name].__name__}")
 
 
-def _default_features() -> Any:
-    from polyrl.features.engine import FeatureConfig
-
-    return FeatureConfig()
-
-
-def _default_engine() -> Any:
-    from polyrl.engine import EngineConfig
-
-    return EngineConfig()
-
-
-def _default_broker() -> Any:
-    from polyrl.broker import BrokerConfig
-
-    return BrokerConfig()
+def section_types() -> dict[str, type]:
+    """Every section's dataclass, in :data:`SECTION_NAMES` order; a section nobody registered
+    is a ConfigError saying what to import (never a silent default)."""
+    missing = [n for n in SECTION_NAMES if n not in _SECTIONS]
+    if missing:
+        raise ConfigError(
+            f"config sections {', '.join(missing)} are not registered: import polyrl.sections "
+            "(the CLI does) before building or loading a Config"
+        )
+    return {n: _SECTIONS[n] for n in SECTION_NAMES}
 
 
-def _default_ppo() -> Any:
-    from polyrl.rl.ppo import PPOConfig
+def _default(name: str) -> Any:
+    def make() -> Any:
+        return section_types()[name]()
 
-    return PPOConfig()
-
-
-def _default_train() -> Any:
-    from polyrl.rl.train import TrainConfig
-
-    return TrainConfig()
-
-
-def _default_clock() -> Any:
-    from polyrl.clock import ClockConfig
-
-    return ClockConfig()
-
-
-def _default_importer() -> Any:
-    from polyrl.importers.config import ImportConfig
-
-    return ImportConfig()
-
-
-def _default_baselines() -> Any:
-    from polyrl.policies.baselines import BaselineConfig
-
-    return BaselineConfig()
+    return make
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
-    """Everything a polyrl command runs with. Sections mirror ``configs/default.toml``."""
+    """Everything a polyrl command runs with. Sections mirror ``configs/default.toml``; each
+    is its part's own dataclass (registered by :mod:`polyrl.sections`)."""
 
     assets: tuple[str, ...] = ASSETS
     """Assets to record and trade, a subset of btc, eth, sol, xrp."""
-    sources: Any = field(default_factory=_default_sources)
+    sources: Any = field(default_factory=_default("sources"))
     """Venue endpoints, subscriptions and polling schedules (polyrl.sources.config)."""
-    recording: Any = field(default_factory=_default_recording)
+    recording: Any = field(default_factory=_default("recording"))
     """Where and how recordings are written (polyrl.recording.writer)."""
-    sim: Any = field(default_factory=_default_sim)
+    sim: Any = field(default_factory=_default("sim"))
     """Synthetic market parameters (polyrl.sim.config)."""
-    features: Any = field(default_factory=_default_features)
+    features: Any = field(default_factory=_default("features"))
     """Feature set and feature parameters (polyrl.features.engine)."""
-    engine: Any = field(default_factory=_default_engine)
+    engine: Any = field(default_factory=_default("engine"))
     """Decision ticks, fill latency, settlement timeout (polyrl.engine)."""
-    broker: Any = field(default_factory=_default_broker)
+    broker: Any = field(default_factory=_default("broker"))
     """Paper execution: capital, sizing, position rules, reward (polyrl.broker)."""
-    baselines: Any = field(default_factory=_default_baselines)
+    baselines: Any = field(default_factory=_default("baselines"))
     """Baseline strategy parameters (polyrl.policies.baselines)."""
-    clock: Any = field(default_factory=_default_clock)
+    clock: Any = field(default_factory=_default("clock"))
     """The live clock: wall time, or a shared accelerated clock for loopback runs."""
-    ppo: Any = field(default_factory=_default_ppo)
+    ppo: Any = field(default_factory=_default("ppo"))
     """PPO hyperparameters (polyrl.rl.ppo; defaults in configs/ppo.toml)."""
-    train: Any = field(default_factory=_default_train)
+    train: Any = field(default_factory=_default("train"))
     """Training run settings (polyrl.rl.train)."""
-    importer: Any = field(default_factory=_default_importer)
+    importer: Any = field(default_factory=_default("importer"))
     """Public archives ``polyrl import`` reads (polyrl.importers.config)."""
 
     def __post_init__(self) -> None:
@@ -241,37 +234,9 @@ class Config:
             raise ValueError(f"assets must be a non-empty subset of {list(ASSETS)}, got {bad}")
 
 
-def _section_types() -> dict[str, type]:
-    from polyrl.broker import BrokerConfig
-    from polyrl.clock import ClockConfig
-    from polyrl.engine import EngineConfig
-    from polyrl.features.engine import FeatureConfig
-    from polyrl.importers.config import ImportConfig
-    from polyrl.policies.baselines import BaselineConfig
-    from polyrl.recording.writer import RecordingConfig
-    from polyrl.rl.ppo import PPOConfig
-    from polyrl.rl.train import TrainConfig
-    from polyrl.sim.config import SimConfig
-    from polyrl.sources.config import SourcesConfig
-
-    return {
-        "sources": SourcesConfig,
-        "recording": RecordingConfig,
-        "sim": SimConfig,
-        "features": FeatureConfig,
-        "engine": EngineConfig,
-        "broker": BrokerConfig,
-        "baselines": BaselineConfig,
-        "clock": ClockConfig,
-        "ppo": PPOConfig,
-        "train": TrainConfig,
-        "importer": ImportConfig,
-    }
-
-
 def config_from_mapping(data: Mapping[str, Any], *, source: str = "") -> Config:
     """Build a :class:`Config` from a nested mapping (a parsed TOML file plus overrides)."""
-    sections = _section_types()
+    sections = section_types()
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         if key == "assets":

@@ -38,9 +38,10 @@ from polyrl.features.engine import FeatureEngine
 from polyrl.features.sets import feature_set, refusal
 from polyrl.recording.provenance import describe_entry, recorded_entry
 from polyrl.recording.reader import MergedBatch
-from polyrl.recording.recorder import Recorder, SourceAdapter
+from polyrl.recording.recorder import Recorder
 from polyrl.runlog import RunLog, atomic_write_bytes
 from polyrl.sources.binance.ws import futures_market_streams, spot_streams
+from polyrl.sources.sink import SourceAdapter
 
 METRIC_EVERY_NS = 60 * NS_PER_S
 

@@ -19,7 +19,6 @@ import numpy as np
 import polars as pl
 
 from polyrl.broker import PaperBroker
-from polyrl.config import Config, config_from_mapping
 from polyrl.engine import Engine, TickObs
 from polyrl.errors import ConfigError, RecordingError
 from polyrl.events import NS_PER_S, partition_of
@@ -27,6 +26,7 @@ from polyrl.features.engine import FeatureEngine
 from polyrl.features.sets import feature_set
 from polyrl.recording.reader import RecordingReader
 from polyrl.runlog import RunLog
+from polyrl.sections import Config, config_from_mapping
 
 
 @dataclass(slots=True)

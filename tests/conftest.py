@@ -103,9 +103,9 @@ def small_recording(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[n
     """32 simulated minutes of all four assets from 2024-06-01T00:00 (seed 3), recorded
     through the real parsers and writer: windows 00:00 and 00:15 (both resolved inside the
     span) and the first two minutes of 00:30."""
-    from polyrl.config import Config
     from polyrl.events import NS_PER_S, iso_to_ns
     from polyrl.recording.writer import RecordingConfig
+    from polyrl.sections import Config
     from polyrl.sim.record import simulate_to_recording
 
     start = iso_to_ns("2024-06-01T00:00:00Z")
@@ -127,9 +127,9 @@ def three_day_recording(tmp_path_factory: pytest.TempPathFactory):  # type: igno
     """Three recorded days (2024-06-01, -02, -03), each the first 17 simulated minutes of the
     day (window 00:00 resolved, 00:15 begun) with its own seed (3, 4, 5): three recorder runs
     merged under one root, as a recorder restarted once a day leaves them."""
-    from polyrl.config import Config
     from polyrl.events import NS_PER_S, iso_to_ns
     from polyrl.recording.writer import RecordingConfig
+    from polyrl.sections import Config
     from polyrl.sim.record import simulate_to_recording
 
     def build(base: Path) -> None:

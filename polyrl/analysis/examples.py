@@ -1,7 +1,7 @@
 """Runs on the embedded sample, for the notebooks and for trying :mod:`polyrl.analysis` out.
 
 Each function makes what it names once, through the same ``polyrl`` commands a user would
-type (run in this process), and hands back the existing one when it is already there, so a
+type (run in a child process), and hands back the existing one when it is already there, so a
 notebook can be re-run top to bottom cheaply. The sample is two simulated hours over two
 recording days: training uses the first day and every evaluation the second (held out).
 ``recordings`` is the directory the sample is kept under (``<recordings>/sample``; default:
@@ -11,23 +11,25 @@ the configured ``[recording] root``).
 from __future__ import annotations
 
 import json
-import warnings
+import subprocess
+import sys
 from pathlib import Path
 
 from polyrl.errors import PolyrlError
 
 
 def polyrl(*args: str) -> None:
-    """Run one ``polyrl`` command in this process (its output printed as usual); a failure
-    raises :class:`~polyrl.errors.PolyrlError` naming the command and its exit code."""
-    from polyrl.cli import run
-
-    with warnings.catch_warnings():
-        # rich's progress bars ask for ipywidgets under Jupyter; without it they print text.
-        warnings.filterwarnings("ignore", message='install "ipywidgets"')
-        code = run(list(args))
-    if code != 0:
-        raise PolyrlError(f"polyrl {' '.join(args)} exited with code {code}")
+    """Run one ``polyrl`` command as a user would type it, in a child process (this package
+    sits below the command line and never imports it), printing its output here as it
+    comes; a failure raises :class:`~polyrl.errors.PolyrlError` naming the command and its
+    exit code."""
+    cmd = [sys.executable, "-m", "polyrl", *args]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as p:
+        assert p.stdout is not None
+        for line in p.stdout:
+            print(line, end="", flush=True)
+    if p.returncode != 0:
+        raise PolyrlError(f"polyrl {' '.join(args)} exited with code {p.returncode}")
 
 
 def _root_set(recordings: Path | str | None) -> list[str]:
@@ -36,7 +38,7 @@ def _root_set(recordings: Path | str | None) -> list[str]:
 
 def sample_recording(recordings: Path | str | None = None) -> Path:
     """The sample's recording root, generated on first use (well under a minute)."""
-    from polyrl.config import load_config
+    from polyrl.sections import load_config
     from polyrl.sim.sample import ensure_sample
 
     overrides = {"recording": {"root": str(recordings)}} if recordings is not None else None

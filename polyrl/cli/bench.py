@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from polyrl.cli import bench_app
+from polyrl.cli.apps import bench_app
 from polyrl.cli.common import ConfigOpt, err_console, resolve_config
 
 
@@ -270,11 +270,11 @@ def bench_live_cmd(
     import sys
     import time
 
-    from polyrl.cli.serve import serve_toml
     from polyrl.clock import LiveClock
     from polyrl.events import NS_PER_S, iso_to_ns
     from polyrl.recording.bench import _machine, _proc_cpu_s, _proc_rss_mb
     from polyrl.sim.serve import ServeConfig, ServersThread, SimContent, VenueServers
+    from polyrl.sim.serve.configfile import serve_toml
 
     cfg = resolve_config(config)
     if work.exists():

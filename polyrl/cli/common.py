@@ -19,9 +19,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from polyrl.config import Config, load_config
 from polyrl.errors import ConfigError
 from polyrl.events import ASSETS
+from polyrl.sections import Config, load_config
 
 if TYPE_CHECKING:
     from polyrl.sources.polymarket.polybolt import ClobCredentials

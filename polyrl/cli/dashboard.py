@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from polyrl.cli import app
+from polyrl.cli.apps import app
 from polyrl.cli.common import err_console
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from polyrl.cli import app
+from polyrl.cli.apps import app
 from polyrl.features.sets import FEATURE_SETS, POSITION_FEATURES, feature_set
 
 

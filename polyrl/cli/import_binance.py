@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from polyrl.cli import import_app
+from polyrl.cli.apps import import_app
 from polyrl.cli.common import ConfigOpt, parse_assets, resolve_config
 
 

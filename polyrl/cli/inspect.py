@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from polyrl.cli import app
+from polyrl.cli.apps import app
 from polyrl.cli.common import ConfigOpt, err_console, recording_root, resolve_config
 from polyrl.recording.inspect import format_report, inspect_recording
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from polyrl.cli import app
+from polyrl.cli.apps import app
 from polyrl.cli.common import (
     DURATION_HELP,
     ConfigOpt,

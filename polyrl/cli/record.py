@@ -12,7 +12,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from polyrl.cli import app
+from polyrl.cli.apps import app
 from polyrl.cli.common import (
     DURATION_HELP,
     ConfigOpt,

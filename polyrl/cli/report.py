@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from polyrl.cli import app
+from polyrl.cli.apps import app
 from polyrl.cli.common import BlockOpt, err_console, progress_bar
 
 

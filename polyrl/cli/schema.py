@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from polyrl.cli import app
+from polyrl.cli.apps import app
 from polyrl.recording.schema import STREAMS, describe, describe_quality, spec
 from polyrl.sources.quality import FLAGS
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from polyrl.cli import app
+from polyrl.cli.apps import app
 from polyrl.cli.common import ConfigOpt, err_console, parse_assets, progress_bar, resolve_config
 from polyrl.errors import ConfigError
 from polyrl.events import NS_PER_S, iso_to_ns, ns_to_iso

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from polyrl.cli import app
+from polyrl.cli.apps import app
 from polyrl.cli.common import (
     ConfigOpt,
     SetOpt,

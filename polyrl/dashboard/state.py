@@ -27,6 +27,10 @@ the cumulative realized PnL after each closing row, from ``[started_ns, 0]``); `
 (the latest learning metrics: losses, learning rate, buffer, update; never the session's
 fills or PnL, which are the header's) with ``metrics_t_ns``; ``trades`` (the latest rows,
 newest first); ``totals`` (realized, fees, fills, settled windows, ticks, latency p50/p99).
+
+This is the dashboard's own state model: it imports nothing above the run log. A live
+session is read through the attributes :func:`session_snapshot` names, not by importing
+:mod:`polyrl.live` (which calls it to write ``live.json``).
 """
 
 from __future__ import annotations
@@ -147,7 +151,11 @@ def _asset_order(asset: str) -> int:
 
 
 def session_snapshot(session: Any, *, finished: bool = False) -> dict[str, Any]:
-    """A live session's state now (``finished``: its last one, written as it stops)."""
+    """A live session's state now (``finished``: its last one, written as it stops).
+
+    ``session`` is read for ``last_obs``, ``last_tick_ns``, ``first_tick_ns``, ``runlog``,
+    ``mid_history``, ``assets``, ``fe.windows``, ``engine``, ``rl_metrics``, ``latency.recent``
+    (real seconds), ``ticks`` and ``run_dir`` (a :class:`polyrl.live.LiveSession` has them)."""
     o = session.last_obs
     t = session.last_tick_ns or 0
     trades = session.runlog.frame("trades")
@@ -193,8 +201,6 @@ def session_snapshot(session: Any, *, finished: bool = False) -> dict[str, Any]:
                               "shares": float(p.broker.shares[0]),
                               "cost": float(p.broker.cost[0]), "unrealized": None,
                               "state": "awaiting resolution"})  # fmt: skip
-    from polyrl.live import LatencyStats
-
     rows = list(session.runlog.metrics)
     rl = getattr(session, "rl_metrics", None) or {}
     metrics, metrics_t = rl_metrics(rows)
@@ -217,10 +223,15 @@ def session_snapshot(session: Any, *, finished: bool = False) -> dict[str, Any]:
         "totals": {
             **{k: v for k, v in tot.items() if k != "by_asset"},
             "ticks": session.ticks,
-            "latency_ms_p50": _num(1e3 * LatencyStats.pct(lat, 0.5)),
-            "latency_ms_p99": _num(1e3 * LatencyStats.pct(lat, 0.99)),
+            "latency_ms_p50": _num(1e3 * _pct(lat, 0.5)),
+            "latency_ms_p99": _num(1e3 * _pct(lat, 0.99)),
         },  # fmt: skip
     }
+
+
+def _pct(xs: list[float], q: float) -> float:
+    """The ``q`` quantile of ``xs`` (nan when empty): the live session's own latency figure."""
+    return float(np.quantile(np.asarray(xs), q)) if xs else float("nan")
 
 
 def _first_time(trades: pl.DataFrame, first_tick_ns: int | None) -> int | None:

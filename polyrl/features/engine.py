@@ -42,12 +42,13 @@ from typing import Any
 import numpy as np
 
 from polyrl.events import NS_PER_S, WINDOW_NS
-from polyrl.features.columns import StreamCols, head_sums
+from polyrl.features.columns import head_sums
 from polyrl.features.fills import FillBooks, write_book
 from polyrl.features.flags import without_skipped
 from polyrl.features.history import MIN, AssetHistory, ReferenceVerdict
 from polyrl.features.markets import MarketLog, Window, window_fields
 from polyrl.features.sets import SPOT_TRADE, FeatureSet, feature_set
+from polyrl.recording.columns import StreamCols
 from polyrl.recording.reader import MergedBatch
 
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from polyrl.events import NS_PER_S
-from polyrl.features.columns import StreamCols
 from polyrl.features.series import Grid, Series
+from polyrl.recording.columns import StreamCols
 from polyrl.sources.polymarket.reference import INSTANT, is_settlement_feed, row_feed
 
 S = NS_PER_S

@@ -209,9 +209,9 @@ def bench_record(
 
     import polars as pl
 
-    from polyrl.cli.serve import serve_toml
     from polyrl.clock import LiveClock
     from polyrl.sim.serve import ServeConfig, ServersThread, SimContent, VenueServers
+    from polyrl.sim.serve.configfile import serve_toml
 
     say = progress or (lambda m: None)
     root = work / "record"

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 from polyrl.config import to_dict
 from polyrl.errors import RecordingError
+from polyrl.recording.reader import list_partitions
 from polyrl.sources.config import SourcesConfig
 
 PROVENANCE_DIR = "provenance"
@@ -142,8 +143,6 @@ def day_provenance(root: Path | str, date: str) -> DayProvenance:
 
 def root_provenance(root: Path | str, dates: str | Sequence[str] = "*") -> dict[str, DayProvenance]:
     """``{date: DayProvenance}`` for every recording day of ``root`` matching ``dates``."""
-    from polyrl.recording.reader import list_partitions  # the reader imports the writer
-
     days = sorted({p.date for p in list_partitions(Path(root), dates)})
     return {d: day_provenance(root, d) for d in days}
 

@@ -23,8 +23,10 @@ import pyarrow.parquet as pq
 
 from polyrl.errors import RecordingError, SchemaMismatch
 from polyrl.events import Event
+from polyrl.recording.columns import StreamCols
+from polyrl.recording.files import partition_files
 from polyrl.recording.schema import ABSENT_VALUES, ARROW_SCHEMAS, STREAM_IDS, spec
-from polyrl.recording.writer import partition_files
+from polyrl.recording.tables import build_table
 
 COMMON = ("recv_ns", "seq", "exch_ns", "key", "asset", "quality")
 
@@ -75,8 +77,6 @@ class MergedBatch:
             by[e.stream].append(e)
         tables: dict[str, pl.DataFrame] = {}
         if frames:
-            from polyrl.recording.writer import build_table
-
             for s, evs in by.items():
                 names = ARROW_SCHEMAS[s].names
                 c: dict[str, list[Any]] = {n: [] for n in names}
@@ -104,9 +104,7 @@ class MergedBatch:
 
     @property
     def columns(self) -> dict[str, Any]:
-        """Each stream's rows as :class:`~polyrl.features.columns.StreamCols`."""
-        from polyrl.features.columns import StreamCols
-
+        """Each stream's rows as :class:`~polyrl.recording.columns.StreamCols`."""
         if self.live is not None:
             return {s: StreamCols.of_events(evs) for s, evs in self.live.items()}
         return {s: StreamCols.of_frame(t) for s, t in self.tables.items()}

@@ -30,7 +30,7 @@ import signal
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from polyrl.clock import LiveClock
 from polyrl.errors import RecordingError
@@ -52,28 +52,7 @@ from polyrl.recording.writer import (
     partition_dir,
 )
 from polyrl.sources.parse import Parser, status_frame
-
-
-class FrameSink(Protocol):
-    """What a source adapter hands its frames to (the Recorder)."""
-
-    clock: LiveClock
-
-    def emit(self, frame: Frame) -> None: ...
-
-    def answered(self, channel: str) -> None:
-        """The venue answered on ``channel`` without a frame to record (a REST 200 whose
-        body is not kept): it is reachable."""
-        ...
-
-
-class SourceAdapter(Protocol):
-    """One venue connection or poller; runs until cancelled, never raises on bad data."""
-
-    name: str
-    """The channel it opens: the recorder expects the venue to answer on it."""
-
-    async def run(self, sink: FrameSink) -> None: ...
+from polyrl.sources.sink import SourceAdapter
 
 
 @dataclass(slots=True)

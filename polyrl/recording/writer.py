@@ -27,9 +27,12 @@ import pyarrow.parquet as pq
 
 from polyrl.errors import RecordingError
 from polyrl.events import NS_PER_S, STATUS_STREAM, Event, partition_of
+from polyrl.recording.files import partition_files, recording_files
 from polyrl.recording.provenance import check_entry, note_day
+from polyrl.recording.reader import read_file
 from polyrl.recording.salvage import parse_error_rows, split_unstorable
 from polyrl.recording.schema import ARROW_SCHEMAS, spec
+from polyrl.recording.tables import build_table
 
 HOUR_NS = 3600 * NS_PER_S
 
@@ -357,87 +360,6 @@ write_parquet_atomic = _write_parquet
 """Public name of the writer's atomic file write (importers write whole files the same way)."""
 
 
-def build_table(stream: str, cols: dict[str, list[Any]]) -> pa.Table:
-    """Column lists (common columns, typed fields, raw) -> an Arrow table of the stream's schema.
-
-    A value of the wrong type names the stream and column.
-    """
-    schema = ARROW_SCHEMAS[stream]
-    arrays = []
-    for fld in schema:
-        try:
-            arrays.append(pa.array(cols[fld.name], type=fld.type, from_pandas=False))
-        except (
-            pa.ArrowInvalid,
-            pa.ArrowTypeError,
-            TypeError,
-            ValueError,  # UnicodeEncodeError: a lone surrogate
-            OverflowError,
-            RecursionError,
-        ) as e:
-            raise RecordingError(f"{stream}: column {fld.name!r}: {e}") from None
-    table = pa.Table.from_arrays(arrays, schema=schema)
-    try:
-        table.validate(full=False)
-        _check_not_null(stream, table)
-    except pa.ArrowInvalid as e:
-        raise RecordingError(f"{stream}: {e}") from None
-    return table
-
-
-def _check_not_null(stream: str, table: pa.Table) -> None:
-    for fld, col in zip(table.schema, table.columns, strict=True):
-        if not fld.nullable and col.null_count:
-            raise RecordingError(f"{stream}: column {fld.name!r} has {col.null_count} null(s)")
-
-
-def _name_range(path: Path) -> tuple[int, int] | None:
-    """``part-<first>.parquet`` -> (first, first); ``part-<first>-<last>.parquet`` -> range."""
-    stem = path.name[: -len(".parquet")]
-    if not stem.startswith("part-"):
-        return None
-    bits = stem[5:].split("-")
-    try:
-        if len(bits) == 1:
-            v = int(bits[0])
-            return v, v
-        if len(bits) == 2:
-            return int(bits[0]), int(bits[1])
-    except ValueError:
-        return None
-    return None
-
-
-def partition_files(directory: Path) -> list[Path]:
-    """The visible Parquet files of one partition directory, in seq order.
-
-    Hidden temporaries are skipped, and so are parts already covered by a compacted file
-    ``part-<first>-<last>.parquet`` (left behind if a compaction was interrupted after its
-    result became visible but before the parts it replaced were deleted).
-    """
-    files = [p for p in directory.glob("*.parquet") if not p.name.startswith(".")]
-    ranges = {p: _name_range(p) for p in files}
-    compacted = [r for r in ranges.values() if r is not None and r[0] != r[1]]
-
-    def covered(p: Path) -> bool:
-        r = ranges[p]
-        if r is None or r[0] != r[1]:
-            return False
-        return any(a <= r[0] <= b for a, b in compacted)
-
-    keep = [p for p in files if not covered(p)]
-    return sorted(keep, key=lambda p: (ranges[p] or (1 << 62, 0))[0])
-
-
-def recording_files(root: Path) -> list[Path]:
-    """Every visible Parquet file under a recording root (see :func:`partition_files`)."""
-    out: list[Path] = []
-    for d in sorted(Path(root).glob("*/date=*/hour=*")):
-        if d.is_dir():
-            out.extend(partition_files(d))
-    return out
-
-
 def compact_partition(directory: Path, stream: str, config: RecordingConfig) -> Path | None:
     """Merge a partition's part files into one ``part-<first>-<last>.parquet``.
 
@@ -445,8 +367,6 @@ def compact_partition(directory: Path, stream: str, config: RecordingConfig) -> 
     (readers ignore covered parts, so an interruption in between loses and duplicates
     nothing). Returns the new file, or None when there was nothing to merge.
     """
-    from polyrl.recording.reader import read_file
-
     files = partition_files(directory)
     if len(files) < 2:
         return None

@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 from polyrl.config import Config
 from polyrl.errors import ConfigError
-from polyrl.recording.recorder import SourceAdapter
 from polyrl.sources.binance.ws import BinanceFuturesAdapter, BinanceSpotAdapter
 from polyrl.sources.polymarket.polybolt import ENV_VARS, ClobCredentials, PolyBoltAdapter
 from polyrl.sources.polymarket.ws import PolymarketAdapter, ReferenceAdapter
+from polyrl.sources.sink import SourceAdapter
 
 
 def default_adapters(

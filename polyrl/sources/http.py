@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from polyrl.recording.recorder import FrameSink
     from polyrl.sources.config import SourcesConfig
+    from polyrl.sources.sink import FrameSink
 
 USER_AGENT = "polyrl-recorder/0.1 (market data only)"
 

@@ -32,9 +32,9 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from polyrl.clock import LiveClock
 from polyrl.events import Frame
-from polyrl.recording.recorder import FrameSink
 from polyrl.sources.config import SourcesConfig
 from polyrl.sources.parse import status_frame
+from polyrl.sources.sink import FrameSink
 
 OnOpen = Callable[[ClientConnection], Awaitable[None]]
 AfterClose = Callable[[int | None], float | None]

@@ -19,10 +19,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from polyrl.config import Config
 from polyrl.events import NS_PER_S, iso_to_ns
 from polyrl.recording.reader import RecordingReader
 from polyrl.recording.writer import RecordingConfig
+from polyrl.sections import Config
 from polyrl.sim.record import simulate_to_recording
 from polyrl.testing import binance_archive as ba
 from polyrl.testing.archive_server import ArchiveServer

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import polyrl.sections  # noqa: F401 - the small_recording fixture builds a Config
 from polyrl.analysis.bookstats import book_stats, format_book_stats
 
 from .conftest import run_cli

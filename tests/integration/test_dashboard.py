@@ -28,12 +28,12 @@ from websockets.asyncio.server import serve
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
-from polyrl.config import Config
 from polyrl.dashboard.server import DashboardServer, page_html
 from polyrl.features.sets import feature_set
 from polyrl.policies.baselines import make_baseline
 from polyrl.replay import load_days, replay_engine
 from polyrl.runlog import TRADES, RunLog, atomic_write_parquet
+from polyrl.sections import Config
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from polyrl.config import Config
 from polyrl.events import NS_PER_S, iso_to_ns
 from polyrl.features.cache import ReplaySpec, build_day
 from polyrl.features.engine import FeatureConfig
@@ -20,6 +19,7 @@ from polyrl.importers.fetch import HttpArchive, LocalArchive
 from polyrl.importers.polymarket import import_range
 from polyrl.recording.reader import RecordingReader
 from polyrl.recording.writer import RecordingConfig
+from polyrl.sections import Config
 from polyrl.sim.record import simulate_to_recording
 from polyrl.sources.polymarket.book import TokenBook
 from polyrl.testing.archive_server import ArchiveServer

@@ -46,13 +46,13 @@ from polyrl.analysis.bootstrap import Interval, cluster_bootstrap
 from polyrl.analysis.paired import paired_difference
 from polyrl.analysis.stats import eligible
 from polyrl.broker import BrokerConfig
-from polyrl.config import Config
 from polyrl.engine import EngineConfig
 from polyrl.events import NS_PER_S, iso_to_ns
 from polyrl.features.engine import FeatureConfig
 from polyrl.recording.writer import RecordingConfig
 from polyrl.rl.ppo import PPOConfig
 from polyrl.rl.train import TrainConfig, train
+from polyrl.sections import Config
 from polyrl.sim.config import SimConfig
 
 LAG_S = 10.0

@@ -11,7 +11,6 @@ import polars as pl
 import pytest
 
 from polyrl.clock import LiveClock
-from polyrl.config import Config
 from polyrl.events import CH_POLYMARKET_WS, NS_PER_S, iso_to_ns
 from polyrl.features.sets import feature_set
 from polyrl.live import LiveSession
@@ -20,6 +19,7 @@ from polyrl.policies.baselines import make_baseline
 from polyrl.recording.provenance import day_provenance
 from polyrl.recording.reader import RecordingReader
 from polyrl.recording.writer import RecordingConfig
+from polyrl.sections import Config
 from polyrl.sim.serve import ServersThread, SimContent, VenueServers
 from polyrl.sources.adapters import default_adapters
 from tests.integration.conftest import run_cli

@@ -21,9 +21,9 @@ import polars as pl
 import pytest
 
 from polyrl.clock import LiveClock
-from polyrl.config import Config
 from polyrl.events import CH_POLYBOLT_WS, NS_PER_S, iso_to_ns
 from polyrl.recording.reader import RecordingReader
+from polyrl.sections import Config
 from polyrl.sim.serve import ServeConfig, ServersThread, SimContent, VenueServers
 from polyrl.sources.config import SourcesConfig
 from polyrl.sources.polymarket.polybolt import ENV_VARS, MAX_AUTH_FAILURES

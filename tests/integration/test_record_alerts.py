@@ -26,7 +26,6 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from polyrl.clock import LiveClock
-from polyrl.config import Config
 from polyrl.events import (
     CH_BINANCE_FUTURES_OI,
     CH_BINANCE_FUTURES_WS,
@@ -39,6 +38,7 @@ from polyrl.events import (
     iso_to_ns,
 )
 from polyrl.recording.reader import RecordingReader
+from polyrl.sections import Config
 from polyrl.sim.serve import ServeConfig, ServersThread, SimContent, VenueServers
 
 from .conftest import REPO, run_cli

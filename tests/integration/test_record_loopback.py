@@ -22,7 +22,6 @@ import polars as pl
 import pytest
 
 from polyrl.clock import LiveClock
-from polyrl.config import Config
 from polyrl.events import (
     CH_BINANCE_FUTURES_WS,
     CH_BINANCE_SPOT_WS,
@@ -38,6 +37,7 @@ from polyrl.recording.recorder import Recorder
 from polyrl.recording.recovery import recover
 from polyrl.recording.wal import segment_paths
 from polyrl.recording.writer import RecordingConfig, recording_files
+from polyrl.sections import Config
 from polyrl.sim.serve import RecordingContent, ServeConfig, ServersThread, SimContent, VenueServers
 from polyrl.sources.adapters import default_adapters
 from polyrl.sources.parse import Parser

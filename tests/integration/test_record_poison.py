@@ -21,10 +21,10 @@ import polars as pl
 import pytest
 
 from polyrl.clock import LiveClock
-from polyrl.config import Config
 from polyrl.events import CH_BINANCE_SPOT_WS
 from polyrl.recording.reader import RecordingReader
 from polyrl.recording.wal import MARK, quarantine_dir, segment_paths
+from polyrl.sections import Config
 from polyrl.sim.serve import VenueServers
 
 from .test_record_loopback import (

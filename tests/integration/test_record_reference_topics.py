@@ -13,11 +13,11 @@ import polars as pl
 import pytest
 
 from polyrl.clock import LiveClock
-from polyrl.config import Config
 from polyrl.events import CH_RTDS_WS, NS_PER_MS, NS_PER_S, Frame, iso_to_ns
 from polyrl.recording.reader import RecordingReader
 from polyrl.recording.recorder import Recorder
 from polyrl.recording.writer import RecordingConfig, RecordingWriter
+from polyrl.sections import Config
 from polyrl.sim.serve import RecordingContent, VenueServers
 from polyrl.sources.config import SourcesConfig
 from polyrl.sources.parse import Parser

@@ -15,6 +15,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+import polyrl.sections  # noqa: F401 - the small_recording fixture builds a Config
+
 from .conftest import run_cli
 
 pytestmark = pytest.mark.integration

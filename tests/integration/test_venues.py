@@ -29,9 +29,9 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 
 from polyrl.clock import LiveClock
-from polyrl.config import Config
 from polyrl.events import NS_PER_MS, NS_PER_S, WINDOW_NS, iso_to_ns
 from polyrl.recording.reader import RecordingReader
+from polyrl.sections import Config
 from polyrl.sim.config import SimConfig
 from polyrl.sim.frames import Simulation
 from polyrl.sim.polymarket import market_ids

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from polyrl.config import Config, default_config_path, load_config
+from polyrl.config import SECTION_NAMES, default_config_path, register_sections
 from polyrl.errors import ConfigError
+from polyrl.sections import Config, load_config
 
 
 def test_default_toml_is_exactly_the_dataclass_defaults() -> None:
@@ -77,3 +78,46 @@ def test_a_partial_config_file_overrides_only_what_it_names(tmp_path: Path) -> N
     assert cfg.train.envs == 3 and cfg.sources == Config().sources
     with pytest.raises(ConfigError, match=r"c\.toml: ppo\.lr_actr: unknown key"):
         load_config(_write(tmp_path, "[ppo]\nlr_actr = 0.001\n"))
+
+
+def test_the_loader_names_its_sections_without_importing_their_parts() -> None:
+    """``polyrl.config`` is on the ground floor: a fresh interpreter that imports it has
+    imported no component, and building a Config before :mod:`polyrl.sections` registered
+    the sections is a ConfigError that says what to import, not a partial config."""
+    import dataclasses
+    import subprocess
+    import sys
+
+    assert tuple(f.name for f in dataclasses.fields(Config)) == ("assets", *SECTION_NAMES)
+    code = (
+        "import sys\n"
+        "from polyrl.config import Config, load_config\n"
+        "from polyrl.errors import ConfigError\n"
+        "parts = sorted(m for m in sys.modules if m.startswith('polyrl.')\n"
+        "               and m not in ('polyrl.config', 'polyrl.errors', 'polyrl.events'))\n"
+        "print('imported:', parts)\n"
+        "for make in (Config, load_config):\n"
+        "    try:\n"
+        "        make()\n"
+        "    except ConfigError as e:\n"
+        "        print('error:', e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out[0] == "imported: []"
+    assert len(out) == 3, out
+    for line in out[1:]:
+        assert line.startswith("error: config sections sources, recording, sim,"), line
+        assert "import polyrl.sections" in line
+
+
+def test_a_section_is_registered_once() -> None:
+    from polyrl.rl.ppo import PPOConfig
+    from polyrl.rl.train import TrainConfig
+
+    register_sections(ppo=PPOConfig)  # the same class again: a no-op
+    with pytest.raises(ValueError, match="config section 'ppo' is already PPOConfig"):
+        register_sections(ppo=TrainConfig)
+    with pytest.raises(ValueError, match="unknown config section 'nope'"):
+        register_sections(nope=PPOConfig)

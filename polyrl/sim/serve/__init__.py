@@ -10,10 +10,11 @@ a 15-minute window passes in seconds). See :mod:`.servers` for the layout and an
 Unlike the rest of :mod:`polyrl.sim` this package does I/O (sockets, a producer thread).
 """
 
+from polyrl.sim.serve.config import ServeConfig
 from polyrl.sim.serve.content import RecordingContent, SimContent, VenueContent
 from polyrl.sim.serve.faults import FaultSpec
 from polyrl.sim.serve.log import ConnectionLog, HttpExchange, SentFrame
-from polyrl.sim.serve.servers import ServeConfig, ServersThread, VenueServers
+from polyrl.sim.serve.servers import ServersThread, VenueServers
 
 __all__ = [
     "ConnectionLog",

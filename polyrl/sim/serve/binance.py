@@ -37,8 +37,8 @@ from polyrl.sim.serve.ws import Conn, WsServer
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from polyrl.sim.serve.config import ServeConfig
     from polyrl.sim.serve.feed import SpeedClock
-    from polyrl.sim.serve.servers import ServeConfig
 
 Route = Literal["spot", "public", "market", "legacy"]
 

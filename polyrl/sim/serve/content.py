@@ -5,7 +5,7 @@ A content source gives the WebSocket frames in receive order (:meth:`frames`, la
 a whole day in memory) and answers the REST endpoints by request at the server's current
 time. Both keep the REST answers consistent with the frames the sockets push: the same
 token and condition ids, Gamma's best bid/ask, last trade and volume read from the CLOB
-books the feed has built (:class:`~polyrl.sim.serve.polymarket.BookStore`), and the same
+books the feed has built (:class:`~polyrl.sim.serve.books.BookStore`), and the same
 outcome as the reference feed decides.
 
 **Simulator.** Frames are :meth:`polyrl.sim.frames.Simulation.frames` (its REST frames,
@@ -58,7 +58,7 @@ from polyrl.sim.binance import kline_rows, open_interest_text
 from polyrl.sim.frames import Simulation
 from polyrl.sim.polymarket import closed_time_ns, gamma_market, listing_time_ns, market_ids
 from polyrl.sim.reference import resolve, settle_e18
-from polyrl.sim.serve.polymarket import BookStore
+from polyrl.sim.serve.books import BookStore
 from polyrl.sim.specs import SPECS
 from polyrl.sources.jsontext import iter_json_array
 from polyrl.sources.polymarket.slug import parse_updown_slug

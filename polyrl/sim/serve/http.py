@@ -44,10 +44,10 @@ from polyrl.sim.serve.log import HttpExchange
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from polyrl.sim.serve.books import BookStore
+    from polyrl.sim.serve.config import ServeConfig
     from polyrl.sim.serve.content import VenueContent
     from polyrl.sim.serve.feed import SpeedClock
-    from polyrl.sim.serve.polymarket import BookStore
-    from polyrl.sim.serve.servers import ServeConfig
 
 _LOG = logging.getLogger("polyrl.sim.serve")
 PREFIXES = {

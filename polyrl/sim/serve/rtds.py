@@ -30,8 +30,8 @@ from polyrl.sim.serve.ws import Conn, WsServer, text_request
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from polyrl.sim.serve.config import ServeConfig
     from polyrl.sim.serve.feed import SpeedClock
-    from polyrl.sim.serve.servers import ServeConfig
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,8 +40,8 @@ from polyrl.sim.serve.log import CloseReason, ConnectionLog, FrameKind, RefusedA
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from polyrl.sim.serve.config import ServeConfig
     from polyrl.sim.serve.feed import SpeedClock
-    from polyrl.sim.serve.servers import ServeConfig
 
 _LOG = logging.getLogger("polyrl.sim.serve")
 _PING_FRAME_BYTES = 6

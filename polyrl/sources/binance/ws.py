@@ -25,9 +25,9 @@ from polyrl.events import (
     CH_BINANCE_SPOT_WS,
     Frame,
 )
-from polyrl.recording.recorder import FrameSink
 from polyrl.sources.config import SourcesConfig
 from polyrl.sources.http import get_with_retry
+from polyrl.sources.sink import FrameSink
 from polyrl.sources.ws import WsConnection
 
 

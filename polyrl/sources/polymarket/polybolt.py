@@ -39,9 +39,9 @@ from websockets.asyncio.client import ClientConnection
 
 from polyrl.errors import ConfigError
 from polyrl.events import CH_POLYBOLT_WS, NS_PER_S, Frame
-from polyrl.recording.recorder import FrameSink
 from polyrl.sources.config import SourcesConfig
 from polyrl.sources.parse import status_frame
+from polyrl.sources.sink import FrameSink
 from polyrl.sources.ws import WsConnection
 
 ENV_API_KEY = "POLYRL_CLOB_API_KEY"

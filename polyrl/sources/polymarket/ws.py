@@ -44,12 +44,12 @@ from polyrl.events import (
     Frame,
     window_start_ns,
 )
-from polyrl.recording.recorder import FrameSink
 from polyrl.sources.config import SourcesConfig
 from polyrl.sources.http import get_with_retry
 from polyrl.sources.parse import status_frame
 from polyrl.sources.polymarket.clob_rest import parse_clob_market
 from polyrl.sources.polymarket.gamma import parse_gamma
+from polyrl.sources.sink import FrameSink
 from polyrl.sources.ws import WsConnection
 
 DISCOVERY_POLL_S = 30.0

@@ -7,8 +7,8 @@ import math
 import numpy as np
 
 from polyrl.events import NS_PER_S
-from polyrl.features.columns import StreamCols
 from polyrl.features.history import AssetHistory
+from polyrl.recording.columns import StreamCols
 from polyrl.testing.factories import make_event
 
 S = NS_PER_S
