@@ -108,24 +108,30 @@ def test_trade_and_tick_size_rows(tmp_path):
     tr = out["polymarket.trade"].to_pylist()[0]
     assert (tr["price"], tr["size"], tr["side"], tr["fee_rate_bps"]) == (0.53, 10.5, "SELL", 1000.0)
     assert tr["transaction_hash"] == "0xfeed"
-    assert json.loads(tr["raw"])["price"] == "0.5300"
     tk = out["polymarket.tick_size"].to_pylist()[0]
     assert (tk["old_tick_size"], tk["new_tick_size"]) == (0.01, 0.001)
-    raw = json.loads(tk["raw"])
-    assert raw["event_type"] == "tick_size_change" and "price" not in raw
+    # The typed columns hold every value of these rows: raw is "" (no wire frame is kept).
+    assert tr["raw"] == "" and tk["raw"] == ""
 
 
 def test_raw_is_valid_json_whatever_the_strings_hold(tmp_path):
     odd = 'a"b\\c'
+    bids = '[["0.4", "2"]]'
     rows = [
         row("last_trade_price", T, T, price=Decimal("0.5"), size=Decimal("1"), side="BUY",
             transaction_hash=odd),
         pc(T + 1, T, "0.5", "1", asset='9"9'),
+        row("book", T + 2, T, asset='9"9', bids=bids, asks="[]"),
     ]  # fmt: skip
     out, _ = convert(tmp_path, rows)
-    assert json.loads(out["polymarket.trade"].column("raw")[0].as_py())["transaction_hash"] == odd
-    raw = json.loads(out["polymarket.price_change"].column("raw")[0].as_py())
-    assert raw["asset_id"] == '9"9' and raw["size"] == "1.000000" and raw["best_bid"] == "0.4900"
+    # A book's raw is the archive row (its side texts as read); the others' typed columns
+    # keep the strings verbatim and their raw is "".
+    raw = json.loads(out["polymarket.book"].column("raw")[0].as_py())
+    assert raw["asset_id"] == '9"9' and raw["bids"] == bids and raw["asks"] == "[]"
+    assert out["polymarket.trade"].column("transaction_hash").to_pylist() == [odd]
+    assert out["polymarket.price_change"].column("key").to_pylist() == ['9"9']
+    assert out["polymarket.trade"].column("raw").to_pylist() == [""]
+    assert out["polymarket.price_change"].column("raw").to_pylist() == [""]
 
 
 def test_other_markets_and_unknown_assets(tmp_path):
@@ -164,7 +170,7 @@ def test_vectorised_books_equal_the_row_by_row_reading(tmp_path):
     rows = [row("book", T + i, T + i - (0 if i else 10**9), bids=b, asks=a)
             for i, (b, a) in enumerate(sides)]  # fmt: skip
     path = write_pmxt_table(rows, tmp_path / "h.parquet", row_group_size=1000)
-    df = pmxt._common(pmxt._frame(pq.read_table(path)), {CID: "btc"})
+    df = pmxt._common(pmxt._book_frame(pq.read_table(path)), {CID: "btc"})
     fast, slow = pmxt._books_vectorised(df), pmxt._books_rows(df)
     assert fast is not None
     assert fast.select(slow.columns).equals(slow)
