@@ -145,6 +145,9 @@ def decimal_floats(col: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pa.array(values, pa.float64(), mask=None if arr.null_count == 0 else ~valid)
 
 
+_BOOK_COLS = ("timestamp_received", "timestamp", "asset_id", "bids", "asks")
+
+
 def _book_frame(table: pa.Table) -> pl.DataFrame:
     """The archive columns a book row uses, for polars: times as ms ints, text as strings."""
     cols: dict[str, pa.Array | pa.ChunkedArray] = {}
@@ -465,13 +468,17 @@ def convert_hour(table: pa.Table, assets: Mapping[str, str]) -> dict[str, pa.Tab
     out: dict[str, pa.Table] = {}
     if table.num_rows == 0:
         return out
+    # The string columns in one chunk: a gather from a chunked one first concatenates it.
+    for name in ("asset_id", "side", "transaction_hash", "bids", "asks"):
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, name, table.column(name).combine_chunks())
     tsr_col = table.column("timestamp_received").cast(pa.int64())
     if tsr_col.null_count:
         raise ValueError("PMXT rows without timestamp_received")
     tsr = tsr_col.to_numpy()
     order = np.argsort(tsr, kind="stable")
     # The markets once (a few per hour): each row's market as an index into them.
-    enc = pc.dictionary_encode(table.column("market").cast(pa.binary())).combine_chunks()
+    enc = pc.dictionary_encode(table.column("market")).combine_chunks()
     names = enc.dictionary.cast(pa.string())
     ctx = {
         "tsr": tsr,
@@ -486,7 +493,9 @@ def convert_hour(table: pa.Table, assets: Mapping[str, str]) -> dict[str, pa.Tab
         if len(idx) == 0:
             continue
         if event_type == "book":
-            out[stream] = _book_table(table.take(idx), assets)
+            cols = {n: table.column(n).take(idx) for n in _BOOK_COLS}
+            cols["market"] = ctx["market_of"].take(pa.array(midx[idx], mask=midx[idx] < 0))
+            out[stream] = _book_table(pa.table(cols), assets)
         else:
             out[stream] = _BUILD[event_type](_Rows(table, idx, midx, ctx)).table_of(stream)
     return out
