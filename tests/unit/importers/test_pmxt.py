@@ -180,3 +180,30 @@ def test_vectorised_books_equal_the_row_by_row_reading(tmp_path):
         odd = df.with_columns(bids=pl.lit(b))
         assert pmxt._books_vectorised(odd) is None
         assert pmxt._books(odd).equals(pmxt._books_rows(odd))
+
+
+def test_chunked_rows_convert_as_one_chunk(tmp_path):
+    # The read stage hands over several chunks; gathers across them keep every value.
+    rows = [pc(T + k % 7, T, f"0.{10 + k % 80}", f"{k}.5", asset=(UP, DOWN)[k % 2],
+               side=("BUY", "SELL")[k % 3 == 0]) for k in range(60)]  # fmt: skip
+    rows += [row("book", T + 3, T, bids='[["0.4", "2"]]', asks='[["0.6", "1"]]'),
+             row("last_trade_price", T + 2, T, price=Decimal("0.4"), size=Decimal("2"),
+                 side="BUY", fee_rate_bps=0, transaction_hash="0x1")]  # fmt: skip
+    out, path = convert(tmp_path, rows, rg=7)
+    chunked = pq.read_table(path)
+    assert chunked.column("asset_id").num_chunks > 1
+    one = convert_hour(chunked.combine_chunks(), {CID: "btc"})
+    assert out.keys() == one.keys() and len(out) == 3
+    for stream in out:
+        assert out[stream].equals(one[stream]), stream
+    t = out["polymarket.price_change"]
+    assert t.column("recv_ns").to_pylist() == sorted(t.column("recv_ns").to_pylist())
+    assert sorted(t.column("size").to_pylist()) == [k + 0.5 for k in range(60)]
+
+
+def test_rows_without_timestamp_are_frames_of_their_own(tmp_path):
+    rows = [pc(T, None, "0.5", "1"), pc(T, None, "0.5", "2"), pc(T, T, "0.5", "3")]
+    out, _ = convert(tmp_path, rows)
+    t = out["polymarket.price_change"].to_pydict()
+    assert t["exch_ns"] == [None, None, T * 1_000_000]
+    assert t["entry"] == [0, 0, 0] and t["quality"] == [0, 0, 0]
