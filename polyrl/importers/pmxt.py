@@ -145,7 +145,7 @@ def decimal_floats(col: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pa.array(values, pa.float64(), mask=None if arr.null_count == 0 else ~valid)
 
 
-_BOOK_COLS = ("timestamp_received", "timestamp", "asset_id", "bids", "asks")
+_BOOK_COLS = ("timestamp_received", "timestamp", "bids", "asks")
 
 
 def _book_frame(table: pa.Table) -> pl.DataFrame:
@@ -215,7 +215,7 @@ class _Rows:
         self.cols: dict[str, pa.Array | pa.ChunkedArray] = {
             "recv_ns": pa.array(recv),
             "exch_ns": pa.array(exch, mask=self.ts_null if self.ts_null.any() else None),
-            "key": table.column("asset_id").take(idx),
+            "key": ctx["token_of"].take(ctx["token"].take(idx)),
             "asset": ctx["asset_of"].take(market),
             "market": ctx["market_of"].take(market),
             "hash": pa.nulls(self.n, pa.string()),
@@ -469,7 +469,7 @@ def convert_hour(table: pa.Table, assets: Mapping[str, str]) -> dict[str, pa.Tab
     if table.num_rows == 0:
         return out
     # The string columns in one chunk: a gather from a chunked one first concatenates it.
-    for name in ("asset_id", "side", "transaction_hash", "bids", "asks"):
+    for name in ("side", "transaction_hash", "bids", "asks"):
         i = table.schema.get_field_index(name)
         table = table.set_column(i, name, table.column(name).combine_chunks())
     tsr_col = table.column("timestamp_received").cast(pa.int64())
@@ -479,10 +479,14 @@ def convert_hour(table: pa.Table, assets: Mapping[str, str]) -> dict[str, pa.Tab
     order = np.argsort(tsr, kind="stable")
     # The markets once (a few per hour): each row's market as an index into them.
     enc = pc.dictionary_encode(table.column("market")).combine_chunks()
+    # The tokens too (two a market): a token id is gathered from them, not from the column.
+    tokens = pc.dictionary_encode(table.column("asset_id")).combine_chunks()
     names = enc.dictionary.cast(pa.string())
     ctx = {
         "tsr": tsr,
         "market_of": names,
+        "token_of": tokens.dictionary,
+        "token": tokens.indices,
         "asset_of": pa.array([assets.get(m) for m in names.to_pylist()], pa.string()),
     }
     midx = enc.indices.fill_null(-1).to_numpy().astype(np.int64)
@@ -494,6 +498,7 @@ def convert_hour(table: pa.Table, assets: Mapping[str, str]) -> dict[str, pa.Tab
             continue
         if event_type == "book":
             cols = {n: table.column(n).take(idx) for n in _BOOK_COLS}
+            cols["asset_id"] = tokens.dictionary.take(tokens.indices.take(idx))
             cols["market"] = ctx["market_of"].take(pa.array(midx[idx], mask=midx[idx] < 0))
             out[stream] = _book_table(pa.table(cols), assets)
         else:
