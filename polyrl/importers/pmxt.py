@@ -9,16 +9,23 @@ live parser's semantics (:mod:`polyrl.sources.polymarket.clob_ws`):
 - ``recv_ns`` = ``timestamp_received`` (ms -> ns), ``exch_ns`` = ``timestamp``; ``key`` =
   ``asset_id``; ``market`` = the condition id; ``asset`` from the market's asset;
 - decimals (``decimal(9,4)`` prices, ``decimal(18,6)`` sizes) become the float64 nearest to
-  their exact decimal value (through their decimal text, as the live parser reads the wire's
-  strings); ``side`` is ``BUY``/``SELL`` as on the wire;
+  their exact decimal value, the double their decimal text parses to as the live parser
+  reads the wire's strings (:func:`decimal_floats`: from the unscaled integers, no text);
+  ``side`` is ``BUY``/``SELL`` as on the wire;
 - ``book`` sides are parsed from the JSON strings and sorted best first (bids descending, asks
   ascending); a side that cannot be read gives an empty book flagged ``bad_value``, so the
   engine unsyncs the token's book rather than trusting it;
 - a ``price_change`` row is one entry of a frame: rows of one market sharing ``timestamp`` and
   ``timestamp_received`` came in one frame, and ``entry`` is the row's index among them (file
   order, so the entries of one token keep their order); the archive has no entry hash;
-- ``raw`` is a JSON text of the *archive's row* (its non-null columns, decimals as their
-  decimal text, times as ms integers), not the wire frame, which the archive does not keep;
+- ``raw``: the archive keeps no wire frame. A ``book`` row's ``raw`` is a JSON text of the
+  *archive's row* (times as ms integers, the ``bids``/``asks`` texts as read): its typed
+  sides are re-sorted and an unreadable side becomes an empty book, so only that text keeps
+  the levels as the archive holds them, for ~3% of the rows. A ``price_change``, ``trade``
+  or ``tick_size`` row's ``raw`` is ``""``, as the Binance importer writes: its typed
+  columns hold every value of the archive row (each decimal's double maps back to it, the
+  times are exact, the strings verbatim), and the ``import`` status rows name the archive
+  file; a JSON text per row would cost most of the conversion and add nothing;
 - ``quality`` carries the value checks of :mod:`polyrl.sources.quality` (``bad_value``,
   ``price_range``, ``crossed``, ``bad_time``); ``symbol`` needs the live token map and is not
   checked.
@@ -32,9 +39,11 @@ other order loses a change made after the snapshot. The import store orders a un
 stream order, so its ``seq`` gives exactly that: snapshot first, then the changes in file
 order.
 
-Everything is vectorised (pyarrow/polars); book sides are read row by row in Python only in
-an hour holding a side of another shape (``[{price, size}]``), unreadable JSON or text that
-JSON escapes beyond quotes and backslashes.
+Everything is vectorised: the rows are ordered once (numpy), each stream's rows gathered once
+from the archive's Arrow columns, the value checks computed in numpy; only book rows go
+through polars, whose sides are read row by row in Python only in an hour holding a side of
+another shape (``[{price, size}]``), unreadable JSON or text that JSON escapes beyond quotes
+and backslashes.
 """
 
 from __future__ import annotations
@@ -90,11 +99,6 @@ EVENT_STREAM = {
 }
 
 _DEC_COLS = ("price", "size", "best_bid", "best_ask", "old_tick_size", "new_tick_size")
-_OWNED = {  # event type -> the columns it owns (raw keeps these besides the 5 always set)
-    "price_change": ("price", "size", "side", "best_bid", "best_ask"),
-    "last_trade_price": ("price", "size", "side", "fee_rate_bps", "transaction_hash"),
-    "tick_size_change": ("old_tick_size", "new_tick_size"),
-}
 _MS = 1_000_000
 _TOL_NS = int(DEFAULT_EXCH_TOLERANCE_S * 1e9)
 
@@ -110,77 +114,62 @@ def wanted_rows(table: pa.Table, condition_ids: list[str]) -> pa.Table:
     return table.filter(pc.is_in(table.column("market"), value_set=want))
 
 
-def _frame(table: pa.Table) -> pl.DataFrame:
-    """The archive columns polars can hold: times as ms ints, decimals as float and text."""
+_EXACT = 1 << 53  # below it an unscaled decimal integer is an exact double
+
+
+def decimal_floats(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """A ``decimal128(p, s)`` column as float64: each value the double nearest its exact
+    decimal value (null stays null), the value its decimal text parses to.
+
+    A value is an unscaled integer ``n`` over ``10**s``. When every ``|n| < 2**53`` both are
+    exact doubles and one IEEE division is correctly rounded, so ``n / 10**s`` *is* the
+    nearest double: read from the 16-byte little-endian buffer, no text. A column holding a
+    larger ``n`` goes through its decimal text instead.
+    """
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    typ = arr.type
+    if not pa.types.is_decimal128(typ) or not 0 <= typ.scale <= 22 or len(arr) == 0:
+        return arr.cast(pa.string()).cast(pa.float64())
+    words = np.frombuffer(arr.buffers()[1], dtype="<i8")
+    words = words[2 * arr.offset : 2 * (arr.offset + len(arr))].reshape(-1, 2)
+    lo, hi = words[:, 0], words[:, 1]
+    valid = (
+        np.ones(len(arr), dtype=bool)
+        if arr.null_count == 0
+        else arr.is_valid().to_numpy(zero_copy_only=False)
+    )
+    fits = (hi == (lo >> 63)) & (lo > -_EXACT) & (lo < _EXACT)
+    if not fits[valid].all():
+        return arr.cast(pa.string()).cast(pa.float64())
+    values = lo.astype(np.float64) / float(10**typ.scale)
+    return pa.array(values, pa.float64(), mask=None if arr.null_count == 0 else ~valid)
+
+
+_BOOK_COLS = ("timestamp_received", "timestamp", "bids", "asks")
+
+
+def _book_frame(table: pa.Table) -> pl.DataFrame:
+    """The archive columns a book row uses, for polars: times as ms ints, text as strings."""
     cols: dict[str, pa.Array | pa.ChunkedArray] = {}
     for name in ("timestamp_received", "timestamp"):
         cols[name] = table.column(name).cast(pa.int64())
     cols["market"] = table.column("market").cast(pa.binary()).cast(pa.string())
-    for name in ("event_type", "asset_id", "bids", "asks", "side", "transaction_hash"):
+    for name in ("asset_id", "bids", "asks"):
         cols[name] = table.column(name).cast(pa.string())
-    cols["fee_rate_bps"] = table.column("fee_rate_bps").cast(pa.int32())
-    for name in _DEC_COLS:
-        text = table.column(name).cast(pa.string())
-        cols[f"{name}_s"] = text
-        # The decimal text parsed as a double: the float64 nearest the exact decimal value.
-        cols[name] = text.cast(pa.float64())
     return pl.from_arrow(pa.table(cols))  # type: ignore[return-value]
 
 
-def _quoted(col: str, escape: bool = True) -> pl.Expr:
-    """A string column as a JSON string literal (null stays null); ``escape=False`` for
-    columns known to hold no quote or backslash (see :func:`_plain`)."""
-    c = pl.col(col)
-    if escape:
-        c = c.str.replace_all("\\", "\\\\", literal=True).str.replace_all('"', '\\"', literal=True)
+def _quoted(col: str) -> pl.Expr:
+    """A string column as a JSON string literal (null stays null)."""
+    c = pl.col(col).str.replace_all("\\", "\\\\", literal=True)
+    c = c.str.replace_all('"', '\\"', literal=True)
     return pl.concat_str([pl.lit('"'), c, pl.lit('"')])
-
-
-def _plain(df: pl.DataFrame, cols: tuple[str, ...]) -> frozenset[str]:
-    """The string columns of ``df`` in which no value holds a quote or a backslash."""
-    found = df.select([pl.col(c).str.contains(r'["\\]').any().alias(c) for c in cols]).row(0)
-    return frozenset(c for c, bad in zip(cols, found, strict=True) if not bad)
-
-
-def _raw_expr(event_type: str, plain: frozenset[str] = frozenset()) -> pl.Expr:
-    """The JSON text of a row of ``event_type`` (its non-null columns; vectorised).
-    ``plain``: string columns that need no escaping (:func:`_plain`)."""
-    parts: list[pl.Expr] = [
-        pl.lit('{"timestamp_received":'),
-        pl.col("timestamp_received").cast(pl.String),
-        pl.lit(',"timestamp":'),
-        pl.col("timestamp").cast(pl.String),
-        pl.lit(',"market":'),
-        _quoted("market", "market" not in plain),
-        pl.lit(f',"event_type":"{event_type}","asset_id":'),
-        _quoted("asset_id", "asset_id" not in plain),
-    ]
-    for col in _OWNED[event_type]:
-        if col in _DEC_COLS:
-            value = _quoted(f"{col}_s", escape=False)
-        elif col == "fee_rate_bps":
-            value = pl.col(col).cast(pl.String)
-        else:
-            value = _quoted(col, col not in plain)
-        parts.append(pl.lit(f',"{col}":'))
-        parts.append(value.fill_null("null"))
-    parts.append(pl.lit("}"))
-    return pl.concat_str(parts)
 
 
 def _bad_time(df: pl.DataFrame) -> pl.Expr:
     exch, recv = pl.col("exch_ns"), pl.col("recv_ns")
     bad = (exch <= 0) | ((exch - recv).abs() > _TOL_NS)
     return pl.when(bad).then(BAD_TIME).otherwise(0)
-
-
-def _unit(x: pl.Expr) -> pl.Expr:
-    """PRICE_RANGE when a price is outside [0, 1] (null is no price)."""
-    return pl.when(x.is_not_null() & ((x < 0) | (x > 1))).then(PRICE_RANGE).otherwise(0)
-
-
-def _pos(x: pl.Expr) -> pl.Expr:
-    return pl.when((x > 0) & x.is_finite()).then(0).otherwise(BAD_VALUE)
 
 
 def _common(df: pl.DataFrame, assets: Mapping[str, str]) -> pl.DataFrame:
@@ -192,62 +181,108 @@ def _common(df: pl.DataFrame, assets: Mapping[str, str]) -> pl.DataFrame:
     )
 
 
-def _entries(df: pl.DataFrame) -> pl.Series:
+def _entries(market: np.ndarray, ts: np.ndarray, ts_null: np.ndarray, tsr: np.ndarray):
     """Each row's index among the rows of its frame (same market, ``timestamp`` and
-    ``timestamp_received``), in file order: one stable sort of the keys and the position in
-    each run (a grouped window over three keys costs several times more)."""
-    m = df["market"].rank("dense").to_numpy()
-    ts, tsr = df["timestamp"].to_numpy(), df["timestamp_received"].to_numpy()
-    order = np.lexsort((tsr, ts, m))  # stable: ties keep file order
-    ms, tss, tsrs = m[order], ts[order], tsr[order]
+    ``timestamp_received``), in row order: one stable sort of the keys and the position in
+    each run. A row without ``timestamp`` is a frame of its own."""
+    order = np.lexsort((tsr, ts, market))  # stable: ties keep row order
+    ms, tss, tsrs = market[order], ts[order], tsr[order]
     new = np.ones(len(order), dtype=bool)
     new[1:] = (ms[1:] != ms[:-1]) | (tss[1:] != tss[:-1]) | (tsrs[1:] != tsrs[:-1])
+    new |= ts_null[order]
     starts = np.flatnonzero(new)
     pos = np.arange(len(order)) - np.repeat(starts, np.diff(np.append(starts, len(order))))
     entry = np.empty(len(order), dtype=np.int32)
     entry[order] = pos
-    return pl.Series("entry", entry, dtype=pl.Int32)
+    return entry
 
 
-def _price_changes(df: pl.DataFrame) -> pl.DataFrame:
-    bid, ask = pl.col("best_bid"), pl.col("best_ask")
-    crossed = (
-        pl.when(bid.is_not_null() & ask.is_not_null() & (ask > 0) & (ask <= bid))
-        .then(CROSSED)
-        .otherwise(0)
-    )
-    size_ok = pl.when((pl.col("size") >= 0) & pl.col("size").is_finite()).then(0)
-    quality = (
-        _pos(pl.col("price"))
-        | _unit(pl.col("price"))
-        | size_ok.otherwise(BAD_VALUE)
-        | _unit(bid)
-        | _unit(ask)
-        | crossed
-        | _bad_time(df)
-    )
-    return df.with_columns(
-        entry=_entries(df),
-        hash=pl.lit(None, dtype=pl.String),
-        quality=quality.cast(pl.UInt16),
-        raw=_raw_expr("price_change", _plain(df, ("market", "asset_id", "side"))),
-    )
+class _Rows:
+    """The rows of one event type, in output order, as Arrow arrays and numpy figures."""
+
+    def __init__(self, table: pa.Table, idx: np.ndarray, market_idx: np.ndarray, ctx: dict):
+        self.table, self.idx, self.n = table, idx, len(idx)
+        self.market_idx = market_idx[idx]
+        self.tsr = ctx["tsr"][idx]
+        ts = table.column("timestamp").take(idx).cast(pa.int64()).combine_chunks()
+        self.ts_null = _nulls(ts)
+        self.ts = ts.fill_null(0).to_numpy()
+        recv = self.tsr * _MS
+        exch = self.ts * _MS
+        bad = ~self.ts_null & ((exch <= 0) | (np.abs(exch - recv) > _TOL_NS))
+        self.quality = np.where(bad, BAD_TIME, 0).astype(np.uint16)
+        market = pa.array(self.market_idx, mask=self.market_idx < 0)
+        self.cols: dict[str, pa.Array | pa.ChunkedArray] = {
+            "recv_ns": pa.array(recv),
+            "exch_ns": pa.array(exch, mask=self.ts_null if self.ts_null.any() else None),
+            "key": ctx["token_of"].take(ctx["token"].take(idx)),
+            "asset": ctx["asset_of"].take(market),
+            "market": ctx["market_of"].take(market),
+            "hash": pa.nulls(self.n, pa.string()),
+            "raw": pa.repeat("", self.n),
+        }
+
+    def take(self, name: str) -> pa.ChunkedArray:
+        return self.table.column(name).take(self.idx)
+
+    def floats(self, name: str) -> np.ndarray:
+        """A decimal column as float64 (the nearest double; NaN for null) and kept."""
+        col = decimal_floats(self.take(name))
+        self.cols[name] = col
+        return col.fill_null(np.nan).to_numpy()
+
+    def flag(self, flag: int, where: np.ndarray) -> None:
+        self.quality |= np.where(where, flag, 0).astype(np.uint16)
+
+    def table_of(self, stream: str) -> pa.Table:
+        self.cols["quality"] = pa.array(self.quality)
+        full = ARROW_SCHEMAS[stream]
+        schema = full.remove(full.get_field_index("seq"))
+        return pa.Table.from_arrays([self.cols[f.name] for f in schema], schema=schema)
 
 
-def _trades(df: pl.DataFrame) -> pl.DataFrame:
-    p = pl.col("price")
-    quality = _pos(p) | _unit(p) | _pos(pl.col("size")) | _bad_time(df)
-    return df.with_columns(
-        fee_rate_bps=pl.col("fee_rate_bps").cast(pl.Float64),
-        quality=quality.cast(pl.UInt16),
-        raw=_raw_expr("last_trade_price"),
-    )
+def _nulls(arr: pa.Array) -> np.ndarray:
+    if arr.null_count == 0:
+        return np.zeros(len(arr), dtype=bool)
+    return arr.is_null().to_numpy(zero_copy_only=False)
 
 
-def _ticks(df: pl.DataFrame) -> pl.DataFrame:
-    old, new = pl.col("old_tick_size"), pl.col("new_tick_size")
-    quality = _pos(old) | _pos(new) | _unit(old) | _unit(new) | _bad_time(df)
-    return df.with_columns(quality=quality.cast(pl.UInt16), raw=_raw_expr("tick_size_change"))
+def _pos(x: np.ndarray) -> np.ndarray:
+    """Where a value is not a positive number (NaN: a null, is not)."""
+    return ~((x > 0) & np.isfinite(x))
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    """Where a price lies outside [0, 1] (NaN: a null, is no price)."""
+    return (x < 0) | (x > 1)
+
+
+def _price_changes(r: _Rows) -> _Rows:
+    price, size = r.floats("price"), r.floats("size")
+    bid, ask = r.floats("best_bid"), r.floats("best_ask")
+    r.flag(BAD_VALUE, _pos(price) | ~((size >= 0) & np.isfinite(size)))
+    r.flag(PRICE_RANGE, _unit(price) | _unit(bid) | _unit(ask))
+    r.flag(CROSSED, (ask > 0) & (ask <= bid))
+    r.cols["side"] = r.take("side")
+    r.cols["entry"] = pa.array(_entries(r.market_idx, r.ts, r.ts_null, r.tsr))
+    return r
+
+
+def _trades(r: _Rows) -> _Rows:
+    price, size = r.floats("price"), r.floats("size")
+    r.flag(BAD_VALUE, _pos(price) | _pos(size))
+    r.flag(PRICE_RANGE, _unit(price))
+    r.cols["side"] = r.take("side")
+    r.cols["fee_rate_bps"] = r.take("fee_rate_bps").cast(pa.float64())
+    r.cols["transaction_hash"] = r.take("transaction_hash")
+    return r
+
+
+def _ticks(r: _Rows) -> _Rows:
+    old, new = r.floats("old_tick_size"), r.floats("new_tick_size")
+    r.flag(BAD_VALUE, _pos(old) | _pos(new))
+    r.flag(PRICE_RANGE, _unit(old) | _unit(new))
+    return r
 
 
 def _side(text: str | None, *, bids: bool) -> tuple[list[float], list[float]] | None:
@@ -414,7 +449,6 @@ def _books_rows(df: pl.DataFrame) -> pl.DataFrame:
 
 
 _BUILD = {
-    "book": _books,
     "price_change": _price_changes,
     "last_trade_price": _trades,
     "tick_size_change": _ticks,
@@ -427,22 +461,53 @@ def convert_hour(table: pa.Table, assets: Mapping[str, str]) -> dict[str, pa.Tab
     ``assets`` maps condition id -> asset (``btc``...). Returns one table per stream of
     :data:`STREAMS` holding rows, in the stream's schema minus ``seq``, ordered by
     ``timestamp_received`` and in file order within one ms: the order the store writes them
-    in, so it need not reorder them (sorting here, before the text columns are built, costs
-    a fraction of reordering the finished tables).
+    in, so it need not reorder them. Each stream's rows are gathered once, in that order,
+    from the archive's Arrow columns.
     Rows of another event type (none are documented) are left out.
     """
     out: dict[str, pa.Table] = {}
     if table.num_rows == 0:
         return out
-    df = _common(_frame(table), assets).sort("timestamp_received", maintain_order=True)
-    for event_type, build in _BUILD.items():
-        part = df.filter(pl.col("event_type") == event_type)
-        if part.height == 0:
+    # The string columns in one chunk: a gather from a chunked one first concatenates it.
+    for name in ("side", "transaction_hash", "bids", "asks"):
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, name, table.column(name).combine_chunks())
+    tsr_col = table.column("timestamp_received").cast(pa.int64())
+    if tsr_col.null_count:
+        raise ValueError("PMXT rows without timestamp_received")
+    tsr = tsr_col.to_numpy()
+    order = np.argsort(tsr, kind="stable")
+    # The markets once (a few per hour): each row's market as an index into them.
+    enc = pc.dictionary_encode(table.column("market")).combine_chunks()
+    # The tokens too (two a market): a token id is gathered from them, not from the column.
+    tokens = pc.dictionary_encode(table.column("asset_id")).combine_chunks()
+    names = enc.dictionary.cast(pa.string())
+    ctx = {
+        "tsr": tsr,
+        "market_of": names,
+        "token_of": tokens.dictionary,
+        "token": tokens.indices,
+        "asset_of": pa.array([assets.get(m) for m in names.to_pylist()], pa.string()),
+    }
+    midx = enc.indices.fill_null(-1).to_numpy().astype(np.int64)
+    events = table.column("event_type")
+    for event_type, stream in EVENT_STREAM.items():
+        mask = pc.fill_null(pc.equal(events, event_type), False).to_numpy()
+        idx = order[mask[order]]
+        if len(idx) == 0:
             continue
-        stream = EVENT_STREAM[event_type]
-        part = build(part)
-        full = ARROW_SCHEMAS[stream]
-        schema = full.remove(full.get_field_index("seq"))
-        arrow = part.select([f.name for f in schema]).to_arrow()
-        out[stream] = arrow.cast(schema)
+        if event_type == "book":
+            cols = {n: table.column(n).take(idx) for n in _BOOK_COLS}
+            cols["asset_id"] = tokens.dictionary.take(tokens.indices.take(idx))
+            cols["market"] = ctx["market_of"].take(pa.array(midx[idx], mask=midx[idx] < 0))
+            out[stream] = _book_table(pa.table(cols), assets)
+        else:
+            out[stream] = _BUILD[event_type](_Rows(table, idx, midx, ctx)).table_of(stream)
     return out
+
+
+def _book_table(table: pa.Table, assets: Mapping[str, str]) -> pa.Table:
+    part = _books(_common(_book_frame(table), assets))
+    full = ARROW_SCHEMAS["polymarket.book"]
+    schema = full.remove(full.get_field_index("seq"))
+    return part.select([f.name for f in schema]).to_arrow().cast(schema)

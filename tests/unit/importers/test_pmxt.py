@@ -108,24 +108,30 @@ def test_trade_and_tick_size_rows(tmp_path):
     tr = out["polymarket.trade"].to_pylist()[0]
     assert (tr["price"], tr["size"], tr["side"], tr["fee_rate_bps"]) == (0.53, 10.5, "SELL", 1000.0)
     assert tr["transaction_hash"] == "0xfeed"
-    assert json.loads(tr["raw"])["price"] == "0.5300"
     tk = out["polymarket.tick_size"].to_pylist()[0]
     assert (tk["old_tick_size"], tk["new_tick_size"]) == (0.01, 0.001)
-    raw = json.loads(tk["raw"])
-    assert raw["event_type"] == "tick_size_change" and "price" not in raw
+    # The typed columns hold every value of these rows: raw is "" (no wire frame is kept).
+    assert tr["raw"] == "" and tk["raw"] == ""
 
 
 def test_raw_is_valid_json_whatever_the_strings_hold(tmp_path):
     odd = 'a"b\\c'
+    bids = '[["0.4", "2"]]'
     rows = [
         row("last_trade_price", T, T, price=Decimal("0.5"), size=Decimal("1"), side="BUY",
             transaction_hash=odd),
         pc(T + 1, T, "0.5", "1", asset='9"9'),
+        row("book", T + 2, T, asset='9"9', bids=bids, asks="[]"),
     ]  # fmt: skip
     out, _ = convert(tmp_path, rows)
-    assert json.loads(out["polymarket.trade"].column("raw")[0].as_py())["transaction_hash"] == odd
-    raw = json.loads(out["polymarket.price_change"].column("raw")[0].as_py())
-    assert raw["asset_id"] == '9"9' and raw["size"] == "1.000000" and raw["best_bid"] == "0.4900"
+    # A book's raw is the archive row (its side texts as read); the others' typed columns
+    # keep the strings verbatim and their raw is "".
+    raw = json.loads(out["polymarket.book"].column("raw")[0].as_py())
+    assert raw["asset_id"] == '9"9' and raw["bids"] == bids and raw["asks"] == "[]"
+    assert out["polymarket.trade"].column("transaction_hash").to_pylist() == [odd]
+    assert out["polymarket.price_change"].column("key").to_pylist() == ['9"9']
+    assert out["polymarket.trade"].column("raw").to_pylist() == [""]
+    assert out["polymarket.price_change"].column("raw").to_pylist() == [""]
 
 
 def test_other_markets_and_unknown_assets(tmp_path):
@@ -164,7 +170,7 @@ def test_vectorised_books_equal_the_row_by_row_reading(tmp_path):
     rows = [row("book", T + i, T + i - (0 if i else 10**9), bids=b, asks=a)
             for i, (b, a) in enumerate(sides)]  # fmt: skip
     path = write_pmxt_table(rows, tmp_path / "h.parquet", row_group_size=1000)
-    df = pmxt._common(pmxt._frame(pq.read_table(path)), {CID: "btc"})
+    df = pmxt._common(pmxt._book_frame(pq.read_table(path)), {CID: "btc"})
     fast, slow = pmxt._books_vectorised(df), pmxt._books_rows(df)
     assert fast is not None
     assert fast.select(slow.columns).equals(slow)
@@ -174,3 +180,30 @@ def test_vectorised_books_equal_the_row_by_row_reading(tmp_path):
         odd = df.with_columns(bids=pl.lit(b))
         assert pmxt._books_vectorised(odd) is None
         assert pmxt._books(odd).equals(pmxt._books_rows(odd))
+
+
+def test_chunked_rows_convert_as_one_chunk(tmp_path):
+    # The read stage hands over several chunks; gathers across them keep every value.
+    rows = [pc(T + k % 7, T, f"0.{10 + k % 80}", f"{k}.5", asset=(UP, DOWN)[k % 2],
+               side=("BUY", "SELL")[k % 3 == 0]) for k in range(60)]  # fmt: skip
+    rows += [row("book", T + 3, T, bids='[["0.4", "2"]]', asks='[["0.6", "1"]]'),
+             row("last_trade_price", T + 2, T, price=Decimal("0.4"), size=Decimal("2"),
+                 side="BUY", fee_rate_bps=0, transaction_hash="0x1")]  # fmt: skip
+    out, path = convert(tmp_path, rows, rg=7)
+    chunked = pq.read_table(path)
+    assert chunked.column("asset_id").num_chunks > 1
+    one = convert_hour(chunked.combine_chunks(), {CID: "btc"})
+    assert out.keys() == one.keys() and len(out) == 3
+    for stream in out:
+        assert out[stream].equals(one[stream]), stream
+    t = out["polymarket.price_change"]
+    assert t.column("recv_ns").to_pylist() == sorted(t.column("recv_ns").to_pylist())
+    assert sorted(t.column("size").to_pylist()) == [k + 0.5 for k in range(60)]
+
+
+def test_rows_without_timestamp_are_frames_of_their_own(tmp_path):
+    rows = [pc(T, None, "0.5", "1"), pc(T, None, "0.5", "2"), pc(T, T, "0.5", "3")]
+    out, _ = convert(tmp_path, rows)
+    t = out["polymarket.price_change"].to_pydict()
+    assert t["exch_ns"] == [None, None, T * 1_000_000]
+    assert t["entry"] == [0, 0, 0] and t["quality"] == [0, 0, 0]
