@@ -133,6 +133,8 @@ def inspect_recording(
     """Summarise a recording root (see module doc). Errors name the root, glob or file.
     ``sim_class``: the simulator's config dataclass, to name a simulated day's settings that
     differ from its defaults."""
+    if by not in ("asset", "key"):
+        raise ValueError(f"by: {by!r} is neither 'asset' nor 'key'")
     parts = list_partitions(root, dates)
     globs = [dates] if isinstance(dates, str) else list(dates)
     stats: dict[tuple[str, str], StreamStats] = {}
