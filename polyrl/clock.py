@@ -156,7 +156,7 @@ class ReplayClock:
         self.start_ns = start_ns
         self.end_ns = end_ns
 
-    def drive(self, batches):  # type: ignore[no-untyped-def]
+    def drive(self, batches):
         """Yield ``(batch, ticks)``: after ingesting ``batch``, observe ``ticks`` (int64 [k],
         possibly empty); every event with ``recv_ns <= tick + lookahead`` has been yielded by
         then (after the last batch, every remaining tick up to the last event)."""

@@ -34,7 +34,7 @@ from polyrl.config import Config, to_dict
 from polyrl.engine import Engine, TickObs
 from polyrl.errors import ConfigError
 from polyrl.events import NS_PER_S, Event
-from polyrl.features.engine import FeatureEngine
+from polyrl.features.engine import FeatureEngine, ObsBatch
 from polyrl.features.sets import feature_set, refusal
 from polyrl.recording.provenance import describe_entry, recorded_entry
 from polyrl.recording.reader import MergedBatch
@@ -167,7 +167,7 @@ class LiveSession:
         self.last_seq: int | None = None
         self.first_tick_ns: int | None = None
         self.last_tick_ns: int | None = None
-        self.last_obs = None
+        self.last_obs: ObsBatch | None = None
         self._next_metric_ns: int | None = None
         self._fills_window = 0
         self.resumed = False

@@ -78,12 +78,14 @@ class RunLog:
     def __init__(
         self, directory: Path, *, config: Mapping[str, Any], overwrite: bool = False
     ) -> None:
-        self.dir = Path(directory)
-        if (self.dir / "summary.json").exists() and not overwrite:
-            raise ConfigError(f"run directory {self.dir} already holds a run; use another --name")
-        self.dir.mkdir(parents=True, exist_ok=True)
+        path = Path(directory)
+        if (path / "summary.json").exists() and not overwrite:
+            raise ConfigError(f"run directory {path} already holds a run; use another --name")
+        path.mkdir(parents=True, exist_ok=True)
+        self.dir: Path | None = path
+        self.config = dict(config)
         atomic_write_bytes(
-            self.dir / "config.json", json.dumps(config, indent=2, sort_keys=True).encode()
+            path / "config.json", json.dumps(config, indent=2, sort_keys=True).encode()
         )
         self.rows: dict[str, dict[str, list[Any]]] = {
             name: {c: [] for c in schema} for name, schema in TABLES.items()
@@ -94,7 +96,7 @@ class RunLog:
     def in_memory(cls, *, config: Mapping[str, Any]) -> RunLog:
         """A log that keeps its rows and writes no files (parity's replay)."""
         self = cls.__new__(cls)
-        self.dir = None  # type: ignore[assignment]
+        self.dir = None
         self.rows = {name: {c: [] for c in schema} for name, schema in TABLES.items()}
         self.metrics = []
         self.config = dict(config)
@@ -124,24 +126,31 @@ class RunLog:
             return pl.DataFrame(self.metrics) if self.metrics else pl.DataFrame()
         return pl.DataFrame(self.rows[table], schema=TABLES[table])
 
+    def _directory(self) -> Path:
+        if self.dir is None:
+            raise RuntimeError("an in-memory run log writes no files")
+        return self.dir
+
     def flush(self) -> None:
         """Rewrite every table file from the rows so far."""
+        directory = self._directory()
         for name in TABLES:
-            atomic_write_parquet(self.frame(name), self.dir / f"{name}.parquet")
+            atomic_write_parquet(self.frame(name), directory / f"{name}.parquet")
         if self.metrics:
-            atomic_write_parquet(self.frame("metrics"), self.dir / "metrics.parquet")
+            atomic_write_parquet(self.frame("metrics"), directory / "metrics.parquet")
 
     def finish(self, summary: Mapping[str, Any]) -> dict[str, Any]:
         """Flush, then write ``summary.json`` with the digests of the files written."""
         self.flush()
-        files = sorted(p.name for p in self.dir.glob("*.parquet") if not p.name.startswith("."))
+        directory = self._directory()
+        files = sorted(p.name for p in directory.glob("*.parquet") if not p.name.startswith("."))
         out = dict(summary)
-        out["output_digests"] = {f: file_digest(self.dir / f) for f in files}
+        out["output_digests"] = {f: file_digest(directory / f) for f in files}
         h = hashlib.blake2b(digest_size=16)
         for f in files:
             h.update(f"{f}:{out['output_digests'][f]}".encode())
         out["outputs_digest"] = h.hexdigest()
         atomic_write_bytes(
-            self.dir / "summary.json", json.dumps(out, indent=2, sort_keys=True).encode()
+            directory / "summary.json", json.dumps(out, indent=2, sort_keys=True).encode()
         )
         return out

@@ -11,12 +11,22 @@ table of several comparisons are Holm-corrected.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from polyrl.analysis.bootstrap import Interval, cluster_bootstrap, cluster_ids, holm
 from polyrl.analysis.stats import eligible
+
+
+def _float(v: object) -> float:
+    """A polars aggregate of a numeric column as a float; NaN for None (no non-null value)."""
+    if v is None:
+        return float("nan")
+    if isinstance(v, int | float):
+        return float(v)
+    raise TypeError(f"expected a number, got {type(v).__name__}")
 
 
 def _paired(a: pl.DataFrame, b: pl.DataFrame) -> pl.DataFrame:
@@ -82,7 +92,7 @@ def compare(
     if reference not in episodes:
         raise KeyError(f"reference {reference!r} is not among {', '.join(episodes)}")
     ref = episodes[reference]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, other in episodes.items():
         if name == reference:
             continue
@@ -90,8 +100,8 @@ def compare(
         ci = paired_difference(ref, other, n=n, seed=seed, level=level, block=block)
         rows.append({
             "strategy": name, "windows": j.height, "clusters": ci.clusters,
-            "reference_pnl": float(j["pnl"].mean()) if j.height else float("nan"),
-            "other_pnl": float(j["pnl_b"].mean()) if j.height else float("nan"),
+            "reference_pnl": _float(j["pnl"].mean()) if j.height else float("nan"),
+            "other_pnl": _float(j["pnl_b"].mean()) if j.height else float("nan"),
             "mean_diff": ci.mean, "ci_low": ci.low, "ci_high": ci.high, "p_value": ci.p_value,
         })  # fmt: skip
     adjusted = holm(np.array([r["p_value"] for r in rows], dtype=np.float64))

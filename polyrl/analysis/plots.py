@@ -35,6 +35,22 @@ TRAINING_PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
 """The panels of :func:`plot_training`: title and the metrics columns drawn in it."""
 
 
+def _int(v: object) -> int:
+    """A polars aggregate (min/max) of an integer column, which must have a value."""
+    if isinstance(v, int):
+        return v
+    raise TypeError(f"expected an integer, got {type(v).__name__}")
+
+
+def _float(v: object) -> float:
+    """A polars aggregate of a numeric column as a float; NaN for None (no non-null value)."""
+    if v is None:
+        return float("nan")
+    if isinstance(v, int | float):
+        return float(v)
+    raise TypeError(f"expected a number, got {type(v).__name__}")
+
+
 def _named(x: Frames, default: str = "run") -> dict[str, pl.DataFrame]:
     return {default: x} if isinstance(x, pl.DataFrame) else dict(x)
 
@@ -76,7 +92,7 @@ def plot_equity(trades: Frames, *, title: str = "Equity curve") -> Figure:
     runs = _named(trades)
     curves = {name: equity(tr) for name, tr in runs.items()}
     ts = [e["t_ns"] for e in curves.values() if e.height]
-    span = (min(int(t.min()) for t in ts), max(int(t.max()) for t in ts)) if ts else (0, 0)
+    span = (min(_int(t.min()) for t in ts), max(_int(t.max()) for t in ts)) if ts else (0, 0)
     fig = Figure(figsize=(10, 1.2 + 2.1 * max(1, len(runs))), layout="constrained")
     axes = fig.subplots(max(1, len(runs)), 1, sharex=True, squeeze=False)[:, 0]
     legend = True
@@ -94,7 +110,7 @@ def plot_equity(trades: Frames, *, title: str = "Equity curve") -> Figure:
         ax.step(t, peak, where="post", color=f"C{i}", ls=":", lw=1, label="running peak")
         ax.fill_between(t, eq, peak, step="post", color="C3", alpha=0.3, lw=0,
                         label="drawdown")  # fmt: skip
-        ax.set_title(f"{name}: PnL {eq[-1]:+.2f}, max drawdown {float(e['drawdown'].max()):.2f}",
+        ax.set_title(f"{name}: PnL {eq[-1]:+.2f}, max drawdown {_float(e['drawdown'].max()):.2f}",
                      loc="left", fontsize="medium")  # fmt: skip
         if legend:  # the first panel drawn explains the styles of all
             ax.legend(fontsize="x-small", loc="best")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -89,11 +89,11 @@ class Recording:
         )  # fmt: skip
         return reader.read_stream(name)
 
-    def inspect(self, by: str = "asset") -> InspectReport:
+    def inspect(self, by: Literal["asset", "key"] = "asset") -> InspectReport:
         """What ``polyrl inspect`` reports for the selection (``by`` asset or key)."""
-        return inspect_recording(self.root, self.dates, by=by)  # type: ignore[arg-type]
+        return inspect_recording(self.root, self.dates, by=by)
 
-    def overview(self, by: str = "asset") -> pl.DataFrame:
+    def overview(self, by: Literal["asset", "key"] = "asset") -> pl.DataFrame:
         """Per stream and asset (or key): rows, first and last receive time, mean rate per
         second, largest silence and receive latency p50/p99 in ms (``polyrl inspect``)."""
         rows = [s.to_json() for s in self.inspect(by).streams]

@@ -270,7 +270,7 @@ def summary_frame(summaries: Mapping[str, Mapping[str, Any]]) -> pl.DataFrame:
                    "traded_ci_low": tlo, "traded_ci_high": thi}  # fmt: skip
             row.update({c: b.get(c, float("nan")) for c in SUMMARY_COLUMNS if c not in row})
             rows.append(row)
-    schema = {"strategy": pl.String, "asset": pl.String}
+    schema: dict[str, type[pl.DataType]] = {"strategy": pl.String, "asset": pl.String}
     schema.update({c: pl.Int64 if c in _INT_COLUMNS else pl.Float64
                    for c in SUMMARY_COLUMNS})  # fmt: skip
     return pl.DataFrame(rows, schema=schema)

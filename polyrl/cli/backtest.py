@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,6 +23,9 @@ from polyrl.cli.common import (
 from polyrl.config import Config
 from polyrl.errors import ConfigError
 
+if TYPE_CHECKING:
+    from polyrl.features.cache import DayCache
+
 RunsOpt = Annotated[
     Path, typer.Option("--runs", help="Directory the run directories are written under.")
 ]
@@ -38,9 +41,7 @@ def replay_source(replay: str, root: Path | None, cfg: Config) -> tuple[Path, st
     return recording_root(base, cfg), replay
 
 
-def load_caches(  # type: ignore[no-untyped-def]
-    root: Path, dates: str, cfg: Config, latencies_ms: list[int] | None = None
-):
+def load_caches(root: Path, dates: str, cfg: Config, latencies_ms: list[int] | None = None):
     """Load/build the selected days' feature caches with a progress bar; with
     ``latencies_ms``, ``{latency_ms: caches}`` from one feature entry per day (the fill books
     of each latency beside it), never one build per latency."""
@@ -57,6 +58,7 @@ def load_caches(  # type: ignore[no-untyped-def]
             done[day] = h
             advance(sum(done.values()), day)
 
+        caches: list[DayCache] | dict[int, list[DayCache]]
         if latencies_ms is None:
             caches = load_days(root, globs, cfg, progress=prog)
         else:
@@ -65,7 +67,7 @@ def load_caches(  # type: ignore[no-untyped-def]
     return caches
 
 
-def run_baseline(  # type: ignore[no-untyped-def]
+def run_baseline(
     name: str, caches, cfg: Config, run_dir: Path, seed: int, block: str = "start",
     data: dict | None = None,
 ) -> dict:  # fmt: skip
@@ -234,14 +236,14 @@ def backtest_cmd(
         write_comparison(base, summaries)
 
 
-def write_comparison(base: Path, summaries: dict) -> None:  # type: ignore[type-arg]
+def write_comparison(base: Path, summaries: dict) -> None:
     """``comparison.json`` beside the runs of ``--strategy all``: each one's total."""
     (base / "comparison.json").write_text(
         json.dumps({n: s["stats"]["total"] for n, s in summaries.items()}, indent=2, sort_keys=True)
     )
 
 
-def run_sweep(  # type: ignore[no-untyped-def]
+def run_sweep(
     base: Path, names: list[str], by_latency, cfg: Config, seed: int, block: str,
     data: dict | None = None,
 ) -> None:  # fmt: skip
@@ -253,7 +255,9 @@ def run_sweep(  # type: ignore[no-untyped-def]
 
     from polyrl.analysis.stats import format_latency_table
 
-    rows, entries, summaries = [], [], {}
+    rows: list[tuple[str, int, dict[str, Any]]] = []
+    entries: list[dict[str, Any]] = []
+    summaries: dict[str, dict[str, Any]] = {}
     for ms, caches in sorted(by_latency.items()):
         cfg_l = dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, fill_latency_ms=ms))
         top = base / f"latency-{ms}ms"
@@ -281,7 +285,7 @@ def run_sweep(  # type: ignore[no-untyped-def]
     )  # fmt: skip
 
 
-def print_notes(summaries: dict, caches) -> None:  # type: ignore[no-untyped-def,type-arg]
+def print_notes(summaries: dict, caches) -> None:
     """The notes under a table: windows settled from the reference feed, without an
     outcome, charged an assumed fee schedule, or overlapping a recording gap."""
     flagged = {n: s["stats"]["total"] for n, s in summaries.items()}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -196,7 +196,7 @@ def bench_train_cmd(
     store = EpisodeStore.build(load_days(rec, dates, cfg))
     fset = feature_set(cfg.features.feature_set)
     settings = {"a": (4, 512, 64), "b": (big_envs, 512, big_minibatch)}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, (n, buf, mb) in settings.items():
         err_console.print(f"setting ({name}): {n} envs, buffer {buf}, minibatch {mb}, 10 epochs")
         rep = bench_replay_train(

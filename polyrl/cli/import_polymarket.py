@@ -105,7 +105,7 @@ def import_polymarket_cmd(
     gamma_base = gamma or cfg.sources.polymarket_gamma_rest
     if not gamma_base.startswith(("http://", "https://")):
         raise ConfigError(f"--gamma: {gamma_base!r} is not an http(s) URL")
-    gamma_ar = HttpArchive(gamma_base, **http)  # type: ignore[arg-type]
+    gamma_ar = HttpArchive(gamma_base, **http)
     root = out if out is not None else Path(cfg.recording.root)
 
     def progress(line: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -24,6 +24,9 @@ from polyrl.cli.common import (
 )
 from polyrl.config import merge
 from polyrl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from polyrl.policies.base import Policy
 
 
 @app.command("live")
@@ -125,6 +128,7 @@ def live_cmd(
     fset = feature_set(cfg.features.feature_set)
     check_live_streams(cfg)  # a set needing a stream live does not subscribe: refused now
     run_cfg: dict[str, Any] = {"kind": "live", "seed": seed}
+    policy: Policy
     if train:
         from polyrl.rl.checkpoint import load_checkpoint
         from polyrl.rl.online import OnlineTrainer

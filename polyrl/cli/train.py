@@ -190,7 +190,7 @@ def train_cmd(
 
         with progress_bar("training", total=tc.updates, unit="updates") as advance:
 
-            def prog(row: dict) -> None:  # type: ignore[type-arg]
+            def prog(row: dict) -> None:
                 advance(
                     row["update"],
                     f"{row['charts/sps']:,.0f} steps/s  "

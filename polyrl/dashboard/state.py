@@ -234,10 +234,17 @@ def _pct(xs: list[float], q: float) -> float:
     return float(np.quantile(np.asarray(xs), q)) if xs else float("nan")
 
 
+def _opt_int(v: object) -> int | None:
+    """A polars aggregate (min/max) of an integer column: None when it has no value."""
+    if v is None or isinstance(v, int):
+        return v
+    raise TypeError(f"expected an integer, got {type(v).__name__}")
+
+
 def _first_time(trades: pl.DataFrame, first_tick_ns: int | None) -> int | None:
-    firsts = [x for x in (first_tick_ns, trades["t_ns"].min() if trades.height else None)
+    firsts = [x for x in (first_tick_ns, _opt_int(trades["t_ns"].min()) if trades.height else None)
               if x is not None]  # fmt: skip
-    return int(min(firsts)) if firsts else None
+    return min(firsts) if firsts else None
 
 
 def _read(path: Path, schema: dict[str, Any] | None = None) -> pl.DataFrame:
@@ -285,7 +292,7 @@ def run_snapshot(run_dir: Path, *, now_ns: int | None = None, stale_s: float = 1
         markets.append(card)
     m = _read(run_dir / "metrics.parquet")
     metrics, metrics_t = rl_metrics(m.to_dicts() if m.height else [])
-    times = [int(x) for x in (trades["t_ns"].max(), episodes["settled_ns"].max())
+    times = [x for x in (_opt_int(trades["t_ns"].max()), _opt_int(episodes["settled_ns"].max()))
              if x is not None]  # fmt: skip
     t = max(times) if times else 0
     started = _first_time(trades, summary.get("first_tick_ns"))

@@ -211,7 +211,7 @@ def build_day(
     first = None
 
     # Drive over the day's hours in order, ticking within the day only.
-    def day_batches():  # type: ignore[no-untyped-def]
+    def day_batches():
         for d, h in hours:
             yield from reader.hour_batches(d, h)
             if progress is not None:
@@ -349,10 +349,12 @@ def build_fills(
     wins = base.windows
     toks = list(zip(wins["up_token"].to_list(), wins["down_token"].to_list(), strict=True))
     pairs = [[toks[w] if w >= 0 else None for w in row] for row in window.tolist()]
-    out = {lat: ([], []) for lat in latencies_ns}
+    out: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {
+        lat: ([], []) for lat in latencies_ns
+    }
     done = dict.fromkeys(latencies_ns, 0)
 
-    def batches():  # type: ignore[no-untyped-def]
+    def batches():
         prev, nxt = _neighbour(date, -1), _neighbour(date, 1)
         if _day_files(root, prev, {23}):
             yield from RecordingReader(root, dates=prev, streams=streams).hour_batches(prev, 23)

@@ -196,7 +196,7 @@ def missing_slots(times_ns: np.ndarray, start_ns: int, end_ns: int, step_ns: int
     ``[start_ns, end_ns)`` holding no row (the metrics' missing 5-minute rows)."""
     grid = np.arange(start_ns, end_ns, step_ns, dtype=np.int64)
     have = np.isin(grid, times_ns)
-    out = []
+    out: list[tuple[int, int, int]] = []
     miss = np.flatnonzero(~have)
     if not len(miss):
         return out

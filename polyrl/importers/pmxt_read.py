@@ -105,7 +105,7 @@ def read_hour(archive: Archive, rel: str, condition_ids: list[str]) -> HourRead:
             # Most of the file is wanted (a small file, or a busy hour): one read of the rest
             # costs less than a range request per column chunk.
             pf = pq.ParquetFile(pa.BufferReader(archive.read(rel)))
-        if groups and local:
+        if groups and isinstance(archive, LocalArchive):
             # A local file: polars decodes the market column, then the other columns of the
             # wanted rows only: several times cheaper than decoding the row groups whole.
             # What it reads is counted as the row groups' bytes (the footer is counted).

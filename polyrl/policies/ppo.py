@@ -13,7 +13,7 @@ from polyrl.policies.base import HOLD
 class PPOPolicy:
     """Greedy (argmax) actions of a PPO agent; HOLD where the market may not trade."""
 
-    def __init__(self, ppo, fset: FeatureSet, name: str = "ppo") -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, ppo, fset: FeatureSet, name: str = "ppo") -> None:
         self.ppo = ppo
         self.fset = fset
         self.name = name

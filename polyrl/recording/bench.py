@@ -246,7 +246,8 @@ def bench_record(
             time.sleep(1.0)
             res.rss_mb_samples.append(round(_proc_rss_mb(proc.pid), 1))
         if proc.poll() is not None:
-            raise RecordingError(f"the recorder exited early: {proc.stderr.read()[-2000:]}")
+            err = proc.stderr.read() if proc.stderr is not None else ""  # a pipe: never None
+            raise RecordingError(f"the recorder exited early: {err[-2000:]}")
         cpu = _proc_cpu_s(proc.pid) - cpu0
         elapsed = time.perf_counter() - t0
         res.peak_rss_mb = _proc_rss_mb(proc.pid, "VmHWM")

@@ -30,7 +30,7 @@ class StreamCols:
         self.n = n
         self._df = df
         self._rows = rows
-        self._cache: dict[tuple[str, Any], Any] = {}
+        self._cache: dict[tuple[str, object, object], Any] = {}
 
     @classmethod
     def of_frame(cls, df: pl.DataFrame) -> StreamCols:
@@ -65,6 +65,7 @@ class StreamCols:
         hit = self._cache.get(key)
         if hit is not None:
             return hit
+        out: np.ndarray
         if self._df is not None:
             s = self._df[name]
             if fill is not None and s.null_count():

@@ -23,7 +23,7 @@ import polars as pl
 from polyrl.events import NS_PER_MS, NS_PER_S, STATUS_STREAM, ns_to_iso
 from polyrl.recording.origin import StreamOrigin, format_origins, stream_origins
 from polyrl.recording.provenance import day_provenance, describe_day
-from polyrl.recording.reader import list_partitions, read_file
+from polyrl.recording.reader import list_partitions, read_frame
 from polyrl.sources.quality import FLAGS
 
 _LAT_MAX_MS = 60_000
@@ -133,6 +133,8 @@ def inspect_recording(
     """Summarise a recording root (see module doc). Errors name the root, glob or file.
     ``sim_class``: the simulator's config dataclass, to name a simulated day's settings that
     differ from its defaults."""
+    if by not in ("asset", "key"):
+        raise ValueError(f"by: {by!r} is neither 'asset' nor 'key'")
     parts = list_partitions(root, dates)
     globs = [dates] if isinstance(dates, str) else list(dates)
     stats: dict[tuple[str, str], StreamStats] = {}
@@ -142,9 +144,8 @@ def inspect_recording(
         cols = ["recv_ns", "exch_ns", "key", "asset", "quality"]
         if p.stream == STATUS_STREAM:
             cols += ["kind", "stream_id", "gap_start_ns", "gap_end_ns"]
-        frames = [pl.from_arrow(read_file(f, p.stream, cols)) for f in p.files]
+        frames = [read_frame(f, p.stream, cols) for f in p.files]
         df = pl.concat(frames) if len(frames) > 1 else frames[0]
-        assert isinstance(df, pl.DataFrame)
         if p.stream == STATUS_STREAM:
             _status(df, channels)
             _failures(df, channels)

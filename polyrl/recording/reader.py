@@ -252,6 +252,14 @@ def read_file(path: Path, stream: str, columns: Sequence[str] | None) -> pa.Tabl
     return table
 
 
+def read_frame(path: Path, stream: str, columns: Sequence[str] | None) -> pl.DataFrame:
+    """:func:`read_file` as a polars frame."""
+    df = pl.from_arrow(read_file(path, stream, columns))
+    if not isinstance(df, pl.DataFrame):  # from_arrow gives a Series only for an Arrow array
+        raise TypeError(f"{path}: read as {type(df).__name__}, not a table")
+    return df
+
+
 def _compatible(found: pa.DataType, want: pa.DataType) -> bool:
     """Equal, or the same logical type in another width (large_string, large_list, view)."""
     if found.equals(want):
@@ -327,14 +335,14 @@ class RecordingReader:
     def read_stream(self, stream: str) -> pl.DataFrame:
         """One stream's selected rows across all selected hours, sorted (for analysis)."""
         frames = [
-            pl.from_arrow(read_file(f, p.stream, self._columns[p.stream]))
+            read_frame(f, p.stream, self._columns[p.stream])
             for p in self.partitions
             if p.stream == stream
             for f in p.files
         ]
         if not frames:
             raise RecordingError(f"no {stream} rows for dates {self.dates!r} under {self.root}")
-        return _sorted(pl.concat(frames, how="vertical"))  # type: ignore[arg-type]
+        return _sorted(pl.concat(frames, how="vertical"))
 
     def batches(self, batch_size: int = 65_536) -> Iterator[MergedBatch]:
         """The whole selection as merged columnar batches of at most ``batch_size`` events."""

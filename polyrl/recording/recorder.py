@@ -142,9 +142,28 @@ class Recorder:
         if (not ch.reached or ch.down_since_ns is not None) and frame.channel != CH_RECORDER:
             self._answered(frame.channel, ch, frame.recv_ns)
 
-    def status(self, kind: str, channel: str, message: str = "", **kw: int | str | None) -> None:
+    def status(
+        self,
+        kind: str,
+        channel: str,
+        message: str = "",
+        *,
+        stream: str | None = None,
+        gap_start_ns: int | None = None,
+        gap_end_ns: int | None = None,
+    ) -> None:
         """Record a status row (connect, disconnect, gap, subscribe, ...) now."""
-        self.emit(status_frame(kind, self.clock.now_ns(), channel=channel, message=message, **kw))
+        self.emit(
+            status_frame(
+                kind,
+                self.clock.now_ns(),
+                channel=channel,
+                stream=stream,
+                message=message,
+                gap_start_ns=gap_start_ns,
+                gap_end_ns=gap_end_ns,
+            )
+        )
 
     def _status(self, ev: Event) -> None:
         ch = self.channels.get(ev.key)

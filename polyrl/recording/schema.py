@@ -92,7 +92,7 @@ class StreamSpec:
 
 
 def _trade_columns(futures: bool) -> tuple[Column, ...]:
-    cols = (
+    cols: tuple[Column, ...] = (
         Column("trade_ns", I64, "trade time `T`, ns"),
         Column("trade_id", I64, "aggregate trade id `a` (or trade id `t` for @trade frames)"),
         Column("price", F64, "price `p`, quote currency (USDT)"),

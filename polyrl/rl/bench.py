@@ -149,7 +149,7 @@ def bench_sb3(
     torch.set_num_threads(torch_threads)
     cfg = PPOConfig()
 
-    class ToyVecEnv(VecEnv):  # type: ignore[misc]
+    class ToyVecEnv(VecEnv):
         """ToyEnv behind SB3's VecEnv interface (auto-reset, terminal_observation info)."""
 
         def __init__(self) -> None:

@@ -171,7 +171,7 @@ def _check_feature_set(
 
 
 def _read_tensors(
-    directory: Path, info: dict[str, Any], expected: dict[str, mx.array]
+    directory: Path, info: dict[str, Any], expected: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     hashes = info.get("sha256", {})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 # Importing this module runs polyrl/rl/__init__.py first, which loads the BLAS (mlx_setup)
 # before the first `import mlx`.
@@ -221,18 +221,20 @@ class ActorCritic(nn.Module):
         self.theta = mx.zeros((2, self.layout.size), dtype=mx.float32)
 
     @staticmethod
-    def apply(params: list[mx.array], obs: mx.array) -> tuple[mx.array, mx.array]:
+    def forward(params: list[mx.array], obs: mx.array) -> tuple[mx.array, mx.array]:
         """Forward of augmented obs [B, F + 1] (:func:`augment`) with unpacked ``params`` ->
         (logits [B, A], value [B])."""
         w1, w2, w3, b3 = params
-        h = fast_tanh(obs @ w1)  # [2, B, H + 1]; column H is the bias unit, exactly 1
-        h = fast_tanh(h @ w2)  # [2, B, H]
+        # mlx's stub says a custom_function call returns `object`; it returns what the wrapped
+        # function does, an array.
+        h = cast(mx.array, fast_tanh(obs @ w1))  # [2, B, H + 1]; column H: bias unit, exactly 1
+        h = cast(mx.array, fast_tanh(h @ w2))  # [2, B, H]
         out = mx.addmm(b3, h, w3)  # [2, B, A]
         return out[0], out[1, :, 0]
 
     def __call__(self, obs: mx.array) -> tuple[mx.array, mx.array]:
         """Forward of augmented obs [B, F + 1] -> (logits [B, A], value [B])."""
-        return self.apply(self.layout.unpack(self.theta), obs)
+        return self.forward(self.layout.unpack(self.theta), obs)
 
 
 def _orthogonal(rng: np.random.Generator, rows: int, cols: int, gain: float) -> np.ndarray:
@@ -277,7 +279,7 @@ busy 2-core machine, so larger batches run as a stack of 16-row matmuls."""
 
 
 def forward_numpy(stacked: tuple[np.ndarray, ...], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:meth:`ActorCritic.apply` in plain numpy float32 (no MLX hand-off): normalised obs
+    """:meth:`ActorCritic.forward` in plain numpy float32 (no MLX hand-off): normalised obs
     x [N, F] (not augmented) with :meth:`Layout.stacked` weights -> (logits [N, A], value
     [N]).
 

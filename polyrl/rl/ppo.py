@@ -250,7 +250,7 @@ def ppo_loss(
     samples whose ratio was clipped. Pure: a function of its arguments only, so it can be
     passed to ``mx.value_and_grad`` and compiled.
     """
-    logits, value = ActorCritic.apply(params, obs)
+    logits, value = ActorCritic.forward(params, obs)
     # The softmax by hand: one exp per logit, shared by the log-probabilities, the entropy
     # and (through autograd's saved outputs) the backward pass. The max is a constant shift.
     z = logits - mx.stop_gradient(logits.max(axis=-1, keepdims=True))
@@ -358,7 +358,7 @@ class PPO:
         loss_and_grad = mx.value_and_grad(ppo_loss)
 
         def forward_fn(params: list[mx.array], obs: mx.array) -> tuple[mx.array, mx.array]:
-            return ActorCritic.apply(params, obs)
+            return ActorCritic.forward(params, obs)
 
         def train_fn(
             obs: mx.array,

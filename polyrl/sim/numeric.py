@@ -92,8 +92,10 @@ _ERF = np.frompyfunc(math.erf, 1, 1)
 
 
 def norm_cdf(x: np.ndarray) -> np.ndarray:
-    """Standard normal CDF, elementwise (math.erf, so it is exact and platform-stable)."""
-    return 0.5 * (1.0 + _ERF(np.asarray(x, dtype=np.float64) / math.sqrt(2.0)).astype(np.float64))
+    """Standard normal CDF, elementwise (math.erf, so it is exact and platform-stable); a 0-d
+    input gives a 0-d array (the object ufunc returns a bare float for it)."""
+    erf = _ERF(np.asarray(x, dtype=np.float64) / math.sqrt(2.0))
+    return 0.5 * (1.0 + np.asarray(erf, dtype=np.float64))
 
 
 def logistic(x: np.ndarray) -> np.ndarray:

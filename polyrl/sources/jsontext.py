@@ -21,6 +21,7 @@ from polyrl.errors import ParseError
 _DECODER = json.JSONDecoder()
 # JSON's four whitespace characters (RFC 8259 §2); anything else between tokens is an error.
 _WS = re.compile(r"[ \t\n\r]*")
+# The stdlib stub leaves scanstring out of json.decoder, where it is defined (and public).
 _scanstring = json.decoder.scanstring  # type: ignore[attr-defined]
 
 

@@ -201,7 +201,7 @@ def status_frame(
     The recorder logs its own status this way, so that status rows go through the same
     write-ahead log and parse as venue frames and are recovered with them after a crash.
     """
-    body = {"kind": kind, "channel": channel, "message": message}
+    body: dict[str, str | int] = {"kind": kind, "channel": channel, "message": message}
     if stream is not None:
         body["stream_id"] = stream
     if gap_start_ns is not None:

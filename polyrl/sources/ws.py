@@ -141,9 +141,23 @@ class WsConnection:
         self.frames = 0
         self._reconnect_now = asyncio.Event()
 
-    def _status(self, kind: str, message: str = "", **kw: int | None) -> None:
+    def _status(
+        self,
+        kind: str,
+        message: str = "",
+        *,
+        gap_start_ns: int | None = None,
+        gap_end_ns: int | None = None,
+    ) -> None:
         self.sink.emit(
-            status_frame(kind, self.clock.now_ns(), channel=self.channel, message=message, **kw)
+            status_frame(
+                kind,
+                self.clock.now_ns(),
+                channel=self.channel,
+                message=message,
+                gap_start_ns=gap_start_ns,
+                gap_end_ns=gap_end_ns,
+            )
         )
 
     def reconnect(self) -> None:

@@ -186,16 +186,16 @@ def gamma_objects(
                 "twapEnabled": True,
                 "twapLookbackSeconds": m["twap_seconds"],
             }
-        r = res.get(m["key"])
-        if r is not None and r["up_price"] is not None:
+        resolved = res.get(m["key"])
+        if resolved is not None and resolved["up_price"] is not None:
             obj["closed"] = True
             obj["active"] = False
             obj["outcomePrices"] = json.dumps(
-                [_price_text(r["up_price"]), _price_text(r["down_price"])]
+                [_price_text(resolved["up_price"]), _price_text(resolved["down_price"])]
             )
-            if r["exch_ns"] is not None:
+            if resolved["exch_ns"] is not None:
                 obj["closedTime"] = _dt.datetime.fromtimestamp(
-                    r["exch_ns"] // 1_000_000_000, _dt.UTC
+                    resolved["exch_ns"] // 1_000_000_000, _dt.UTC
                 ).strftime("%Y-%m-%d %H:%M:%S+00")
         out[m["slug"]] = obj
     return out
@@ -313,7 +313,7 @@ def synthetic_hour(
     side = np.where(rng.random(rows) < 0.5, "BUY", "SELL").astype(object)
     cols["price"] = np.where(is_pc | is_tr, price, np.nan)
     cols["size"] = np.where(is_pc | is_tr, np.round(rng.lognormal(3.0, 1.0, rows), 6), np.nan)
-    cols["side"] = np.where(is_pc | is_tr, side, None)
+    cols["side"] = np.where(is_pc | is_tr, side, np.array(None, dtype=object))
     cols["best_bid"] = np.where(is_pc, np.round(np.maximum(price - 0.01, 0.01), 2), np.nan)
     cols["best_ask"] = np.where(is_pc, np.round(np.minimum(price + 0.01, 0.99), 2), np.nan)
     cols["fee_rate_bps"] = np.where(is_tr, 0, -1)

@@ -25,3 +25,11 @@ def test_unequal_columns_are_still_refused() -> None:
     with pytest.raises(pl.exceptions.ShapeError):
         log.add_columns("episodes", {"asset": ["btc"], "slug": ["a", "b"]})
         log.frame("episodes")
+
+
+def test_an_in_memory_log_says_it_writes_no_files() -> None:
+    log = RunLog.in_memory(config={"kind": "parity"})
+    assert log.dir is None and log.config == {"kind": "parity"}
+    for write in (log.flush, lambda: log.finish({})):
+        with pytest.raises(RuntimeError, match="in-memory run log writes no files"):
+            write()

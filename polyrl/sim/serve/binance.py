@@ -136,7 +136,7 @@ class BinanceWsServer(WsServer):
             route = "legacy"
             for r in ("public", "market"):
                 if path == f"/{r}" or path.startswith(f"/{r}/"):
-                    route = r  # type: ignore[assignment]
+                    route = r
                     path = path[len(r) + 1 :]
                     break
         if path in ("/stream", "/stream/"):

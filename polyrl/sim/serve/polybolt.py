@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
     from polyrl.sim.serve.config import ServeConfig
     from polyrl.sim.serve.feed import SpeedClock
+    from polyrl.sim.serve.log import CloseReason
 
 TWAP_CHANNEL = "price.crypto.twap"
 RTDS_TWAP60 = "crypto_prices_twap_sixty"
@@ -130,7 +131,7 @@ class PolyBoltServer(WsServer):
 
     def _close_with(self, conn: Conn, code: int, reason: str) -> None:
         self.closes.append((conn.log.conn_id, code))
-        reasons = {CLOSE_AUTH: "auth_failed", CLOSE_DRAIN: "server_stop"}
+        reasons: dict[int, CloseReason] = {CLOSE_AUTH: "auth_failed", CLOSE_DRAIN: "server_stop"}
         self._finish(conn, reasons.get(code, "policy_violation"))
         task = asyncio.get_running_loop().create_task(self._close(conn, code, reason))
         self._closing.add(task)
@@ -183,7 +184,8 @@ class PolyBoltServer(WsServer):
         for e in subs:
             if not isinstance(e, dict) or not isinstance(e.get("channel"), str):
                 continue
-            f = e.get("filter") if isinstance(e.get("filter"), dict) else {}
+            raw = e.get("filter")
+            f = raw if isinstance(raw, dict) else {}
             win = f.get("window_seconds")
             out.append((e["channel"], str(f.get("symbol", "")), win if isinstance(win, int) else 0))
         return out

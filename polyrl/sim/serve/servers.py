@@ -30,7 +30,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from polyrl.events import (
     CH_BINANCE_FUTURES_WS,
@@ -55,6 +55,20 @@ from polyrl.sources.config import SourcesConfig
 
 _LOG = logging.getLogger("polyrl.sim.serve")
 T = TypeVar("T")
+
+
+class VenueUrls(TypedDict):
+    """Base URL of each venue endpoint, keyed by :class:`SourcesConfig` field name."""
+
+    binance_spot_ws: str
+    binance_spot_rest: str
+    binance_futures_ws: str
+    binance_futures_rest: str
+    polymarket_clob_ws: str
+    polymarket_clob_rest: str
+    polymarket_gamma_rest: str
+    polymarket_rtds_ws: str
+    polymarket_polybolt_ws: str
 
 
 class VenueServers:
@@ -110,7 +124,7 @@ class VenueServers:
         servers = (self.spot, self.futures, self.clob, self.rtds, self.polybolt)
         return {s.name: s for s in servers}
 
-    def urls(self) -> dict[str, str]:
+    def urls(self) -> VenueUrls:
         """Base URL of each venue endpoint, by :class:`SourcesConfig` field name."""
         h = self.config.host
         http_base = f"http://{h}:{self.http.port}"

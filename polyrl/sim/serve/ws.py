@@ -24,6 +24,7 @@ A client that does not read fast enough is cut (``slow_consumer``) once
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections import deque
@@ -428,10 +429,12 @@ class WsServer:
                     return
                 if since_ping + 1e-9 >= self.real_s(self.ping_interval_s):
                     since_ping = 0.0
-                    waiter = await conn.ws.ping()
+                    # ping() is typed as returning an Awaitable; it is a Future, which
+                    # ensure_future hands back unchanged.
+                    waiter = asyncio.ensure_future(await conn.ws.ping())
                     conn.log.pings += 1
                     conn.recent.append(None)
-                    waiter.add_done_callback(lambda f, c=conn: _ponged(c, f))
+                    waiter.add_done_callback(functools.partial(_ponged, conn))
         except ConnectionClosed:
             return
 

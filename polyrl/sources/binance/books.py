@@ -44,7 +44,7 @@ def book_ticker_row(d: dict[str, Any], raw: str, recv_ns: int, v: Venue, sym: An
     key, asset = symbol_key(d["s"])
     if v.futures:  # futures carries E and T; spot carries neither
         exch_ns: int | None = venue_ns(d["E"])
-        trans_ns = venue_ns(d["T"])
+        trans_ns: int | None = venue_ns(d["T"])
     else:
         exch_ns = opt_ns(d.get("E"))
         trans_ns = opt_ns(d.get("T"))

@@ -49,7 +49,7 @@ class TokenBook:
         self._bids: dict[float, float] = {}
         self._asks: dict[float, float] = {}
         self._sorted: tuple[list[tuple[float, float]], list[tuple[float, float]]] | None = None
-        self._top: tuple[int, tuple[np.ndarray, ...]] | None = None
+        self._top: tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] | None = None
 
     def _check(self, event: Event, stream: str) -> None:
         if event.stream != stream:
@@ -157,7 +157,7 @@ class TokenBook:
         with NaN prices and 0 sizes; cached until the book changes (the decision loop asks
         at every tick)."""
         if self._top is not None and self._top[0] == depth:
-            return self._top[1]  # type: ignore[return-value]
+            return self._top[1]
         bids, asks = self._sides()
         bp = np.full(depth, np.nan)
         bs = np.zeros(depth)

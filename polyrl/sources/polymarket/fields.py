@@ -152,7 +152,7 @@ def req_side(o: dict[str, Any], name: str, ctx: str) -> str:
     v = require(o, name, ctx)
     if v not in _SIDES:
         raise ParseError(f"{ctx}: field {name!r} must be BUY or SELL, got {str(v)[:20]!r}")
-    return v  # type: ignore[no-any-return]
+    return v
 
 
 def book_side(

@@ -279,7 +279,7 @@ class PolymarketAdapter:
                     )
                     m.polls = -1
 
-    async def _poll_one(self, url: str, channel: str, request: dict[str, str], parse) -> bool:  # type: ignore[no-untyped-def]
+    async def _poll_one(self, url: str, channel: str, request: dict[str, str], parse) -> bool:
         resp = await get_with_retry(url, self.sink, channel, self.cfg, self.rng, tries=1)
         if resp is None:
             return False

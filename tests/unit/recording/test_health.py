@@ -8,6 +8,7 @@ import io
 import re
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from polyrl.clock import LiveClock
@@ -153,3 +154,9 @@ def test_status_table_renders_channel_names_and_ages(tmp_path: Path) -> None:
     cells = [c.strip() for c in row.split("│")]
     assert cells[1:5] == ["[binance.spot]", "0", "", "never"]
     assert cells[8] == "1"  # conn. fail
+
+
+def test_inspect_refuses_an_unknown_grouping(tmp_path: Path) -> None:
+    # It used to group by asset for any value but "key" and label the report with the typo.
+    with pytest.raises(ValueError, match="by: 'Key' is neither 'asset' nor 'key'"):
+        inspect_recording(tmp_path, by="Key")

@@ -132,6 +132,19 @@ def test_bias_unit_is_exactly_one_and_never_moves() -> None:
     assert not np.array(w3)[1, :, 1:].any()
 
 
+def test_the_network_keeps_mlx_module_api() -> None:
+    # Its forward once shadowed nn.Module.apply, so MLX's own module calls (set_dtype,
+    # apply) reached it with the wrong arguments and failed.
+    net = ActorCritic(OBS_DIM, N_ACTIONS, 8)
+    net.set_dtype(mx.float16)
+    assert net.theta.dtype == mx.float16
+    net.apply(lambda x: x.astype(mx.float32))
+    assert net.theta.dtype == mx.float32
+    obs = mx.array(augment(np.zeros((3, OBS_DIM), dtype=np.float32)))
+    logits, value = net(obs)
+    assert logits.shape == (3, N_ACTIONS) and value.shape == (3,)
+
+
 def test_layout_round_trips_two_mlps() -> None:
     lay = Layout(obs_dim=5, hidden=7, n_actions=3)
     rng = np.random.default_rng(0)

@@ -45,6 +45,13 @@ def test_norm_cdf() -> None:
     )
 
 
+def test_norm_cdf_of_a_0d_array_is_a_0d_array() -> None:
+    # The object ufunc returns a bare float for a 0-d input; that used to fail on `.astype`.
+    got = norm_cdf(np.array(1.0))
+    assert got.shape == () and got.dtype == np.float64
+    assert float(got) == float(norm_cdf(np.array([1.0]))[0])
+
+
 def test_fixed_point_text_is_exact() -> None:
     assert fixed(6182802000000, 8) == "61828.02000000"
     assert fixed(6, 3) == "0.006"
