@@ -17,16 +17,7 @@ import numpy as np
 import polars as pl
 
 from polyrl.analysis.bootstrap import Interval, cluster_bootstrap, cluster_ids, holm
-from polyrl.analysis.stats import eligible
-
-
-def _float(v: object) -> float:
-    """A polars aggregate of a numeric column as a float; NaN for None (no non-null value)."""
-    if v is None:
-        return float("nan")
-    if isinstance(v, int | float):
-        return float(v)
-    raise TypeError(f"expected a number, got {type(v).__name__}")
+from polyrl.analysis.stats import agg_float, eligible
 
 
 def _paired(a: pl.DataFrame, b: pl.DataFrame) -> pl.DataFrame:
@@ -100,8 +91,8 @@ def compare(
         ci = paired_difference(ref, other, n=n, seed=seed, level=level, block=block)
         rows.append({
             "strategy": name, "windows": j.height, "clusters": ci.clusters,
-            "reference_pnl": _float(j["pnl"].mean()) if j.height else float("nan"),
-            "other_pnl": _float(j["pnl_b"].mean()) if j.height else float("nan"),
+            "reference_pnl": agg_float(j["pnl"].mean()) if j.height else float("nan"),
+            "other_pnl": agg_float(j["pnl_b"].mean()) if j.height else float("nan"),
             "mean_diff": ci.mean, "ci_low": ci.low, "ci_high": ci.high, "p_value": ci.p_value,
         })  # fmt: skip
     adjusted = holm(np.array([r["p_value"] for r in rows], dtype=np.float64))

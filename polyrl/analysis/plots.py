@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from polyrl.analysis.calibration import calibration_table
 from polyrl.analysis.recordings import WindowView
+from polyrl.analysis.stats import agg_float
 from polyrl.analysis.trades import equity
 
 Frames = pl.DataFrame | Mapping[str, pl.DataFrame]
@@ -40,15 +41,6 @@ def _int(v: object) -> int:
     if isinstance(v, int):
         return v
     raise TypeError(f"expected an integer, got {type(v).__name__}")
-
-
-def _float(v: object) -> float:
-    """A polars aggregate of a numeric column as a float; NaN for None (no non-null value)."""
-    if v is None:
-        return float("nan")
-    if isinstance(v, int | float):
-        return float(v)
-    raise TypeError(f"expected a number, got {type(v).__name__}")
 
 
 def _named(x: Frames, default: str = "run") -> dict[str, pl.DataFrame]:
@@ -110,7 +102,8 @@ def plot_equity(trades: Frames, *, title: str = "Equity curve") -> Figure:
         ax.step(t, peak, where="post", color=f"C{i}", ls=":", lw=1, label="running peak")
         ax.fill_between(t, eq, peak, step="post", color="C3", alpha=0.3, lw=0,
                         label="drawdown")  # fmt: skip
-        ax.set_title(f"{name}: PnL {eq[-1]:+.2f}, max drawdown {_float(e['drawdown'].max()):.2f}",
+        drawdown = agg_float(e["drawdown"].max())
+        ax.set_title(f"{name}: PnL {eq[-1]:+.2f}, max drawdown {drawdown:.2f}",
                      loc="left", fontsize="medium")  # fmt: skip
         if legend:  # the first panel drawn explains the styles of all
             ax.legend(fontsize="x-small", loc="best")

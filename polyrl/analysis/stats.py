@@ -43,6 +43,15 @@ from polyrl.analysis.bootstrap import Interval, cluster_bootstrap, cluster_ids
 from polyrl.analysis.trades import CLOSING, closed_pnl, positions, without_no_outcome
 
 
+def agg_float(v: object) -> float:
+    """A polars aggregate of a numeric column as a float; NaN for None (no non-null value)."""
+    if v is None:
+        return float("nan")
+    if isinstance(v, int | float):
+        return float(v)
+    raise TypeError(f"expected a number, got {type(v).__name__}")
+
+
 def bootstrap_mean_ci(
     x: np.ndarray,
     clusters: np.ndarray | None = None,
