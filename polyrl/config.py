@@ -20,12 +20,15 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, get_origin
 
 from polyrl.errors import ConfigError
 from polyrl.events import ASSETS
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 def from_mapping(cls: type[T], data: Mapping[str, Any], *, where: str = "", source: str = "") -> T:
@@ -36,7 +39,7 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], *, where: str = "", sour
     if not isinstance(data, Mapping):
         raise ConfigError(f"{_loc(source, where)}: expected a table, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    names = {f.name for f in dataclasses.fields(cls)}
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         path = f"{where}.{key}" if where else key
@@ -58,8 +61,8 @@ def _loc(source: str, path: str) -> str:
 def _coerce(tp: Any, value: Any, path: str, source: str) -> Any:
     origin = get_origin(tp)
     args = get_args(tp)
-    if dataclasses.is_dataclass(tp):
-        return from_mapping(tp, value, where=path, source=source)  # type: ignore[arg-type]
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):  # a hint names a class
+        return from_mapping(tp, value, where=path, source=source)
     if origin in (types.UnionType, typing.Union):
         if value is None and type(None) in args:
             return None
@@ -163,7 +166,7 @@ SECTION_NAMES = (
 )
 """The sections of a :class:`Config`, in the order of its fields (and of a saved config)."""
 
-_SECTIONS: dict[str, type] = {}
+_SECTIONS: dict[str, type[DataclassInstance]] = {}
 
 
 def register_sections(**sections: type) -> None:
@@ -179,7 +182,7 @@ def register_sections(**sections: type) -> None:
             raise ValueError(f"config section {name!r} is already {_SECTIONS[name].__name__}")
 
 
-def section_types() -> dict[str, type]:
+def section_types() -> dict[str, type[DataclassInstance]]:
     """Every section's dataclass, in :data:`SECTION_NAMES` order; a section nobody registered
     is a ConfigError saying what to import (never a silent default)."""
     missing = [n for n in SECTION_NAMES if n not in _SECTIONS]

@@ -166,8 +166,10 @@ def first_divergence(table: str, live: pl.DataFrame, replay: pl.DataFrame) -> Di
         ne = ~(a.eq_missing(b))
         if a.dtype.is_float():
             ne = ne & ~(a.is_nan() & b.is_nan())
-        if ne.any():
-            i = int(ne.arg_max())  # type: ignore[arg-type]
+        # The first differing row: arg_max of a boolean Series is its first True (None only
+        # for no non-null values, which ne.any() rules out).
+        i = ne.arg_max() if ne.any() else None
+        if i is not None:
             return _div(table, live, i, c, a[i], b[i])
     if live.height != replay.height:
         i = n

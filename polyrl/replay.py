@@ -210,7 +210,7 @@ def replay_engine(
     return ReplayResult(
         days=[c.date for c in caches],
         ticks=total,
-        events=int(sum(int(c.meta.get("events", 0)) for c in caches)),  # type: ignore[call-overload]
+        events=sum(c.events for c in caches),
         recording_digests={c.date: str(c.meta["recording_digest"]) for c in caches},
         engine=engine,
     )

@@ -128,7 +128,9 @@ class Recording:
         if not parts:
             return pl.DataFrame(schema=schema)
         counts = pl.concat(parts).group_by("stream", "t_ns").agg(pl.col("rows").sum())
-        lo, hi = int(counts["t_ns"].min()), int(counts["t_ns"].max())  # type: ignore[arg-type]
+        lo, hi = counts["t_ns"].min(), counts["t_ns"].max()
+        if not isinstance(lo, int) or not isinstance(hi, int):  # None: files without rows
+            return pl.DataFrame(schema=schema)
         grid = pl.DataFrame({"stream": sorted(counts["stream"].unique().to_list())}).join(
             pl.DataFrame({"t_ns": pl.int_range(lo, hi + step, step, eager=True)}), how="cross"
         )

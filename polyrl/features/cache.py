@@ -100,6 +100,11 @@ class DayCache:
 
     fill_latency_ns: int = 0
 
+    @property
+    def events(self) -> int:
+        """Events the day's build replayed (``meta.json``'s ``events``, checked on load)."""
+        return _meta_int(self.meta, "events", self.path)
+
     def __getattr__(self, name: str) -> np.ndarray:
         try:
             return self.arrays[name]
@@ -422,4 +427,14 @@ def _load_or_build_base(
 def _load(path: Path, date: str, key: str) -> DayCache:
     arrays = {n: np.load(path / f"{n}.npy", mmap_mode="r", allow_pickle=False) for n in _ARRAYS}
     meta = json.loads((path / "meta.json").read_text())
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path / 'meta.json'}: not a JSON object")
+    _meta_int(meta, "events", path)  # checked now: an entry without it is rebuilt, not trusted
     return DayCache(date, key, path, arrays, pl.read_parquet(path / "windows.parquet"), meta)
+
+
+def _meta_int(meta: dict[str, object], name: str, path: Path) -> int:
+    v = meta.get(name)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError(f"{path / 'meta.json'}: {name} is {v!r}, not an integer")
+    return v

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from polyrl.errors import ParseError
@@ -21,7 +22,9 @@ from polyrl.errors import ParseError
 _DECODER = json.JSONDecoder()
 # JSON's four whitespace characters (RFC 8259 §2); anything else between tokens is an error.
 _WS = re.compile(r"[ \t\n\r]*")
-# The stdlib stub leaves scanstring out of json.decoder, where it is defined (and public).
+# A stub gap: typeshed's json/decoder.pyi leaves out scanstring, which the runtime module
+# defines (the C scanner, else its pure-Python twin). Annotated so its callers stay typed.
+_scanstring: Callable[[str, int], tuple[str, int]]
 _scanstring = json.decoder.scanstring  # type: ignore[attr-defined]
 
 

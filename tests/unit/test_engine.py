@@ -11,7 +11,6 @@ import polars as pl
 import pytest
 
 from polyrl.clock import ReplayClock
-from polyrl.config import Config
 from polyrl.engine import Engine, TickObs
 from polyrl.features.cache import load_or_build
 from polyrl.features.engine import FeatureEngine
@@ -21,6 +20,7 @@ from polyrl.policies.baselines import BASELINES, make_baseline
 from polyrl.recording.reader import RecordingReader
 from polyrl.replay import cached_outcome, load_days, replay_engine, replay_spec
 from polyrl.runlog import RunLog
+from polyrl.sections import Config
 
 CFG = Config()
 

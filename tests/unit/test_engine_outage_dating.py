@@ -9,13 +9,13 @@ from pathlib import Path
 
 import polars as pl
 
-from polyrl.config import Config
 from polyrl.events import CH_POLYMARKET_WS, NS_PER_S, WINDOW_NS, iso_to_ns, status_event
 from polyrl.features.sets import feature_set
 from polyrl.policies.baselines import make_baseline
 from polyrl.recording.writer import RecordingConfig, RecordingWriter
 from polyrl.replay import load_days, replay_engine
 from polyrl.runlog import RunLog
+from polyrl.sections import Config
 
 ROLL = iso_to_ns("2024-06-01T00:15:00Z")
 

@@ -10,11 +10,11 @@ import numpy as np
 import polars as pl
 
 from polyrl.broker import taker_fee
-from polyrl.config import Config
 from polyrl.features.sets import feature_set
 from polyrl.policies.baselines import make_baseline
 from polyrl.replay import load_days, replay_engine
 from polyrl.runlog import RunLog
+from polyrl.sections import Config
 from polyrl.sources.polymarket.fees import crypto_fee_schedule
 
 CFG = Config()

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from polyrl.config import Config
 from polyrl.events import NS_PER_S, WINDOW_NS, iso_to_ns
 from polyrl.features.engine import FeatureConfig
 from polyrl.features.sets import feature_set
@@ -24,6 +23,7 @@ from polyrl.policies.baselines import make_baseline
 from polyrl.recording.writer import RecordingConfig
 from polyrl.replay import load_days, replay_engine
 from polyrl.runlog import RunLog
+from polyrl.sections import Config
 
 pytestmark = pytest.mark.slow
 

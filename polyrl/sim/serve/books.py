@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,23 @@ from polyrl.events import NS_PER_MS
 
 def _q(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
+
+
+def _notional(price: object, size: object) -> float | None:
+    """price x size of a trade from its wire texts; None unless both are finite numbers >= 0,
+    so a malformed trade (no price, "NaN", "inf") never turns a market's volume into NaN."""
+    p, q = _amount(price), _amount(size)
+    return p * q if p is not None and q is not None else None
+
+
+def _amount(v: object) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, str | int | float):
+        return None
+    try:
+        x = float(v)
+    except ValueError:
+        return None
+    return x if math.isfinite(x) and x >= 0 else None
 
 
 class WireBook:
@@ -161,13 +179,15 @@ class BookStore:
                     b.set_level(str(e.get("side")), str(e.get("price")), str(e.get("size")))
                     b.updated_ns = now_ns
         elif et == "last_trade_price":
+            price = obj.get("price")
+            if _amount(price) is None:  # a trade without a usable price changes nothing
+                return
             b = self.books.get(str(obj.get("asset_id")))
             if b is not None:
-                b.last_trade = str(obj.get("price"))
+                b.last_trade = str(price)
                 b.updated_ns = now_ns
-            try:
-                notional = float(obj.get("price")) * float(obj.get("size"))  # type: ignore[arg-type]
-            except (TypeError, ValueError):
+            notional = _notional(price, obj.get("size"))
+            if notional is None:
                 return
             m = str(obj.get("market"))
             self.volume[m] = self.volume.get(m, 0.0) + notional

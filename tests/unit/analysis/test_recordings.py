@@ -90,3 +90,14 @@ def test_bad_roots_and_globs_are_named(small_recording: Path, tmp_path: Path) ->
         load_recording(tmp_path / "none")
     with pytest.raises(RecordingError, match="1999-"):
         load_recording(small_recording, "1999-*")
+
+
+def test_rates_of_a_recording_whose_files_hold_no_rows_are_empty(tmp_path: Path) -> None:
+    root = tmp_path / "rec"
+    with RecordingWriter(root, config=RecordingConfig(fsync=False)) as w:
+        w.append(make_event("binance.spot.trade", T0 + NS_PER_S))
+    (part,) = root.rglob("*.parquet")
+    pl.read_parquet(part).head(0).write_parquet(part)  # a valid file without a row
+    rates = load_recording(root).rates(every_s=60)
+    assert rates.height == 0
+    assert rates.columns == ["stream", "t_ns", "rows", "rate_per_s"]

@@ -10,7 +10,6 @@ from typing import Any
 import polars as pl
 import pytest
 
-from polyrl.config import Config
 from polyrl.dashboard.state import (
     pnl_steps,
     positions_from_trades,
@@ -23,6 +22,7 @@ from polyrl.features.sets import feature_set
 from polyrl.policies.baselines import make_baseline
 from polyrl.replay import load_days, replay_engine
 from polyrl.runlog import EPISODES, TRADES, RunLog
+from polyrl.sections import Config
 
 T = 1_717_200_000 * NS_PER_S
 

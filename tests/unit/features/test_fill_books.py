@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from polyrl.clock import ReplayClock
-from polyrl.config import Config
 from polyrl.events import NS_PER_S, iso_to_ns
 from polyrl.features.cache import load_or_build_latencies
 from polyrl.features.engine import FeatureEngine
 from polyrl.recording.reader import RecordingReader
 from polyrl.recording.writer import RecordingConfig
 from polyrl.replay import replay_spec
+from polyrl.sections import Config
 from polyrl.sim.config import SimConfig
 from polyrl.sim.record import simulate_to_recording
 

@@ -10,12 +10,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from polyrl.config import Config
 from polyrl.events import NS_PER_S, Event, iso_to_ns
 from polyrl.features.engine import FeatureConfig, FeatureEngine, ObsBatch
 from polyrl.features.flags import POLICY, SKIP_MASK, without_skipped
 from polyrl.recording.reader import MergedBatch, RecordingReader
 from polyrl.recording.writer import RecordingConfig
+from polyrl.sections import Config
 from polyrl.sim.record import simulate_to_recording
 from polyrl.sources.quality import BAD_VALUE, FLAG_BY_NAME, FLAGS
 

@@ -102,8 +102,8 @@ def klines_from_trades(
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pl.DataFrame]:
     """Every stream of the simulated recording, as tables."""
-    from polyrl.config import Config
     from polyrl.recording.writer import RecordingConfig
+    from polyrl.sections import Config
     from polyrl.sim.record import simulate_to_recording
 
     root = tmp_path_factory.mktemp("history-rec") / "rec"

@@ -72,8 +72,8 @@ def short_batch(tmp_path_factory: pytest.TempPathFactory) -> MergedBatch:
     """5.5 simulated minutes of btc and eth (00:12:00-00:17:30, seed 7) through the real
     parsers and writer, read back as one merged batch (streams the engine does not read
     left out): the 00:00 window ends and resolves at 00:15:40, 00:15 opens."""
-    from polyrl.config import Config
     from polyrl.recording.writer import RecordingConfig
+    from polyrl.sections import Config
     from polyrl.sim.record import simulate_to_recording
 
     root = tmp_path_factory.mktemp("short-rec") / "rec"

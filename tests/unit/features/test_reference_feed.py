@@ -22,7 +22,6 @@ import polars as pl
 import pytest
 
 from polyrl.clock import ReplayClock
-from polyrl.config import Config
 from polyrl.events import NS_PER_S, WINDOW_NS, iso_to_ns
 from polyrl.features.engine import FeatureConfig, FeatureEngine
 from polyrl.features.sets import feature_set
@@ -33,6 +32,7 @@ from polyrl.replay import load_days, replay_engine
 from polyrl.rl.env import evaluate
 from polyrl.rl.episodes import EpisodeStore
 from polyrl.runlog import RunLog
+from polyrl.sections import Config
 from polyrl.sim.record import simulate_to_recording
 from polyrl.sources.config import SourcesConfig
 from polyrl.sources.polymarket.rtds import parse_rtds

@@ -6,10 +6,10 @@ from dataclasses import replace
 
 import pytest
 
-from polyrl.config import Config
 from polyrl.errors import ConfigError
 from polyrl.features.sets import FEATURE_SETS
 from polyrl.live import check_live_streams, live_streams
+from polyrl.sections import Config
 from polyrl.sources.binance.ws import spot_streams
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from polyrl.config import Config
 from polyrl.errors import RecordingError
 from polyrl.events import NS_PER_S, iso_to_ns
 from polyrl.recording.provenance import (
@@ -24,6 +23,7 @@ from polyrl.recording.provenance import (
     root_provenance,
 )
 from polyrl.recording.writer import RecordingConfig, RecordingWriter, recording_files
+from polyrl.sections import Config
 from polyrl.sim.config import SimConfig
 from polyrl.sim.record import simulate_to_recording, simulation_provenance
 from polyrl.sources.config import SourcesConfig

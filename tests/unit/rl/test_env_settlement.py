@@ -16,13 +16,13 @@ import pytest
 
 from polyrl.analysis.report import results_tables
 from polyrl.analysis.stats import summarize
-from polyrl.config import Config
 from polyrl.features.sets import feature_set
 from polyrl.policies.baselines import make_baseline
 from polyrl.replay import load_days, replay_engine
 from polyrl.rl.env import evaluate
 from polyrl.rl.episodes import EpisodeStore
 from polyrl.runlog import RunLog
+from polyrl.sections import Config
 
 CFG = Config()
 FSET = feature_set(CFG.features.feature_set)

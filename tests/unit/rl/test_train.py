@@ -10,13 +10,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from polyrl.config import Config
 from polyrl.errors import ConfigError, FeatureSetMismatch
 from polyrl.features.engine import FeatureConfig
 from polyrl.features.sets import feature_set
 from polyrl.policies.ppo import PPOPolicy
 from polyrl.rl.ppo import PPOConfig
 from polyrl.rl.train import TrainConfig, resolve_splits, train
+from polyrl.sections import Config
 
 PPO_SMALL = PPOConfig(buffer_steps=128, minibatch_size=256, n_epochs=2)
 CFG = Config()

@@ -7,8 +7,9 @@ import inspect
 
 import pytest
 
-from polyrl.config import config_from_mapping, from_mapping
+from polyrl.config import from_mapping
 from polyrl.errors import ConfigError
+from polyrl.sections import config_from_mapping
 from polyrl.sim.config import SimConfig
 
 

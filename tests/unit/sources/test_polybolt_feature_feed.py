@@ -12,11 +12,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from polyrl.config import Config
 from polyrl.events import NS_PER_MS, NS_PER_S, WINDOW_NS, iso_to_ns
 from polyrl.features.engine import FeatureEngine
 from polyrl.recording.reader import RecordingReader
 from polyrl.recording.writer import RecordingConfig
+from polyrl.sections import Config
 from polyrl.sim.record import simulate_to_recording
 from polyrl.sim.serve.polybolt import decimal_of_e18
 from polyrl.sources.config import SourcesConfig
