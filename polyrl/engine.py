@@ -30,6 +30,10 @@ market's position is the one before it, and the market is not tradable (HOLD is 
 a later decision can neither count it twice nor race it. An order that would arrive at or
 after its window's end is dropped (the market no longer takes orders); it still counts as
 an order of its episode.
+
+Kept whole at about 500 lines: the loop, its config and input contract (conventions keep
+those beside it) and its checkpoint state (which reads the loop's private episodes and orders)
+are one idea.
 """
 
 from __future__ import annotations

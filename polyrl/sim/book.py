@@ -42,64 +42,30 @@ show the touch that later entries of the same event complete).
 The frames of one event share its millisecond timestamp; with ``array_frame_prob`` they are
 sent together as one JSON-array frame. Book frames list bids ascending and asks descending
 (best last), as the live venue does.
+
+The market's identity and the price grid's wire text live in :mod:`polyrl.sim.clob`. The
+book stays one class (about 500 lines): quoting, trading and the frames' hashes draw in turn
+from one generator, so a seed's frames depend on that order and the parts share its state.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from polyrl.events import NS_PER_MS, WINDOW_NS
+from polyrl.sim.clob import COARSE, FINE, PX, TICK_TEXT, MarketIds, size_text, small_tick
 from polyrl.sim.config import SimConfig
-from polyrl.sim.numeric import TAG_MARKET, hex_strings, ou, rng, trim_decimal
+from polyrl.sim.numeric import TAG_MARKET, hex_strings, ou, rng
 from polyrl.sim.paths import STEP_NS, STEPS_PER_S, Skeleton
 
-PX: list[str] = [trim_decimal(p, 3) for p in range(1001)]
-"""Wire text of each price in thousandths: ``PX[500] == "0.5"``, ``PX[301] == "0.301"``."""
-COARSE, FINE = 10, 1
-"""Tick sizes in thousandths (0.01 and 0.001)."""
-TICK_TEXT = {COARSE: "0.01", FINE: "0.001"}
 MIN_LEVEL = 500
 """Smallest resting size, hundredths of a share (5 shares, the venue's minimum order)."""
 _POOL = 2048
 END_TAU_S = 0.05
 """Smallest time left (seconds) in the fair value the book follows (see MarketSim)."""
-
-
-def size_text(s: int) -> str:
-    """Hundredths of a share -> wire text (``330000 -> "3300"``, ``7028120 -> "70281.2"``)."""
-    if s % 100 == 0:
-        return str(s // 100)
-    return trim_decimal(s, 2)
-
-
-def small_tick(best_bid: int, best_ask: int) -> bool:
-    """Whether an Up book with this touch (thousandths) trades on the 0.001 tick."""
-    return best_bid > 960 or best_ask < 40
-
-
-@dataclass(frozen=True, slots=True)
-class MarketIds:
-    """Identity of one market (all text as the venue writes it)."""
-
-    asset: str
-    asset_index: int
-    window_start_ns: int
-    slug: str
-    condition_id: str
-    up_token: str
-    down_token: str
-    market_id: str
-    question_id: str
-    question: str
-
-    @property
-    def window_end_ns(self) -> int:
-        """Window end, ns."""
-        return self.window_start_ns + WINDOW_NS
 
 
 class MarketSim:

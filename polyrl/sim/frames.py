@@ -12,7 +12,7 @@ reference and latency paths) is computed once for the span. Frames are then gene
 draws from generators keyed by ``(seed, stream, absolute chunk index, asset)`` and reads only
 the skeleton. The only state carried from chunk to chunk is the trade-id counters (whose
 per-chunk increments come from their own cheap generators, see
-:func:`polyrl.sim.binance.trade_counts`) and the Polymarket books (simulated per market from
+:func:`polyrl.sim.binance_trades.trade_counts`) and the Polymarket books (simulated per market from
 its subscription, with its own generator). ``Simulation.frames(from_ns=, to_ns=)`` uses this
 to produce any part of the run on its own (for example one hour per process), and the parts
 concatenate to the full run exactly. Memory is bounded by one chunk of frames (~100k for
@@ -38,19 +38,11 @@ import numpy as np
 from polyrl.errors import ConfigError
 from polyrl.events import ASSETS, WINDOW_NS, Frame
 from polyrl.sim.batch import NO_REQUEST, Batch
-from polyrl.sim.binance import (
-    ChunkCtx,
-    IdState,
-    agg_trades,
-    book_tickers,
-    depth_partials,
-    initial_ids,
-    liquidations,
-    mark_prices,
-    open_interest,
-    trade_counts,
-    warmup_klines,
-)
+from polyrl.sim.binance_book import book_tickers, depth_partials
+from polyrl.sim.binance_futures import liquidations, mark_prices
+from polyrl.sim.binance_rest import open_interest, warmup_klines
+from polyrl.sim.binance_trades import IdState, agg_trades, initial_ids, trade_counts
+from polyrl.sim.chunk import ChunkCtx
 from polyrl.sim.config import SimConfig
 from polyrl.sim.numeric import TAG_FAULTS, rng
 from polyrl.sim.paths import CHUNK_NS, LAT_FLOOR_NS, Skeleton, build_skeleton

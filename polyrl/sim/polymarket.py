@@ -37,8 +37,9 @@ from polyrl.events import (
     ns_to_datetime,
 )
 from polyrl.sim.batch import Batch
-from polyrl.sim.binance import ChunkCtx
-from polyrl.sim.book import MarketIds, MarketSim
+from polyrl.sim.book import MarketSim
+from polyrl.sim.chunk import ChunkCtx
+from polyrl.sim.clob import MarketIds
 from polyrl.sim.config import SimConfig
 from polyrl.sim.numeric import TAG_RESOLUTION, rng
 from polyrl.sim.paths import LAT_PM, LAT_REST, TWAP_WINDOW_S, Skeleton

@@ -25,7 +25,7 @@ import numpy as np
 
 from polyrl.events import CH_RTDS_WS, NS_PER_MS, NS_PER_S
 from polyrl.sim.batch import Batch
-from polyrl.sim.binance import ChunkCtx
+from polyrl.sim.chunk import ChunkCtx
 from polyrl.sim.numeric import TAG_REFERENCE, rng
 from polyrl.sim.paths import LAT_RTDS, Skeleton
 from polyrl.sim.specs import AssetSpec

@@ -54,7 +54,7 @@ from polyrl.events import (
     window_start_ns,
 )
 from polyrl.recording.reader import RecordingReader
-from polyrl.sim.binance import kline_rows, open_interest_text
+from polyrl.sim.binance_rest import kline_rows, open_interest_text
 from polyrl.sim.frames import Simulation
 from polyrl.sim.polymarket import closed_time_ns, gamma_market, listing_time_ns, market_ids
 from polyrl.sim.reference import resolve, settle_e18

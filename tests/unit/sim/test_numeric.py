@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from polyrl.sim.book import PX, size_text, small_tick
+from polyrl.sim.clob import PX, size_text, small_tick
 from polyrl.sim.numeric import ar1, fixed, norm_cdf, ou, rng, trim_decimal
 from polyrl.sim.reference import resolve
 
