@@ -5,7 +5,7 @@ depth imbalance, futures trade cumulants, funding, open interest, liquidations, 
 ticks, 1m kline closes) plus per-second and per-minute grids of log price with running
 sums of squared returns. :meth:`AssetHistory.features` answers every series feature at all
 the queried ticks at once, each as of its own tick (as-of lookups only: no look-ahead).
-Every definition is documented in :mod:`polyrl.features.sets`.
+Every definition is documented in :mod:`polyrl.features.definitions`.
 """
 
 from __future__ import annotations
