@@ -46,8 +46,9 @@ from polyrl.features.columns import head_sums
 from polyrl.features.definitions import SPOT_TRADE
 from polyrl.features.fills import FillBooks, write_book
 from polyrl.features.flags import without_skipped
-from polyrl.features.history import MIN, AssetHistory, ReferenceVerdict
+from polyrl.features.history import MIN, AssetHistory
 from polyrl.features.markets import MarketLog, Window, window_fields
+from polyrl.features.reference_feeds import ReferenceVerdict
 from polyrl.features.sets import FeatureSet, feature_set
 from polyrl.recording.columns import StreamCols
 from polyrl.recording.reader import MergedBatch
