@@ -77,7 +77,7 @@ class Event:
     ``fields`` holds the stream's typed fields by name (see ``polyrl schema STREAM``).
     ``seq`` is ``-1`` until a recorder sequences the event; events read back from a
     recording carry their recorded ``seq``. ``quality`` is the bitmask of impossible values
-    found in the event (0 = clean; bits in :mod:`polyrl.sources.quality`).
+    found in the event (0 = clean; bits in :mod:`polyrl.sources.quality.flags`).
     """
 
     stream: str

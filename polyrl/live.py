@@ -35,7 +35,8 @@ from polyrl.engine import Engine, TickObs
 from polyrl.errors import ConfigError
 from polyrl.events import NS_PER_S, Event
 from polyrl.features.engine import FeatureEngine, ObsBatch
-from polyrl.features.sets import feature_set, refusal
+from polyrl.features.sets import feature_set
+from polyrl.features.streams import refusal
 from polyrl.recording.provenance import describe_entry, recorded_entry
 from polyrl.recording.reader import MergedBatch
 from polyrl.recording.recorder import Recorder

@@ -30,7 +30,8 @@ from polyrl.features.cache import (
     recording_days,
 )
 from polyrl.features.markets import Window
-from polyrl.features.sets import SPARSE_STREAMS, feature_set, refusal
+from polyrl.features.sets import feature_set
+from polyrl.features.streams import SPARSE_STREAMS, refusal
 from polyrl.policies.base import Policy
 from polyrl.recording.provenance import day_provenance
 from polyrl.recording.reader import list_partitions
@@ -51,7 +52,7 @@ def replay_spec(config: Config) -> ReplaySpec:
 def day_streams(root: Path, dates: str | Sequence[str]) -> dict[str, set[str]]:
     """``{day: the streams it has}`` for the days matching the glob(s): those with at least
     one partition that day (directory listings, no data read; a missing root or no match is
-    a RecordingError), plus the :data:`~polyrl.features.sets.SPARSE_STREAMS` on a day the
+    a RecordingError), plus the :data:`~polyrl.features.streams.SPARSE_STREAMS` on a day the
     recorder or the simulator made (or one older than provenance files, when only they
     wrote recordings): they subscribe those streams always, and a quiet day has no rows."""
     out: dict[str, set[str]] = {}
@@ -68,7 +69,7 @@ def check_streams(root: Path, dates: str | Sequence[str], config: Config) -> Non
     """Refuse, before any work, days that lack a stream the configured feature set needs:
     a :class:`RecordingError` of one line naming the missing streams, the features that
     need them, the days and the sets that would work (see
-    :func:`polyrl.features.sets.refusal`). Streams a set only reads when present (the 1 m
+    :func:`polyrl.features.streams.refusal`). Streams a set only reads when present (the 1 m
     kline warm-up) are never required."""
     fset = feature_set(config.features.feature_set)
     msg = refusal(fset, day_streams(root, dates), str(root))

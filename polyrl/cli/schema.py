@@ -9,7 +9,7 @@ import typer
 
 from polyrl.cli.apps import app
 from polyrl.recording.schema import STREAMS, describe, describe_quality, spec
-from polyrl.sources.quality import FLAGS
+from polyrl.sources.quality.flags import FLAGS
 
 
 @app.command("schema")

@@ -16,7 +16,7 @@ Two kinds of state, each in its own module:
 
 - Binance and reference series per asset (:class:`~polyrl.features.history.AssetHistory`),
   queried vectorised at all ticks at once: momentum, volatility, order flow, funding, open
-  interest, liquidations, the reference move. See :mod:`polyrl.features.sets` for every
+  interest, liquidations, the reference move. See :mod:`polyrl.features.definitions` for every
   definition.
 - A sequential log of Polymarket and status events (:class:`~polyrl.features.markets.
   MarketLog`), applied up to each tick: which window each asset is in, token books (top
@@ -43,11 +43,13 @@ import numpy as np
 
 from polyrl.events import NS_PER_S, WINDOW_NS
 from polyrl.features.columns import head_sums
+from polyrl.features.definitions import SPOT_TRADE
 from polyrl.features.fills import FillBooks, write_book
 from polyrl.features.flags import without_skipped
-from polyrl.features.history import MIN, AssetHistory, ReferenceVerdict
+from polyrl.features.history import MIN, AssetHistory
 from polyrl.features.markets import MarketLog, Window, window_fields
-from polyrl.features.sets import SPOT_TRADE, FeatureSet, feature_set
+from polyrl.features.reference_feeds import ReferenceVerdict
+from polyrl.features.sets import FeatureSet, feature_set
 from polyrl.recording.columns import StreamCols
 from polyrl.recording.reader import MergedBatch
 

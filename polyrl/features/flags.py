@@ -1,5 +1,5 @@
 """What the FeatureEngine does with rows whose ``quality`` flags are set (see
-:mod:`polyrl.sources.quality` for the bits).
+:mod:`polyrl.sources.quality.flags` for the bits).
 
 A flagged row is stored as it arrived; the engine decides per flag whether to use it. The
 rule, flag by flag (:data:`POLICY`):
@@ -35,7 +35,7 @@ import numpy as np
 import polars as pl
 
 from polyrl.recording.reader import MergedBatch
-from polyrl.sources.quality import FLAG_BY_NAME, FLAGS
+from polyrl.sources.quality.flags import FLAG_BY_NAME, FLAGS
 
 POLICY: dict[str, tuple[bool, str]] = {
     "bad_value": (True, "price or size cannot be true"),

@@ -24,7 +24,7 @@ from polyrl.events import NS_PER_MS, NS_PER_S, STATUS_STREAM, ns_to_iso
 from polyrl.recording.origin import StreamOrigin, format_origins, stream_origins
 from polyrl.recording.provenance import day_provenance, describe_day
 from polyrl.recording.reader import list_partitions, read_frame
-from polyrl.sources.quality import FLAGS
+from polyrl.sources.quality.flags import FLAGS
 
 _LAT_MAX_MS = 60_000
 _LAT_BINS = 2 * _LAT_MAX_MS + 1

@@ -8,7 +8,7 @@ Every stream's rows start with the common columns and end with ``raw``:
 ``key``      string  what the row is about: a symbol, token id, condition id or channel
 ``asset``    string? ``btc``/``eth``/``sol``/``xrp`` when known
 ``quality``  uint16  bitmask of impossible values found in the row, 0 = clean (the bits:
-                     :data:`polyrl.sources.quality.FLAGS`, printed by ``polyrl schema``)
+                     :data:`polyrl.sources.quality.flags.FLAGS`, printed by ``polyrl schema``)
 ...          typed fields of the stream
 ``raw``      string  the exact JSON text the row was parsed from
 
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from polyrl.errors import ConfigError
-from polyrl.sources.quality import FLAGS
+from polyrl.sources.quality.flags import FLAGS
 from polyrl.sources.storable import plans_from_arrow
 
 F64 = pa.float64()

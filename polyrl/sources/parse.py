@@ -64,7 +64,7 @@ from polyrl.sources.polymarket.clob_rest import parse_clob_book, parse_clob_mark
 from polyrl.sources.polymarket.clob_ws import parse_clob_ws
 from polyrl.sources.polymarket.gamma import parse_gamma
 from polyrl.sources.polymarket.rtds import parse_rtds
-from polyrl.sources.quality import DEFAULT_EXCH_TOLERANCE_S, QualityChecker
+from polyrl.sources.quality.checker import DEFAULT_EXCH_TOLERANCE_S, QualityChecker
 from polyrl.sources.storable import StoragePlans, first_unstorable, utf8_problem
 
 _Parse = Callable[[Frame, TokenMap], list[Event]]

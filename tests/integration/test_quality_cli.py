@@ -14,7 +14,7 @@ from polyrl.recording.recovery import recover
 from polyrl.recording.wal import SegmentHeader, WalSegment, wal_dir
 from polyrl.recording.writer import RecordingConfig
 from polyrl.sources.parse import status_frame
-from polyrl.sources.quality import FLAGS
+from polyrl.sources.quality.flags import FLAGS
 
 from .conftest import REPO, run_cli
 

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from polyrl.clock import ReplayClock
 from polyrl.events import ASSETS, CH_POLYMARKET_WS, NS_PER_S
+from polyrl.features.definitions import FEATURES
 from polyrl.features.engine import FeatureConfig, FeatureEngine, ObsBatch
-from polyrl.features.sets import FEATURE_SETS, FEATURES, POSITION_FEATURES
+from polyrl.features.sets import FEATURE_SETS, POSITION_FEATURES
 from polyrl.recording.reader import MergedBatch, RecordingReader
 
 TICK = 500_000_000

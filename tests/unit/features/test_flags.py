@@ -17,7 +17,7 @@ from polyrl.recording.reader import MergedBatch, RecordingReader
 from polyrl.recording.writer import RecordingConfig
 from polyrl.sections import Config
 from polyrl.sim.record import simulate_to_recording
-from polyrl.sources.quality import BAD_VALUE, FLAG_BY_NAME, FLAGS
+from polyrl.sources.quality.flags import BAD_VALUE, FLAG_BY_NAME, FLAGS
 
 T0 = iso_to_ns("2024-06-01T00:00:00Z")
 TICKS = np.arange(T0 + 60 * NS_PER_S, T0 + 8 * 60 * NS_PER_S, 500_000_000)

@@ -17,7 +17,8 @@ import pytest
 
 from polyrl.events import NS_PER_S, iso_to_ns
 from polyrl.features.engine import FeatureConfig, FeatureEngine, ObsBatch
-from polyrl.features.sets import FEATURE_SETS, feature_set, missing_streams, refusal
+from polyrl.features.sets import FEATURE_SETS, feature_set
+from polyrl.features.streams import missing_streams, refusal
 from polyrl.recording.reader import MergedBatch, RecordingReader
 
 S = NS_PER_S

@@ -20,7 +20,7 @@ from polyrl.recording.writer import (
     recording_files,
 )
 from polyrl.sources.parse import Parser
-from polyrl.sources.quality import BAD_TIME, BAD_VALUE, DUPLICATE, SYMBOL
+from polyrl.sources.quality.flags import BAD_TIME, BAD_VALUE, DUPLICATE, SYMBOL
 from polyrl.testing.factories import make_event
 
 FAST = RecordingConfig(fsync=False)

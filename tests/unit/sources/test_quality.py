@@ -36,7 +36,8 @@ from polyrl.events import (
 )
 from polyrl.recording.schema import STREAM_IDS
 from polyrl.sources.parse import Parser, status_frame
-from polyrl.sources.quality import (
+from polyrl.sources.quality.checker import QualityChecker
+from polyrl.sources.quality.flags import (
     BAD_TIME,
     BAD_VALUE,
     CROSSED,
@@ -46,7 +47,6 @@ from polyrl.sources.quality import (
     PRICE_RANGE,
     SEQ_GAP,
     SYMBOL,
-    QualityChecker,
     names,
 )
 from polyrl.testing.factories import make_event
