@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from polyrl.errors import PolyrlError
 from polyrl.importers.fetch import Archive, LocalArchive
-from polyrl.importers.pmxt import PMXT_SCHEMA, wanted_rows
+from polyrl.importers.pmxt_format import PMXT_SCHEMA, wanted_rows
 
 SMALL_FILE = 1 << 20
 """A file this small is read in one request (its footer alone would cost a range read)."""
@@ -73,7 +73,7 @@ def groups_for(meta: pq.FileMetaData, condition_ids: list[str]) -> list[int]:
 
 def _local_rows(path: Path, condition_ids: list[str]) -> pa.Table:
     """The rows of ``condition_ids`` in a local hour file, in file order, as
-    :func:`~polyrl.importers.pmxt.wanted_rows` over the whole file gives them."""
+    :func:`~polyrl.importers.pmxt_format.wanted_rows` over the whole file gives them."""
     want = pl.Series([c.encode() for c in condition_ids], dtype=pl.Binary)
     df = pl.scan_parquet(path).filter(pl.col("market").is_in(want.implode())).collect()
     arrow = df.to_arrow()

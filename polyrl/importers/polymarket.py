@@ -37,7 +37,8 @@ from polyrl.importers.gamma import (
     events_table,
     fetch_window,
 )
-from polyrl.importers.pmxt import STREAMS, convert_hour, hour_object
+from polyrl.importers.pmxt import convert_hour
+from polyrl.importers.pmxt_format import STREAMS, hour_object
 from polyrl.importers.pmxt_read import read_hour
 from polyrl.importers.store import Gap, Unit, import_entry, unit_done, write_unit
 

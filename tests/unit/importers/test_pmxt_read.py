@@ -9,7 +9,7 @@ import pytest
 
 from polyrl.errors import PolyrlError
 from polyrl.importers.fetch import HttpArchive, LocalArchive
-from polyrl.importers.pmxt import PMXT_SCHEMA, wanted_rows
+from polyrl.importers.pmxt_format import PMXT_SCHEMA, wanted_rows
 from polyrl.importers.pmxt_read import read_hour
 from polyrl.testing.archive_server import ArchiveServer
 
