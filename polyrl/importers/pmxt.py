@@ -81,10 +81,12 @@ class _Rows:
     """The rows of one event type, in output order, as Arrow arrays and numpy figures."""
 
     def __init__(self, table: pa.Table, idx: np.ndarray, market_idx: np.ndarray, ctx: dict):
+        """``table``: the rows' columns already in output order; ``idx``: their positions in
+        the hour's rows (for the figures of the whole hour in ``ctx``)."""
         self.table, self.idx, self.n = table, idx, len(idx)
         self.market_idx = market_idx[idx]
         self.tsr = ctx["tsr"][idx]
-        ts = table.column("timestamp").take(idx).cast(pa.int64()).combine_chunks()
+        ts = table.column("timestamp").cast(pa.int64()).combine_chunks()
         self.ts_null = _nulls(ts)
         self.ts = ts.fill_null(0).to_numpy()
         recv = self.tsr * MS_NS
@@ -103,7 +105,7 @@ class _Rows:
         }
 
     def take(self, name: str) -> pa.ChunkedArray:
-        return self.table.column(name).take(self.idx)
+        return self.table.column(name)
 
     def floats(self, name: str) -> np.ndarray:
         """A decimal column as float64 (the nearest double; NaN for null) and kept."""
@@ -171,6 +173,26 @@ _BUILD = {
     "tick_size_change": _ticks,
 }
 
+_COLUMNS = {
+    "book": BOOK_COLS,
+    "price_change": ("timestamp", "price", "size", "best_bid", "best_ask", "side"),
+    "last_trade_price": ("timestamp", "price", "size", "side", "fee_rate_bps", "transaction_hash"),
+    "tick_size_change": ("timestamp", "old_tick_size", "new_tick_size"),
+}
+"""The archive columns each event type's rows are gathered from (``market``, ``asset_id`` and
+``timestamp_received`` are read once for the hour)."""
+
+
+def _gather(table: pa.Table, names: tuple[str, ...], mask: np.ndarray, order: np.ndarray):
+    """The rows ``mask`` selects, columns ``names``, in ``order`` (positions among them).
+
+    A filter first (chunk by chunk, copying only the selected values) and then one gather
+    over the small contiguous result: a gather from the hour's chunked columns would first
+    concatenate them whole, and a string column decoded by polars can hold many times its
+    values' bytes (a ``bids`` column of 3% book rows: ~20x)."""
+    sub = table.select(list(names)).filter(pa.array(mask)).combine_chunks()
+    return sub.take(pa.array(order))
+
 
 def convert_hour(table: pa.Table, assets: Mapping[str, str]) -> dict[str, pa.Table]:
     """An hour's archive rows (already limited to the wanted markets) -> stream tables.
@@ -179,21 +201,16 @@ def convert_hour(table: pa.Table, assets: Mapping[str, str]) -> dict[str, pa.Tab
     :data:`STREAMS` holding rows, in the stream's schema minus ``seq``, ordered by
     ``timestamp_received`` and in file order within one ms: the order the store writes them
     in, so it need not reorder them. Each stream's rows are gathered once, in that order,
-    from the archive's Arrow columns.
+    from the archive's Arrow columns (:func:`_gather`).
     Rows of another event type (none are documented) are left out.
     """
     out: dict[str, pa.Table] = {}
     if table.num_rows == 0:
         return out
-    # The string columns in one chunk: a gather from a chunked one first concatenates it.
-    for name in ("side", "transaction_hash", "bids", "asks"):
-        i = table.schema.get_field_index(name)
-        table = table.set_column(i, name, table.column(name).combine_chunks())
     tsr_col = table.column("timestamp_received").cast(pa.int64())
     if tsr_col.null_count:
         raise ValueError("PMXT rows without timestamp_received")
     tsr = tsr_col.to_numpy()
-    order = np.argsort(tsr, kind="stable")
     # The markets once (a few per hour): each row's market as an index into them.
     enc = pc.dictionary_encode(table.column("market")).combine_chunks()
     # The tokens too (two a market): a token id is gathered from them, not from the column.
@@ -210,14 +227,18 @@ def convert_hour(table: pa.Table, assets: Mapping[str, str]) -> dict[str, pa.Tab
     events = table.column("event_type")
     for event_type, stream in EVENT_STREAM.items():
         mask = pc.fill_null(pc.equal(events, event_type), False).to_numpy()
-        idx = order[mask[order]]
-        if len(idx) == 0:
+        pos = np.flatnonzero(mask)
+        if len(pos) == 0:
             continue
+        # By timestamp_received, file order within one ms (a stable sort of the rows' times).
+        order = np.argsort(tsr[pos], kind="stable")
+        idx = pos[order]
+        sub = _gather(table, _COLUMNS[event_type], mask, order)
         if event_type == "book":
-            cols = {n: table.column(n).take(idx) for n in BOOK_COLS}
+            cols = {n: sub.column(n) for n in BOOK_COLS}
             cols["asset_id"] = tokens.dictionary.take(tokens.indices.take(idx))
             cols["market"] = ctx["market_of"].take(pa.array(midx[idx], mask=midx[idx] < 0))
             out[stream] = book_table(pa.table(cols), assets)
         else:
-            out[stream] = _BUILD[event_type](_Rows(table, idx, midx, ctx)).table_of(stream)
+            out[stream] = _BUILD[event_type](_Rows(sub, idx, midx, ctx)).table_of(stream)
     return out
