@@ -193,10 +193,10 @@ def convert_hour(table: pa.Table, assets: Mapping[str, str]) -> dict[str, pa.Tab
     """An hour's archive rows (already limited to the wanted markets) -> stream tables.
 
     ``assets`` maps condition id -> asset (``btc``...). Returns one table per stream of
-    :data:`STREAMS` holding rows, in the stream's schema minus ``seq``, ordered by
-    ``timestamp_received`` and in file order within one ms: the order the store writes them
-    in, so it need not reorder them. Each stream's rows are gathered once, in that order,
-    from the archive's Arrow columns (:func:`_gather`).
+    :data:`~polyrl.importers.pmxt_format.STREAMS` holding rows, in the stream's schema minus
+    ``seq``, ordered by ``timestamp_received`` and in file order within one ms: the order
+    the store writes them in, so it need not reorder them. Each stream's rows are gathered
+    once, in that order, from the archive's Arrow columns (:func:`_gather`).
     Rows of another event type (none are documented) are left out.
     """
     out: dict[str, pa.Table] = {}
