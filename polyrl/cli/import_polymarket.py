@@ -100,12 +100,18 @@ def import_polymarket_cmd(
     names = parse_assets(assets) or ASSETS
     cfg = resolve_config(config)
     imp = cfg.importer
-    http = {"retries": imp.retries, "backoff_s": imp.backoff_s, "timeout_s": imp.timeout_s}
-    pmxt = open_archive(archive or imp.pmxt_archive, **http)
+    pmxt = open_archive(
+        archive or imp.pmxt_archive,
+        retries=imp.retries,
+        backoff_s=imp.backoff_s,
+        timeout_s=imp.timeout_s,
+    )
     gamma_base = gamma or cfg.sources.polymarket_gamma_rest
     if not gamma_base.startswith(("http://", "https://")):
         raise ConfigError(f"--gamma: {gamma_base!r} is not an http(s) URL")
-    gamma_ar = HttpArchive(gamma_base, **http)
+    gamma_ar = HttpArchive(
+        gamma_base, retries=imp.retries, backoff_s=imp.backoff_s, timeout_s=imp.timeout_s
+    )
     root = out if out is not None else Path(cfg.recording.root)
 
     def progress(line: str) -> None:

@@ -133,7 +133,7 @@ def _hour0() -> int:
 def _pmxt_inputs(
     work: Path, hours: int, rows: int, other_m: int, other_r: int, group: int, say: Progress
 ):
-    from polyrl.importers.pmxt import hour_object
+    from polyrl.importers.pmxt_format import hour_object
     from polyrl.testing.pmxt import synthetic_gamma, synthetic_hour, synthetic_markets
 
     h0 = _hour0()

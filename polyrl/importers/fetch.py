@@ -18,6 +18,7 @@ their path relative to it (``polymarket_orderbook_2026-05-01T13.parquet``,
 
 from __future__ import annotations
 
+import abc
 import http.client
 import io
 import time
@@ -59,20 +60,24 @@ class FetchStats:
         self.by_object[rel] = self.by_object.get(rel, 0) + n
 
 
-class Archive:
-    """Base of :class:`LocalArchive` and :class:`HttpArchive`."""
+class Archive(abc.ABC):
+    """Base of :class:`LocalArchive` and :class:`HttpArchive`: objects addressed by their path
+    relative to :attr:`base`."""
 
     base: str
     stats: FetchStats
 
+    @abc.abstractmethod
     def stat(self, rel: str) -> ObjectInfo | None:
-        raise NotImplementedError
+        """The object's size and ETag, or None when the archive does not hold it."""
 
+    @abc.abstractmethod
     def read(self, rel: str, start: int = 0, end: int | None = None) -> bytes:
-        raise NotImplementedError
+        """The object's bytes ``[start, end)`` (to its end when ``end`` is None)."""
 
+    @abc.abstractmethod
     def location(self, rel: str) -> str:
-        raise NotImplementedError
+        """The object's full path or URL, for messages and provenance."""
 
     def open(self, rel: str, info: ObjectInfo | None = None) -> RangeFile:
         """A seekable read-only file over one object (pyarrow reads it by ranges)."""
@@ -242,10 +247,24 @@ class HttpArchive(Archive):
         raise ArchiveError(f"{self.location(rel)}: {last} after {self.retries} retries")
 
 
-def open_archive(spec: str, **http_options: float) -> Archive:
-    """``https://...`` / ``http://...`` -> :class:`HttpArchive`; anything else is a folder."""
+def open_archive(
+    spec: str,
+    *,
+    retries: int = 6,
+    backoff_s: float = 0.5,
+    max_backoff_s: float = 30.0,
+    timeout_s: float = 60.0,
+) -> Archive:
+    """``https://...`` / ``http://...`` -> :class:`HttpArchive` (with these retry and timeout
+    settings); anything else is a folder (:class:`LocalArchive`)."""
     if spec.startswith(("http://", "https://")):
-        return HttpArchive(spec, **http_options)  # type: ignore[arg-type]
+        return HttpArchive(
+            spec,
+            retries=retries,
+            backoff_s=backoff_s,
+            max_backoff_s=max_backoff_s,
+            timeout_s=timeout_s,
+        )
     return LocalArchive(spec)
 
 

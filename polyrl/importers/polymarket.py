@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
+
 from polyrl.events import NS_PER_S
 from polyrl.importers.fetch import Archive
 from polyrl.importers.gamma import (
@@ -37,7 +39,8 @@ from polyrl.importers.gamma import (
     events_table,
     fetch_window,
 )
-from polyrl.importers.pmxt import STREAMS, convert_hour, hour_object
+from polyrl.importers.pmxt import convert_hour
+from polyrl.importers.pmxt_format import STREAMS, hour_object
 from polyrl.importers.pmxt_read import read_hour
 from polyrl.importers.store import Gap, Unit, import_entry, unit_done, write_unit
 
@@ -148,7 +151,9 @@ def _pmxt_unit(
         unit = Unit("pmxt", date, h, {}, [], [gap], {"missing": True, "file": rel})
         return unit, stats
     tables = convert_hour(read.table, assets)
-    present = set(read.table.column("market").cast("binary").to_pylist()) if cids else set()
+    # The distinct markets first (a few), not a Python object per row.
+    markets_col = read.table.column("market")
+    present = set(pc.unique(markets_col).cast("binary").to_pylist()) if cids else set()
     present_s = {p.decode() for p in present}
     gaps = [
         Gap(m["start_ns"], m["end_ns"], f"market {m['slug']} absent from the archive")

@@ -2,7 +2,7 @@
 
 For tests and round trips: :func:`write_pmxt_hours` exports a recording's
 ``polymarket.book`` / ``price_change`` / ``trade`` / ``tick_size`` rows as the PMXT v2 archive
-stores them (:data:`polyrl.importers.pmxt.PMXT_SCHEMA`: the documented column order and
+stores them (:data:`polyrl.importers.pmxt_format.PMXT_SCHEMA`: the documented column order and
 types, NULL outside the owning event type, rows sorted by ``(market, asset_id,
 timestamp_received)``, a chosen row-group size, ZSTD), one file per UTC hour of
 ``timestamp_received``. What the archive loses is lost here too: times are truncated to ms,
@@ -29,7 +29,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from polyrl.importers.pmxt import PMXT_SCHEMA, hour_object
+from polyrl.importers.pmxt_format import PMXT_SCHEMA, hour_object
 
 _MS = 1_000_000
 _EVENT = {

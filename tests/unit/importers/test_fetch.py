@@ -90,3 +90,20 @@ def test_local_archive_and_open_archive(tmp_path):
     assert ar.stat("nope") is None
     with pytest.raises(ArchiveError, match="does not exist"):
         open_archive(str(tmp_path / "absent"))
+
+
+def test_archive_is_abstract():
+    from polyrl.importers.fetch import Archive
+
+    with pytest.raises(TypeError, match="abstract"):
+        Archive()
+
+    class NoRead(Archive):
+        def stat(self, rel):
+            return None
+
+        def location(self, rel):
+            return rel
+
+    with pytest.raises(TypeError, match="read"):
+        NoRead()

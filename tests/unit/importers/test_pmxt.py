@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import pyarrow.parquet as pq
 
-from polyrl.importers.pmxt import PMXT_SCHEMA, convert_hour
+from polyrl.importers.pmxt import convert_hour
+from polyrl.importers.pmxt_format import PMXT_SCHEMA
 from polyrl.importers.store import Unit, write_unit
 from polyrl.recording.reader import RecordingReader
 from polyrl.sources.quality import CROSSED
@@ -157,7 +158,7 @@ def test_same_ms_book_is_applied_before_the_change(tmp_path):
 def test_vectorised_books_equal_the_row_by_row_reading(tmp_path):
     import polars as pl
 
-    from polyrl.importers import pmxt
+    from polyrl.importers import pmxt_book as pmxt
 
     sides = [
         ('[["0.47","10"],["0.49","12.5"],["0.48","3"]]', '[["0.55","1"],["0.51","7"]]'),  # bad time

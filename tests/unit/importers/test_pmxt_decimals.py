@@ -7,7 +7,7 @@ from decimal import Decimal
 import numpy as np
 import pyarrow as pa
 
-from polyrl.importers.pmxt import decimal_floats
+from polyrl.importers.pmxt_decimal import decimal_floats
 
 LIMIT = 1 << 53
 

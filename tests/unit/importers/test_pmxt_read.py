@@ -9,7 +9,7 @@ import pytest
 
 from polyrl.errors import PolyrlError
 from polyrl.importers.fetch import HttpArchive, LocalArchive
-from polyrl.importers.pmxt import PMXT_SCHEMA, wanted_rows
+from polyrl.importers.pmxt_format import PMXT_SCHEMA, wanted_rows
 from polyrl.importers.pmxt_read import read_hour
 from polyrl.testing.archive_server import ArchiveServer
 
@@ -71,6 +71,21 @@ def test_only_the_row_groups_of_the_wanted_markets_are_fetched(hour_dir):
     assert got.row_groups == 40 and got.row_groups_read <= 2
     assert got.size == size and 0 < got.bytes_fetched < 0.10 * size
     assert got.bytes_fetched == ar.stats.bytes_fetched
+
+
+def test_a_busy_hour_fetches_its_row_groups_in_coalesced_ranges_not_the_whole_file(hour_dir):
+    # Wanted markets in 27 of the 40 row groups (two of every three): 14 runs of adjacent
+    # groups. The file is not read whole: the 13 groups between the runs are never fetched.
+    groups = [g for g in range(40) if g % 3 != 2]
+    want = [cid(10 * g + 5) for g in groups]
+    full = wanted_rows(pq.read_table(hour_dir / NAME), want)
+    with ArchiveServer(hour_dir) as srv:
+        ar = HttpArchive(srv.url, backoff_s=0.01)
+        got = read_hour(ar, NAME, want)
+    assert got.table is not None and got.table.equals(full) and got.table.num_rows == 27 * 500
+    assert got.row_groups_read == 27
+    assert got.bytes_fetched < 0.75 * got.size
+    assert ar.stats.requests <= 14 + 3  # a HEAD, the footer, then a range per run
 
 
 def test_no_wanted_market_reads_only_the_footer(hour_dir):
