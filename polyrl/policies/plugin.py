@@ -210,7 +210,7 @@ class PluginPolicy:
         bad = ~np.isin(arr, (0, 1, 2))
         if bad.any():
             raise ConfigError(
-                f"--strategy {self.spec}: {self.cls.__name__}.act returned {arr[bad][0]!r}, "
+                f"--strategy {self.spec}: {self.cls.__name__}.act returned {arr[bad][0].item()!r}, "
                 "expected 0 HOLD, 1 BUY or 2 SELL"
             )
         return arr.astype(np.int64)
