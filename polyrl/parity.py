@@ -85,14 +85,14 @@ def load_live_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], Config
 
 def make_policy(run_cfg: dict[str, Any], cfg: Config) -> Any:
     """The policy a live run used, rebuilt from its saved config."""
-    from polyrl.policies.baselines import make_baseline
+    from polyrl.policies.plugin import make_strategy
 
     fset = feature_set(cfg.features.feature_set)
     if run_cfg.get("checkpoint"):
         from polyrl.policies.ppo import PPOPolicy
 
         return PPOPolicy.load(Path(run_cfg["checkpoint"]), fset)
-    return make_baseline(run_cfg["strategy"], fset, cfg.baselines, seed=int(run_cfg["seed"]))
+    return make_strategy(run_cfg["strategy"], fset, cfg.baselines, seed=int(run_cfg["seed"]))
 
 
 def replay_live_run(run_dir: Path) -> tuple[RunLog, ParityReport]:

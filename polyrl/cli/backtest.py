@@ -71,18 +71,21 @@ def run_baseline(
     name: str, caches, cfg: Config, run_dir: Path, seed: int, block: str = "start",
     data: dict | None = None,
 ) -> dict:  # fmt: skip
-    """One baseline over the caches; writes its run directory; returns the summary.
-    ``data``: what made the days (:func:`polyrl.recording.provenance.data_section`)."""
+    """One strategy (a baseline's name or a ``module:Name`` spec) over the caches; writes its
+    run directory; returns the summary. ``data``: what made the days
+    (:func:`polyrl.recording.provenance.data_section`); a spec's summary also names the class
+    that ran and its source file's sha256 (``strategy_source``)."""
     from polyrl.analysis.stats import summarize
     from polyrl.features.sets import feature_set
-    from polyrl.policies.baselines import make_baseline
+    from polyrl.policies.plugin import label, make_strategy
     from polyrl.replay import config_dict, events_digest, replay_engine
     from polyrl.runlog import RunLog
 
-    policy = make_baseline(name, feature_set(cfg.features.feature_set), cfg.baselines, seed=seed)
+    fset = feature_set(cfg.features.feature_set)
+    policy = make_strategy(name, fset, cfg.baselines, seed=seed)
     log = RunLog(run_dir, config=config_dict(cfg, {"strategy": name, "seed": seed}))
     total = sum(int(c.arrays["ticks"].shape[0]) for c in caches)
-    with progress_bar(f"backtest {name}", total=total, unit="ticks") as advance:
+    with progress_bar(f"backtest {label(name)}", total=total, unit="ticks") as advance:
         result = replay_engine(caches, policy, cfg, log, progress=lambda d, n: advance(d))
     stats = summarize(
         log.frame("trades"),
@@ -104,8 +107,24 @@ def run_baseline(
             "events_digest": events_digest(result),
             "stats": stats,
             "data": data,
+            **({"strategy_source": policy.source} if hasattr(policy, "source") else {}),
         }
     )
+
+
+STRATEGY_HELP = (
+    "What to run: a baseline (momentum, mean_revert, fade_spike, random, gating, hold: never "
+    "trades, fair_gap: needs a feature set with fair_gap, e.g. --feature-set full), all (the "
+    "five rule baselines momentum..gating side by side; hold and fair_gap run only by name), "
+    "or your own class: package.module:Name (imported from PYTHONPATH, then the current "
+    "directory) or path/to/file.py:Name. The class follows the Policy protocol "
+    "(polyrl/policies/base.py; the baselines are examples): a str attribute `name` and "
+    "act(obs float32 [markets, features], tradable bool [markets]) -> int actions [markets] "
+    "(0 HOLD, 1 BUY Up, 2 SELL = buy Down); its __init__ gets the keyword arguments it "
+    "declares among feature_set (the run's FeatureSet: names, index(name)) and seed. A "
+    "comma-separated list runs several on the same replay, side by side (all,mymod:Mine). "
+    "A bad spec is refused with what is wrong before any day is loaded."
+)
 
 
 @app.command("backtest")
@@ -114,10 +133,7 @@ def backtest_cmd(
         str,
         typer.Option(
             "--strategy",
-            help="momentum, mean_revert, fade_spike, random, gating, hold (never trades), "
-            "fair_gap (needs a feature set with fair_gap, e.g. --feature-set full), or all "
-            "(the five rule baselines momentum..gating on the same replay, side by side; "
-            "hold and fair_gap run only by name).",
+            help=STRATEGY_HELP,
         ),
     ],
     replay: Annotated[
@@ -139,7 +155,8 @@ def backtest_cmd(
         str | None,
         typer.Option(
             "--name",
-            help="Run name (default: backtest-<strategy>). A name that already holds a run "
+            help="Run name (default: backtest-<strategy>, a class's name for a spec, "
+            "several joined by +). A name that already holds a run "
             "is refused, never overwritten.",
         ),
     ] = None,
@@ -170,20 +187,22 @@ def backtest_cmd(
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Run baselines over recorded days through the Engine (the same feature, policy and
-    paper-execution code as live) and print PnL, ROI, fills, win rate, average win and
-    loss, fees, max drawdown, and PnL per window over every eligible window (untraded ones
-    count 0) and per traded window, each with a cluster-bootstrap 95% interval and its
-    number of clusters, per asset and in total. Writes runs/<name>/ (config, decisions,
-    trades, episodes, summary with digests of the events consumed and of the outputs); with
-    --strategy all, one run per baseline in runs/<name>/<baseline>/ and comparison.json
-    beside them. With --latency A,B,... (a sweep) one such run per latency and the PnL per
-    window of every strategy against latency. An existing run is never overwritten: its name
-    is refused."""
+    """Run baselines or your own strategy (--strategy module:Name) over recorded days
+    through the Engine (the same feature, policy and paper-execution code as live) and print
+    PnL, ROI, fills, win rate, average win and loss, fees, max drawdown, and PnL per window
+    over every eligible window (untraded ones count 0) and per traded window, each with a
+    cluster-bootstrap 95% interval and its number of clusters, per asset and in total.
+    Writes runs/<name>/ (config, decisions, trades, episodes, summary with digests of the
+    events consumed and of the outputs, and for your own class its spec, file and the file's
+    sha256); with --strategy all or a list, one run per strategy in runs/<name>/<strategy>/
+    and comparison.json beside them. With --latency A,B,... (a sweep) one such run per
+    latency and the PnL per window of every strategy against latency. An existing run is
+    never overwritten: its name is refused."""
     from polyrl.analysis.bootstrap import BLOCKS
     from polyrl.analysis.stats import format_table
     from polyrl.features.sets import feature_set as fset_named
-    from polyrl.policies.baselines import BASELINES, KNOWN, make_baseline
+    from polyrl.policies.baselines import BASELINES, KNOWN
+    from polyrl.policies.plugin import is_spec, label, make_strategy, resolve_spec
     from polyrl.recording.provenance import data_section
 
     if block not in BLOCKS:
@@ -196,21 +215,33 @@ def backtest_cmd(
     if lat_ms is not None and len(lat_ms) == 1:
         overrides["engine"] = {"fill_latency_ms": lat_ms[0]}
     cfg = resolve_config(config, overrides)
-    names = list(BASELINES) if strategy == "all" else [strategy]
+    items = [s.strip() for s in strategy.split(",") if s.strip()]
+    if not items:
+        raise ConfigError("--strategy: empty (a baseline, all, or package.module:Name)")
+    specs = [resolve_spec(s) if is_spec(s) else s for s in items]
+    names = [n for s in specs for n in (BASELINES if s == "all" else [s])]
+    labels = {n: label(n) for n in names}
+    if len(set(labels.values())) < len(labels) or len(set(names)) < len(names):
+        raise ConfigError(f"--strategy {strategy}: two strategies share the name of a run")
     for n in names:
-        if n not in KNOWN:
+        if not is_spec(n) and n not in KNOWN:
             raise ConfigError(
-                f"--strategy: unknown strategy {n!r} (baselines: {', '.join(KNOWN)}, or all)"
+                f"--strategy: unknown strategy {n!r} (baselines: {', '.join(KNOWN)}, all, "
+                "or your own class: package.module:Name or path/to/file.py:Name)"
             )
-        # A baseline the feature set cannot feed is refused before any day is loaded.
+        # A strategy the feature set cannot feed, or a spec that does not load, is refused
+        # before any day is loaded.
         try:
-            make_baseline(n, fset_named(cfg.features.feature_set), cfg.baselines, seed=seed)
+            make_strategy(n, fset_named(cfg.features.feature_set), cfg.baselines, seed=seed)
         except ConfigError as e:
+            if is_spec(n):
+                raise
             raise ConfigError(f"--strategy {n}: {e} (choose one with --feature-set)") from None
-    base = runs / (name or f"backtest-{strategy}")
+    default = "+".join(label(s) for s in specs)
+    base = runs / (name or f"backtest-{default}")
     sweep = lat_ms if lat_ms is not None and len(lat_ms) > 1 else None
     tops = [base / f"latency-{ms}ms" for ms in sweep] if sweep else [base]
-    dirs = [base, *tops, *(t / n for t in tops for n in names)]
+    dirs = [base, *tops, *(t / labels[n] for t in tops for n in names)]
     taken = [d for d in dirs if run_taken(d)]
     if taken:
         hint = "use another --name" if name else "pass --name NAME to write a new run"
@@ -226,9 +257,9 @@ def backtest_cmd(
     data = data_section(rec_root, [c.date for c in caches], sim_class=type(cfg.sim))
     summaries = {}
     for n in names:
-        run_dir = base / n if len(names) > 1 else base
-        summaries[n] = run_baseline(n, caches, cfg, run_dir, seed, block, data)
-        err_console.print(f"{n}: wrote {run_dir}")
+        run_dir = base / labels[n] if len(names) > 1 else base
+        summaries[labels[n]] = run_baseline(n, caches, cfg, run_dir, seed, block, data)
+        err_console.print(f"{labels[n]}: wrote {run_dir}", markup=False)
     typer.echo(f"data: {data['text']}")
     typer.echo(format_table({n: s["stats"] for n, s in summaries.items()}))
     print_notes(summaries, caches)
@@ -254,6 +285,7 @@ def run_sweep(
     import dataclasses
 
     from polyrl.analysis.stats import format_latency_table
+    from polyrl.policies.plugin import label
 
     rows: list[tuple[str, int, dict[str, Any]]] = []
     entries: list[dict[str, Any]] = []
@@ -263,11 +295,12 @@ def run_sweep(
         top = base / f"latency-{ms}ms"
         summaries = {}
         for n in names:
-            run_dir = top / n if len(names) > 1 else top
-            summaries[n] = run_baseline(n, caches, cfg_l, run_dir, seed, block, data)
-            err_console.print(f"{n} at {ms} ms: wrote {run_dir}")
-            total = summaries[n]["stats"]["total"]
-            rows.append((n, ms, total))
+            lab = label(n)
+            run_dir = top / lab if len(names) > 1 else top
+            summaries[lab] = run_baseline(n, caches, cfg_l, run_dir, seed, block, data)
+            err_console.print(f"{lab} at {ms} ms: wrote {run_dir}", markup=False)
+            total = summaries[lab]["stats"]["total"]
+            rows.append((lab, ms, total))
             entries.append({"latency_ms": ms, "strategy": n,
                             "run": str(run_dir.relative_to(base)), "total": total})  # fmt: skip
         if len(names) > 1:

@@ -43,7 +43,16 @@ def live_cmd(
     strategy: Annotated[
         str | None,
         typer.Option(
-            "--strategy", help="Or a baseline: momentum, mean_revert, fade_spike, random, gating."
+            "--strategy",
+            help="Or a baseline (momentum, mean_revert, fade_spike, random, gating, hold, "
+            "fair_gap), or your own class: package.module:Name (imported from PYTHONPATH, then "
+            "the current directory) or path/to/file.py:Name. The class follows the Policy "
+            "protocol (polyrl/policies/base.py; the baselines are examples): a str attribute "
+            "`name` and act(obs float32 [markets, features], tradable bool [markets]) -> int "
+            "actions [markets] (0 HOLD, 1 BUY Up, 2 SELL = buy Down); its __init__ gets the "
+            "keyword arguments it declares among feature_set (the run's FeatureSet: names, "
+            "index(name)) and seed. A bad spec is refused with what is wrong before anything "
+            "connects. The run is named live-<its class name> unless --name is given.",
         ),
     ] = None,
     size: Annotated[
@@ -93,8 +102,8 @@ def live_cmd(
     sets: SetOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Paper-trade the four markets live with a checkpoint or a baseline (or train online with
-    --train), on the same Engine,
+    """Paper-trade the four markets live with a checkpoint, a baseline or your own strategy
+    class (--strategy module:Name), or train online with --train, on the same Engine,
     FeatureEngine and PaperBroker as replay, recording everything it sees (same guarantees as
     `polyrl record`) and writing runs/<name>/ as it goes. Nothing is ever sent to a venue.
     A status line shows fills, PnL and tick-to-decision latency p50/p99.
@@ -149,12 +158,15 @@ def live_cmd(
         run_cfg["checkpoint"] = str(load.resolve())
         label = f"ppo-{load.parent.parent.name}"
     else:
-        from polyrl.policies.baselines import make_baseline
+        from polyrl.policies import plugin
 
         assert strategy is not None
-        policy = make_baseline(strategy, fset, cfg.baselines, seed=seed)
-        run_cfg["strategy"] = strategy
-        label = strategy
+        spec = plugin.resolve_spec(strategy) if plugin.is_spec(strategy) else strategy
+        policy = plugin.make_strategy(spec, fset, cfg.baselines, seed=seed)
+        run_cfg["strategy"] = spec
+        if isinstance(policy, plugin.PluginPolicy):
+            run_cfg["strategy_source"] = policy.source
+        label = plugin.label(spec)
     run_dir = runs / (name or f"live-{label}")
     if (run_dir / "summary.json").exists() and not resume:
         raise ConfigError(

@@ -6,6 +6,10 @@ returns one action per market: 0 HOLD, 1 BUY (long the Up token), 2 SELL (long t
 token). Markets that may not trade get HOLD whatever the policy says (the caller enforces
 it). Policies hold no market state of their own beyond their parameters and, for the
 random baseline, a seeded generator.
+
+A class of your own that follows this protocol runs in ``polyrl backtest`` and ``polyrl live``
+with ``--strategy package.module:Name`` or ``--strategy path/to/file.py:Name``
+(:mod:`polyrl.policies.plugin` loads and checks it).
 """
 
 from __future__ import annotations
