@@ -32,11 +32,15 @@ _EARLY: dict[str, tuple[subprocess.Popen, Path]] = {}
 
 @pytest.fixture(scope="session", autouse=True)
 def _sim_hour_early(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """When a selected test reads :func:`sim_hour`, its simulation starts with the session, in
-    a child process on the otherwise idle second core, while the first tests (the backtests,
-    all computation, none timed) run; :func:`sim_hour` takes it over when it is first asked
-    for. A recording holds no path, so the one made there is the one made in place."""
-    if any("sim_hour" in item.fixturenames for item in request.session.items):
+    """When a selected test reads :func:`sim_hour` and the run opens with
+    ``test_backtest_cli.py`` (as the whole suite does), the simulation starts with the session,
+    in a child process on the otherwise idle second core, while those backtests (all
+    computation, nothing timed) run; :func:`sim_hour` takes it over when it is first asked
+    for. A recording holds no path, so the one made there is the one made in place. Any other
+    run makes it in place when asked: a timed loopback test never shares the cores with it."""
+    items = request.session.items
+    opens_untimed = bool(items) and items[0].path.name == "test_backtest_cli.py"
+    if opens_untimed and any("sim_hour" in item.fixturenames for item in items):
         tmp = tmp_path_factory.mktemp("sim-hour-early")
         env = {**os.environ, "PYTHONHASHSEED": "0"}
         with open(tmp / "output.txt", "w") as log:  # a file, not a pipe nobody reads yet
