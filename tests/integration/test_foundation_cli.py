@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -134,14 +136,30 @@ def test_the_cli_has_every_documented_command() -> None:
     assert {("bench", b) for b in ("store", "replay", "record", "train", "live")} <= set(COMMANDS)
 
 
+@pytest.fixture(scope="module")
+def helps(request: pytest.FixtureRequest) -> dict[tuple[str, ...], subprocess.CompletedProcess]:
+    """``polyrl ARGS --help`` for every command selected below, two processes at a time (one
+    per core) instead of one after the other: each is its own fresh interpreter either way."""
+    wanted = [
+        item.callspec.params["args"]
+        for item in request.session.items
+        if item.originalname == "test_every_command_has_help"
+    ]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        done = pool.map(lambda args: run_cli(*args, "--help"), wanted)
+        return dict(zip(wanted, done, strict=True))
+
+
 @pytest.mark.parametrize("args", COMMANDS, ids=lambda p: " ".join(p) or "polyrl")
-def test_every_command_has_help(args: tuple[str, ...]) -> None:
+def test_every_command_has_help(
+    args: tuple[str, ...], helps: dict[tuple[str, ...], subprocess.CompletedProcess]
+) -> None:
     """--help works and documents every option and argument."""
     import typer.main
 
     from polyrl.cli import app
 
-    res = run_cli(*args, "--help")
+    res = helps[args]
     assert res.returncode == 0, res.stderr
     assert "Usage" in res.stdout
     assert len(res.stdout) > 200

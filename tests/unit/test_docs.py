@@ -24,6 +24,8 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     ci = (REPO / ".ci" / "run").read_text()
     assert commands[1] in ci.splitlines()
     assert "pytest -m 'slow or not slow'" in commands[1]
+    # Every CI log ends with the slowest tests, so where the time goes is always on record.
+    assert commands[1].endswith(" --durations=25"), commands[1]
     for check in ("ruff check polyrl tests", "ruff format --check polyrl tests", "mypy polyrl"):
         assert f".venv/bin/{check} && " in commands[1], check
 
