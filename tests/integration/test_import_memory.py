@@ -3,7 +3,8 @@ keep freed memory; the others (record, live, train, ...) leave it returning memo
 value the user set is never replaced. Each case is a fresh interpreter running the real
 command line entry point on real argv (an import of a small archive day); it reports the
 allocator setting the command ran under, and whether polars was loaded before the CLI
-decided (a setting made after polars is loaded would do nothing). polars itself prepends its
+decided (a setting made after polars is loaded would do nothing), and whether a freed
+64 MB block went back to the system at once (glibc's malloc) or was kept. polars itself prepends its
 defaults when it loads and jemalloc takes the last value of each key, so the effective
 setting is read that way."""
 
@@ -19,22 +20,33 @@ import pytest
 from polyrl.cli import RETAIN_ENV, RETAIN_MEMORY
 from polyrl.testing.binance_archive import synthetic_day
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc, glibc"),
+]
 
 _PROBE = (
     "import os, sys\n"
+    "import numpy as np\n"
     "from polyrl.cli import run\n"
     "early = 'polars' in sys.modules\n"
     "code = run(sys.argv[1:])\n"
-    "print(f'probe early={early} env={os.environ.get(\"_RJEM_MALLOC_CONF\")}', file=sys.stderr)\n"
+    "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGESIZE')\n"
+    "a = np.ones(64 << 20, dtype=np.uint8)\n"  # 64 MB touched, then freed
+    "r = rss()\n"
+    "del a\n"
+    "back = (r - rss()) >> 20\n"
+    "env = os.environ.get('_RJEM_MALLOC_CONF')\n"
+    "print(f'probe early={early} back={back} env={env}', file=sys.stderr)\n"
     "sys.exit(code)\n"
 )
 
 
 def _effective(probe: str) -> dict[str, str]:
-    """``probe early=False env=a:1,b:2,a:3`` -> ``{"early": "False", "a": "3", "b": "2"}``."""
-    early, env = probe.removeprefix("probe early=").split(" env=")
-    out = {"early": early}
+    """``probe early=False back=0 env=a:1,b:2,a:3`` -> ``{"early": "False", "back": "0",
+    "a": "3", "b": "2"}`` (``back``: MB of a freed 64 MB block glibc gave back at once)."""
+    head, env = probe.removeprefix("probe ").split(" env=")
+    out = dict(kv.split("=", 1) for kv in head.split())
     if env != "None":
         out.update(kv.split(":", 1) for kv in env.split(","))
     return out
@@ -62,14 +74,16 @@ def test_import_retains_memory_and_other_commands_do_not(tmp_path: Path) -> None
            "--archive", str(arch), "--out", str(tmp_path / "rec")]  # fmt: skip
     got = _run(imp, tmp_path)
     assert (tmp_path / "rec" / ".import" / "binance").is_dir()  # it did import
-    assert got == {"early": "False", **RETAINED}
+    assert got == {"early": "False", "back": "0", **RETAINED}
     assert RETAIN_MEMORY == "dirty_decay_ms:-1,muzzy_decay_ms:-1"
 
-    assert _run(["bench", "import", "--help"], tmp_path) == {"early": "False", **RETAINED}
+    got = _run(["bench", "import", "--help"], tmp_path)
+    assert got == {"early": "False", "back": "0", **RETAINED}
     for other in (["record", "--help"], ["live", "--help"], ["train", "--help"],
                   ["bench", "record", "--help"], ["--version"]):  # fmt: skip
         got = _run(other, tmp_path)
         assert got["early"] == "False", other
+        assert int(got["back"]) >= 60, other  # the freed block went back to the system
         assert got.get("dirty_decay_ms") != "-1" and got.get("muzzy_decay_ms") != "-1", other
 
 
