@@ -6,6 +6,7 @@ stderr as one line naming the file, field or option, with exit code 1 — never 
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -36,8 +37,38 @@ def _register() -> None:
     )
 
 
+RETAIN_ENV = "_RJEM_MALLOC_CONF"
+RETAIN_MEMORY = "dirty_decay_ms:-1,muzzy_decay_ms:-1"
+"""polars' allocator (jemalloc) keeps freed pages instead of returning them after 500 ms."""
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+
+
+def _retain_memory(argv: Sequence[str]) -> None:
+    """For the batch commands (``polyrl import ...``, ``polyrl bench import``) only, let the
+    allocators keep the memory they free: an import frees and reallocates hundreds of MB per
+    unit, and pages handed back are zeroed by the kernel again when faulted in. polars'
+    jemalloc is told through the environment before polars is first loaded (a value the
+    user set is kept); glibc's malloc (Arrow's system pool, numpy) serves large blocks from
+    its heap instead of fresh mappings and stops trimming it (where glibc is the C library).
+    A long-running command (record, live, train) returns memory as before."""
+    words = [a for a in argv if not a.startswith("-")][:2]
+    if not (words[:1] == ["import"] or words == ["bench", "import"]):
+        return
+    if RETAIN_ENV not in os.environ and "polars" not in sys.modules:
+        os.environ[RETAIN_ENV] = RETAIN_MEMORY
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)
+        libc.mallopt(_M_TRIM_THRESHOLD, (1 << 31) - 1)
+    except (OSError, AttributeError):  # not glibc: its allocator keeps its own policy
+        pass
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    _retain_memory(sys.argv[1:] if argv is None else argv)
     _register()
     try:
         # Without standalone mode, click hands back typer.Exit's code instead of raising it.

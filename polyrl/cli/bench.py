@@ -420,10 +420,13 @@ def bench_import_cmd(
     for name, st in res.binance.items():
         typer.echo(f"  {name:<8} {st['rows']:>12,} rows {st['cpu_s']:7.2f} CPU s "
                    f"{st['rows_per_cpu_s']:>12,.0f} rows/s")  # fmt: skip
-    d = res.day_cpu_s
+    d, ph = res.day_cpu_s, res.pmxt_hour_cpu_s
+    typer.echo("  hours  " + ", ".join(f"{c:.2f}" for c in ph) + " CPU s")
+    how = (f"first hour {ph[0]:.2f} + 23 x later hours' mean {sum(ph[1:]) / (len(ph) - 1):.2f}"
+           if len(ph) > 1 else f"{res.hours} hours x {24 / res.hours:g}")  # fmt: skip
     typer.echo(
         f"a day of the four assets: {d['total']:.1f} CPU s (Polymarket {d['polymarket']:.1f} "
-        f"= {res.hours} hours x {24 / res.hours:g}, Binance {d['binance']:.1f}); target < 30 s"
+        f"= {how} + Gamma, Binance {d['binance']:.1f}); target < 30 s"
     )
     if res.remote is not None:
         r = res.remote

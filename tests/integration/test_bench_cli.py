@@ -98,6 +98,8 @@ def test_bench_import(tmp_path: Path) -> None:
     for stage in (*pm.values(), *bn.values()):
         assert stage["cpu_s"] > 0 and stage["rows_per_cpu_s"] > 0
     day = out["day_cpu_s"]
+    assert len(out["pmxt_hour_cpu_s"]) == 1  # the hour's own CPU, within the import's
+    assert 0 < out["pmxt_hour_cpu_s"][0] <= out["pmxt_cpu_s"]
     assert day["polymarket"] == pytest.approx(out["pmxt_cpu_s"] * 24)
     assert day["total"] == pytest.approx(day["polymarket"] + day["binance"])
     # Range reads fetch the row groups of the wanted markets only: less than the whole file.
