@@ -43,7 +43,7 @@ import numpy as np
 
 from polyrl.broker import BrokerConfig
 from polyrl.config import Config
-from polyrl.errors import ConfigError
+from polyrl.errors import FeatureSetMismatch
 from polyrl.features.sets import FeatureSet, feature_set
 from polyrl.replay import load_days
 from polyrl.rl.env import ReplayEnv
@@ -111,12 +111,14 @@ class _Replay:
             raise TypeError(f"store must be an EpisodeStore, got {type(store).__name__}")
         if not isinstance(fset, FeatureSet):
             raise TypeError(f"fset must be a FeatureSet, got {type(fset).__name__}")
-        width = int(store.caches[0].arrays["features"].shape[-1])
-        if width != len(fset.market_index):
-            raise ConfigError(
-                f"feature set {fset.name!r} has {len(fset.market_index)} market features but "
-                f"the day caches hold {width}: build the store with the same feature set"
-            )
+        for c in store.caches:
+            built = (c.meta.get("feature_set"), c.meta.get("feature_set_version"))
+            if built != (fset.name, fset.version):
+                raise FeatureSetMismatch(
+                    f"the day cache of {c.date} ({c.path}) holds feature set {built[0]!r} "
+                    f"version {built[1]!r}, not {fset.name!r} version {fset.version!r}: "
+                    "build the store with the env's feature set"
+                )
         self.store, self.n, self.fset, self.broker, self.kw = store, n, fset, broker, kw
         self.seed = _check_seed(seed)
         self.env: ReplayEnv | None = None
