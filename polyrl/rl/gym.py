@@ -15,8 +15,10 @@ Config (day caches built where missing).
 - An episode is one asset's 15-minute window; it *terminates* at settlement (never
   truncated). The step that ends it carries the episode's settled PnL in its reward and its
   accounts in the info: ``pnl`` (USDC; NaN for a window with no outcome, whose position is
-  dropped unpaid), ``fees``, ``fills``, ``orders``, ``episode`` (the episode's index in the
-  store) and ``outcome``.
+  dropped unpaid), ``fees``, ``fills``, ``orders``, ``episode_id`` (the episode's index in the
+  store) and ``outcome``. Every step's info has ``t_ns`` (the decision tick) and
+  ``episode_id``; the key ``episode`` is left to episode-statistics wrappers (gymnasium's
+  RecordEpisodeStatistics, stable-baselines3's Monitor), which write it.
 - The final observation of an episode is the market as of its last decision tick (no later
   tick exists in the window) with the settled, flat position (position features 0).
 - Seeding: ``reset(seed=s)`` restarts the episode order from seed ``s`` (the same seeded
@@ -97,7 +99,7 @@ def _final_info(row: dict[str, Any]) -> dict[str, Any]:
         "fees": float(row["fees"]),
         "fills": int(row["fills"]),
         "orders": int(row["orders"]),
-        "episode": int(row["episode"]),
+        "episode_id": int(row["episode"]),
         "outcome": str(row["outcome"]),
     }
 
@@ -189,6 +191,11 @@ class ReplayVectorEnv(_VecBase):
         """The ReplayEnv stepped (None before the first reset)."""
         return self._r.env
 
+    @property
+    def store(self) -> EpisodeStore:
+        """The episodes played."""
+        return self._r.store
+
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -210,7 +217,7 @@ class ReplayVectorEnv(_VecBase):
         obs, rewards, done, info = self._r.env.step(acts)
         out: dict[str, Any] = {
             "t_ns": info["t_ns"].copy(), "_t_ns": np.ones(n, dtype=bool),
-            "episode": info["episode"].copy(), "_episode": np.ones(n, dtype=bool),
+            "episode_id": info["episode"].copy(), "_episode_id": np.ones(n, dtype=bool),
         }  # fmt: skip
         if done.any():
             final_obs = np.full(n, None, dtype=object)
@@ -261,6 +268,11 @@ class ReplayGymEnv(_EnvBase):
         """The ReplayEnv stepped (None before the first reset)."""
         return self._r.env
 
+    @property
+    def store(self) -> EpisodeStore:
+        """The episodes played."""
+        return self._r.store
+
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -276,7 +288,7 @@ class ReplayGymEnv(_EnvBase):
         self._obs = obs
         env = self._r.env
         assert env is not None
-        return obs[0].copy(), {"episode": int(env.ep[0])}
+        return obs[0].copy(), {"episode_id": int(env.ep[0])}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._obs is None or self._r.env is None:
@@ -285,7 +297,7 @@ class ReplayGymEnv(_EnvBase):
             raise RuntimeError("the episode has ended: call reset() before step()")
         acts = self._r.actions(np.reshape(np.asarray(action), (1,)))
         obs, rewards, done, info = self._r.env.step(acts)
-        out: dict[str, Any] = {"t_ns": int(info["t_ns"][0]), "episode": int(info["episode"][0])}
+        out: dict[str, Any] = {"t_ns": int(info["t_ns"][0]), "episode_id": int(info["episode"][0])}
         terminated = bool(done[0])
         if terminated:
             out.update(_final_info(info["episodes"][0]))

@@ -75,7 +75,7 @@ def _vector_run(env: ReplayVectorEnv, seed: int, acts: np.ndarray) -> list:
     out: list = [env.reset(seed=seed)[0]]
     for a in acts:
         obs, rew, term, trunc, info = env.step(a)
-        out += [obs, rew, term, trunc, info["episode"], info.get("final_info")]
+        out += [obs, rew, term, trunc, info["episode_id"], info.get("final_info")]
     return out
 
 
@@ -136,7 +136,7 @@ def test_rewards_and_pnl_are_replayenvs_own(store: EpisodeStore) -> None:
             i = row["env"]
             fin = info["final_info"]
             assert fin["_pnl"][i] and fin["pnl"][i] == row["pnl"] and fin["fees"][i] == row["fees"]
-            assert fin["fills"][i] == row["fills"] and fin["episode"][i] == row["episode"]
+            assert fin["fills"][i] == row["fills"] and fin["episode_id"][i] == row["episode"]
             # PnL reward: the episode's rewards add up to its settled PnL.
             assert ep_reward[i] == pytest.approx(row["pnl"], abs=1e-9)
             # Final observation: the last decision's market features, the settled (flat)
@@ -156,7 +156,7 @@ def test_single_env_matches_replayenv_episode_by_episode(store: EpisodeStore) ->
     env = make_env_from(store, 9)
     ref = ReplayEnv(store, n_envs=1, fset=FSET, seed=9, **KW)
     obs, info = env.reset(seed=9)
-    assert np.array_equal(obs, ref.reset()[0]) and info["episode"] == ref.ep[0]
+    assert np.array_equal(obs, ref.reset()[0]) and info["episode_id"] == ref.ep[0]
     settled = 0
     for a in acts:
         obs, rew, term, trunc, info = env.step(int(a))
