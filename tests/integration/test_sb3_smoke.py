@@ -111,3 +111,28 @@ def test_sb3_ppo_trains_on_the_replay_env(small_recording: Path, tmp_path: Path)
         p = model.policy.get_distribution(t).distribution.probs
         q = loaded.policy.get_distribution(t).distribution.probs
     assert torch.equal(p, q)
+
+
+@pytest.mark.slow
+def test_the_readme_example_runs(
+    small_recording: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README's "Your own algorithm" example, as written, on the test recording (its
+    2024-06-01 is the sample's first day too) and for one rollout (4 envs x SB3's default 2048
+    steps) instead of 50,000 steps."""
+    import re
+
+    import polyrl.sim.sample
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    m = re.search(r"<!-- algorithm-example -->\n```python\n(.*?)```", readme, re.S)
+    assert m is not None, "README lost its algorithm example"
+    code = m.group(1)
+    assert "total_timesteps=50_000" in code
+    torch.set_num_threads(1)
+    monkeypatch.setattr(polyrl.sim.sample, "ensure_sample", lambda config: small_recording)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code.replace("50_000", "1"), "README.md", "exec"), {})
+    loaded = sb3.PPO.load(tmp_path / "ppo-polyrl.zip", device="cpu")
+    assert loaded.num_timesteps == 4 * 2048
+    assert loaded.observation_space.shape == (feature_set(CFG.features.feature_set).dim,)
