@@ -58,17 +58,24 @@ N_ACTIONS = 3
 
 if TYPE_CHECKING:
     from gymnasium import Env as _EnvBase
+    from gymnasium.vector import AutoresetMode
     from gymnasium.vector import VectorEnv as _VecBase
+
+    _SAME_STEP: Any = AutoresetMode.SAME_STEP
 else:
     try:
         from gymnasium import Env as _EnvBase
+        from gymnasium.vector import AutoresetMode
         from gymnasium.vector import VectorEnv as _VecBase
+
+        _SAME_STEP = AutoresetMode.SAME_STEP
     except ImportError:  # the `gym` extra is absent: the classes exist, building one says so
 
         class _EnvBase:
             pass
 
         _VecBase = _EnvBase
+        _SAME_STEP = "SameStep"
 
 
 def _gym() -> Any:
@@ -156,8 +163,7 @@ class _Replay:
 class ReplayVectorEnv(_VecBase):
     """``num_envs`` episodes of ``store`` in lockstep (see the module doc)."""
 
-    metadata: dict[str, Any] = {"autoreset_mode": "SameStep", "render_modes": []}
-    """gymnasium's ``AutoresetMode.SAME_STEP`` (the enum itself once gymnasium is imported)."""
+    metadata: dict[str, Any] = {"autoreset_mode": _SAME_STEP, "render_modes": []}
 
     def __init__(
         self,
@@ -174,8 +180,6 @@ class ReplayVectorEnv(_VecBase):
         gym = _gym()
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
-        self.metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP,
-                         "render_modes": []}  # fmt: skip
         kw = {"latency_ns": latency_ns, "tick_ns": tick_ns, "min_notional": min_notional}
         self._r = _Replay(store, num_envs, fset, broker, seed, kw)
         self.num_envs = num_envs

@@ -71,6 +71,26 @@ def test_the_vector_env_declares_its_spaces_and_autoreset_mode(store: EpisodeSto
     assert env.action_space == gymnasium.spaces.MultiDiscrete([3, 3, 3])
 
 
+def test_gymnasiums_episode_statistics_wrapper_reads_the_autoreset_mode(
+    store: EpisodeStore,
+) -> None:
+    """gymnasium's own vector RecordEpisodeStatistics, which follows the declared autoreset
+    mode, sums each episode's rewards to the PnL the env reports at settlement."""
+    from gymnasium.wrappers.vector import RecordEpisodeStatistics
+
+    env = RecordEpisodeStatistics(ReplayVectorEnv(store, num_envs=2, fset=FSET, seed=4, **KW))
+    env.reset(seed=4)
+    seen = 0
+    for a in _actions(3, 1850, 2):
+        _, _, term, _, info = env.step(a)
+        for i in np.flatnonzero(term):
+            assert info["_episode"][i]
+            assert info["episode"]["r"][i] == pytest.approx(info["final_info"]["pnl"][i])
+            assert info["episode"]["l"][i] == store.length[info["final_info"]["episode_id"][i]]
+            seen += 1
+    assert seen >= 2
+
+
 def _vector_run(env: ReplayVectorEnv, seed: int, acts: np.ndarray) -> list:
     out: list = [env.reset(seed=seed)[0]]
     for a in acts:
