@@ -16,8 +16,11 @@ out), ``val`` (``[[update, val/pnl]]``: one point per validation), ``best_update
 ``metrics`` (the last row).
 
 A sweep snapshot (``kind: "sweep"``): ``state``, ``trials`` (name, state, update, updates,
-the last validation and rollout PnL, ``overrides`` — the config keys whose values differ
-between the sweep's trials — and the ``val`` and ``pnl`` curves).
+the last validation and rollout PnL, ``overrides`` and the ``val`` and ``pnl`` curves).
+A trial's overrides are its ``params`` in the sweep's ``plan.json`` when the sweep writes
+one, else the config keys whose values differ between the trials' ``config.json``; trials
+the plan names that have no folder yet are ``pending``, one holding ``stopped.json`` was
+``stopped early``.
 
 Files are read whole and defensively: a file that cannot be read right now (being replaced,
 truncated) gives the last good read of it (:class:`Files`), missing columns give no curve.
@@ -39,6 +42,8 @@ CURVES = ("losses/policy", "losses/value", "losses/entropy", "losses/approx_kl",
 VAL = "val/pnl"
 CURVE_POINTS = 2000
 FINISHED_SWEEP = "tune-sweep"
+STOPPED = "stopped.json"
+"""A trial the sweep's scheduler stopped early may say so with this file in its folder."""
 
 
 class Files:
@@ -176,16 +181,26 @@ def sweep_snapshot(sweep_dir: Path, files: Files | None = None) -> dict[str, Any
     names = []
     if trials_dir.is_dir():
         names = sorted(p.name for p in trials_dir.iterdir() if p.is_dir())
+    planned = files.json(sweep_dir / "plan.json").get("trials")
+    planned = planned if isinstance(planned, dict) else {}
+    names += sorted(n for n in planned if isinstance(n, str) and n not in names)
     configs = {n: files.json(trials_dir / n / "config.json") for n in names}
     varied = overrides(configs) if len(names) > 1 else {n: {} for n in names}
     trials = []
     for n in names:
+        params = planned.get(n, {}).get("params") if isinstance(planned.get(n), dict) else None
+        if isinstance(params, dict) and params:
+            varied[n] = params  # what the sweep's plan drew for this trial
         t = train_snapshot(trials_dir / n, files)
         state = t["state"]
-        if t["update"] is None and state == "running":
+        if not (trials_dir / n).is_dir():
+            state = "pending"  # planned, not started
+        elif (trials_dir / n / STOPPED).exists() and state != "finished":
+            state = "stopped early"
+        elif t["update"] is None and state == "running":
             state = "starting"
-        if done and state != "finished":
-            state = "stopped"  # the sweep ended without this trial's summary (stopped early)
+        if done and state not in ("finished", "stopped early"):
+            state = "stopped"  # the sweep ended without this trial's summary
         pnl = t["curves"]["pnl/realized"]
         trials.append({"name": n, "state": state, "update": t["update"],
                        "updates": t["updates"], "last_val": t["val"][-1][1] if t["val"] else None,

@@ -177,3 +177,24 @@ def test_the_server_of_a_training_folder_serves_its_training_view(tmp_path: Path
     _metrics(run, [_row(1, val=1.0)])
     snap = src()
     assert snap["kind"] == "train" and snap["val"] == [[1, 1.0]]
+
+
+def test_a_sweeps_plan_names_each_trials_params_and_the_trials_not_started(
+    tmp_path: Path,
+) -> None:
+    sweep = tmp_path / "sw"
+    sweep.mkdir()
+    (sweep / "sweep.toml").write_text("")
+    plan = {"trials": {n: {"params": {"ppo.lr_actor": lr}, "seed": 0}
+                       for n, lr in (("t0", 1e-4), ("t1", 3e-4), ("t2", 1e-3))}}  # fmt: skip
+    atomic_write_bytes(sweep / "plan.json", json.dumps(plan).encode())
+    _metrics(sweep / "trials" / "t0", [_row(1, val=1.0)])
+    _finish(sweep / "trials" / "t0", 1)
+    _metrics(sweep / "trials" / "t1", [_row(1, val=2.0)])
+    atomic_write_bytes(sweep / "trials" / "t1" / "stopped.json", b'{"early_stopped": true}')
+    s = sweep_snapshot(sweep)
+    assert [(t["name"], t["state"]) for t in s["trials"]] == [
+        ("t0", "finished"), ("t1", "stopped early"), ("t2", "pending")]  # fmt: skip
+    assert [t["overrides"] for t in s["trials"]] == [
+        {"ppo.lr_actor": lr} for lr in (1e-4, 3e-4, 1e-3)]  # fmt: skip
+    assert s["trials"][2]["val"] == [] and s["trials"][2]["update"] is None
