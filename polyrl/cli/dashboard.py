@@ -17,13 +17,22 @@ from polyrl.cli.common import err_console
 @app.command("dashboard")
 def dashboard_cmd(
     run: Annotated[
-        Path, typer.Argument(help="A run directory (runs/<run>).", exists=True, file_okay=False)
+        Path,
+        typer.Argument(
+            help="A run directory (runs/<run>): a live or backtest run, a training run, or a "
+            "sweep's folder (it holds sweep.toml).",
+            exists=True,
+            file_okay=False,
+        ),
     ],
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0: any free).")] = 8050,
 ) -> None:
-    """Serve the dashboard of a run on 127.0.0.1: market cards, positions, the PnL chart, RL
-    metrics and the trade feed, pushed to the browser as the run's files change (a live run
-    rewrites them as it goes). Until Ctrl-C."""
+    """Serve the dashboard of a run on 127.0.0.1, pushed to the browser as the run's files
+    change (a running run rewrites them as it goes). A live or backtest run: market cards,
+    positions, the PnL chart, RL metrics and the trade feed. A training run: learning curves
+    per update (losses, entropy, KL, clip fraction, explained variance, rollout PnL) and
+    validation PnL as it is scored. A sweep: one line per trial and a table of trials.
+    Until Ctrl-C."""
     from polyrl.dashboard.server import DashboardServer
 
     async def main() -> None:

@@ -59,12 +59,25 @@ class DashboardServer:
 
     @classmethod
     def for_run(cls, run_dir: Path, *, port: int = 0) -> DashboardServer:
-        """A dashboard of a run directory (finished, or live in another process)."""
+        """A dashboard of a run directory (finished, or live in another process): a live or
+        backtest run, a training run or a sweep, told apart at every snapshot (a training
+        run's folder only shows what it is once its first files are written)."""
         from polyrl.clock import LiveClock
         from polyrl.dashboard.state import run_snapshot
+        from polyrl.dashboard.training import Files, folder_kind, sweep_snapshot, train_snapshot
 
         wall = LiveClock()  # live.json's age is wall time: it tells a stopped process
-        return cls(lambda: run_snapshot(run_dir, now_ns=wall.now_ns()), port=port)
+        files = Files()  # the last good read of each file, across snapshots
+
+        def source() -> dict[str, Any]:
+            kind = folder_kind(run_dir, files)
+            if kind == "sweep":
+                return sweep_snapshot(run_dir, files)
+            if kind == "train":
+                return train_snapshot(run_dir, files, now_s=wall.now_ns() / 1e9)
+            return run_snapshot(run_dir, now_ns=wall.now_ns())
+
+        return cls(source, port=port)
 
     def _http(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]

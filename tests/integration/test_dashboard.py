@@ -9,14 +9,10 @@ then finished (and when). Screenshots go to tests/artifacts/.
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import json
-import os
 import re
-import shutil
-import subprocess
-import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,99 +31,14 @@ from polyrl.replay import load_days, replay_engine
 from polyrl.runlog import TRADES, RunLog, atomic_write_parquet
 from polyrl.sections import Config
 
+from .browser import ARTIFACTS, chromium_devtools, new_page, screenshot
+
 pytestmark = pytest.mark.integration
-
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-
-
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
 
 
 @pytest.fixture
-def browser_ws(tmp_path: Path):  # type: ignore[no-untyped-def]
-    exe = _chromium()
-    if exe is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must install Chromium (.ci/run apt-gets it)")
-        pytest.skip("no Chromium on this machine (CI installs Debian's chromium)")
-    profile = tempfile.mkdtemp(prefix="polyrl-chromium-")
-    proc = subprocess.Popen(
-        [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--remote-debugging-port=0",
-         "--window-size=1400,1000", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    url = None
-    assert proc.stderr is not None
-    for _ in range(200):
-        line = proc.stderr.readline()
-        m = re.search(r"DevTools listening on (ws://\S+)", line)
-        if m:
-            url = m.group(1)
-            break
-    try:
-        assert url, "Chromium did not report its DevTools endpoint"
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-class Cdp:
-    """A minimal DevTools-protocol client over one page session."""
-
-    def __init__(self, ws: Any, session: str) -> None:
-        self.ws, self.session, self.n = ws, session, 0
-
-    async def call(self, method: str, **params: Any) -> dict[str, Any]:
-        self.n += 1
-        mid = self.n
-        await self.ws.send(json.dumps({"id": mid, "method": method, "params": params,
-                                       "sessionId": self.session}))  # fmt: skip
-        while True:
-            msg = json.loads(await self.ws.recv())
-            if msg.get("id") == mid:
-                if "error" in msg:
-                    raise RuntimeError(f"{method}: {msg['error']}")
-                return msg.get("result", {})
-
-    async def js(self, expr: str) -> Any:
-        r = await self.call("Runtime.evaluate", expression=expr, returnByValue=True)
-        return r.get("result", {}).get("value")
-
-    async def until(self, expr: str, timeout_s: float = 20.0) -> Any:
-        loop = asyncio.get_running_loop()
-        end = loop.time() + timeout_s
-        while True:
-            v = await self.js(expr)
-            if v:
-                return v
-            if loop.time() > end:
-                raise AssertionError(f"timed out waiting for {expr}")
-            await asyncio.sleep(0.2)
-
-
-async def _page(ws: Any) -> Cdp:
-    target = await _call(ws, 1, "Target.createTarget", url="about:blank")
-    att = await _call(ws, 2, "Target.attachToTarget", targetId=target["targetId"], flatten=True)
-    page = Cdp(ws, att["sessionId"])
-    await page.call("Page.enable")
-    return page
-
-
-async def _screenshot(page: Cdp, name: str) -> Path:
-    shot = await page.call("Page.captureScreenshot", format="png")
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / name
-    path.write_bytes(base64.b64decode(shot["data"]))
-    return path
+def browser_ws() -> Iterator[str]:
+    yield from chromium_devtools()
 
 
 SHOWN = """(() => {
@@ -237,7 +148,7 @@ def test_dashboard_reconnects_and_shows_the_runs_numbers(
         server = DashboardServer.for_run(run, port=port)
         try:
             async with connect(browser_ws, max_size=None) as ws:
-                page = await _page(ws)
+                page = await new_page(ws)
                 await page.call("Page.navigate", url=f"http://127.0.0.1:{port}/")
                 # The first handshake hangs (the page gives up on it), the next is refused,
                 # then nothing listens at all.
@@ -267,7 +178,7 @@ def test_dashboard_reconnects_and_shows_the_runs_numbers(
                 _agree(shown, _files(run))
                 assert shown["chart"]["y1"] >= max(0.0, _files(run)["realized"])
                 assert shown["chart"]["t0"] == int(trades["t_ns"].min())
-                await _screenshot(page, "dashboard.png")
+                await screenshot(page, "dashboard.png")
                 # A trade written to the run while the page is open is pushed into the feed.
                 row = {c: trades[c][-1] for c in TRADES}
                 row.update(t_ns=int(trades["t_ns"].max()) + 10**9, asset="xrp", kind="close",
@@ -330,7 +241,7 @@ def test_dashboard_of_a_live_session_says_live_then_finished(
         await server.start()
         try:
             async with connect(browser_ws, max_size=None) as ws:
-                page = await _page(ws)
+                page = await new_page(ws)
                 await page.call("Page.navigate", url=f"http://127.0.0.1:{server.port}/")
                 await page.until("document.querySelector('#state').className === 'live'")
                 # Trading starts after the features' five-minute warm-up (10 s real).
@@ -340,7 +251,7 @@ def test_dashboard_of_a_live_session_says_live_then_finished(
                 assert re.search(r"\d+:\d\d left", left), left
                 assert (await page.js("document.querySelector('#state').textContent")
                         ).startswith("live · ")  # fmt: skip
-                await _screenshot(page, "dashboard-live.png")
+                await screenshot(page, "dashboard-live.png")
                 stop.set()
                 await task
                 await server.stop()  # what `polyrl live --dashboard` does as it ends
@@ -355,7 +266,7 @@ def test_dashboard_of_a_live_session_says_live_then_finished(
                 assert files["realized"] == pytest.approx(summary["realized_pnl"])
                 _agree(shown, files)
                 await page.until("window.connLog.some((s) => s.startsWith('disconnected'))")
-                await _screenshot(page, "dashboard-finished.png")
+                await screenshot(page, "dashboard-finished.png")
         finally:
             stop.set()
             await server.stop()
@@ -363,13 +274,3 @@ def test_dashboard_of_a_live_session_says_live_then_finished(
 
     with ServersThread(VenueServers(content, clock=clock)) as v:
         asyncio.run(asyncio.wait_for(main(v), 150))
-
-
-async def _call(ws: Any, mid: int, method: str, **params: Any) -> dict[str, Any]:
-    await ws.send(json.dumps({"id": mid, "method": method, "params": params}))
-    while True:
-        msg = json.loads(await ws.recv())
-        if msg.get("id") == mid:
-            if "error" in msg:
-                raise RuntimeError(f"{method}: {msg['error']}")
-            return msg["result"]
