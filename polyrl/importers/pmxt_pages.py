@@ -6,7 +6,8 @@ sorted by market, so a row group's ``market`` chunk is a few hundred 66-byte val
 pages of RLE runs over their indices: a few KB for a million rows. Decoding it as values
 costs 66 bytes a row (330 MB for 5 M rows, most of a warm hour's read); reading the page
 headers (Thrift compact protocol), the dictionary and the run lengths costs a few ms and
-gives each wanted market's rows as ``(start, stop)`` row ranges of the file.
+gives each wanted market's rows as ``(start, stop)`` row ranges of the file, from which
+the rows' ``market`` column is built without decoding it (:func:`market_column`).
 
 Only the layout the archive writes is read: data pages v1 or v2 whose values are
 ``RLE_DICTIONARY``/``PLAIN_DICTIONARY``, no null ``market``, a codec Arrow knows. Anything
@@ -194,12 +195,13 @@ def _chunk_runs(raw: bytes, codec: str, max_def: int) -> tuple[list[bytes], list
     return dictionary, runs
 
 
-def market_ranges(
+def market_runs(
     path: Path, meta: pq.FileMetaData, groups: list[int], condition_ids: list[str]
-) -> list[tuple[int, int]] | None:
-    """The ``(start, stop)`` file row ranges, in file order and merged where they touch, of
-    the rows in row groups ``groups`` whose ``market`` is one of ``condition_ids``; None when
-    the chunks are not in the layout this module reads (see the module docstring)."""
+) -> list[tuple[int, int, bytes]] | None:
+    """The ``(start, stop, market)`` file row ranges, in file order (one per run of a market,
+    a run that goes on in the next row group joined), of the rows in row groups ``groups``
+    whose ``market`` is one of ``condition_ids``; None when the chunks are not in the layout
+    this module reads (see the module docstring)."""
     want = {c.encode() for c in condition_ids}
     col = meta.schema.names.index("market")
     max_def = meta.schema.column(col).max_definition_level
@@ -207,7 +209,7 @@ def market_ranges(
         return None
     first = np.concatenate([[0], np.cumsum([meta.row_group(i).num_rows for i in
                                             range(meta.num_row_groups)])])  # fmt: skip
-    out: list[tuple[int, int]] = []
+    out: list[tuple[int, int, bytes]] = []
     try:
         with open(path, "rb") as f:
             for g in groups:
@@ -224,11 +226,12 @@ def market_ranges(
                 for v, n in runs:
                     if v >= len(dictionary):
                         return None
-                    if dictionary[v] in want:
-                        if out and out[-1][1] == row:
-                            out[-1] = (out[-1][0], row + n)
+                    m = dictionary[v]
+                    if m in want and n:
+                        if out and out[-1][1] == row and out[-1][2] == m:
+                            out[-1] = (out[-1][0], row + n, m)
                         else:
-                            out.append((row, row + n))
+                            out.append((row, row + n, m))
                     row += n
                     total += n
                 if total != meta.row_group(g).num_rows:
@@ -236,3 +239,25 @@ def market_ranges(
     except (_Unsupported, OSError, ValueError, KeyError, IndexError, pa.ArrowException):
         return None
     return out
+
+
+def merged(runs: list[tuple[int, int, bytes]]) -> list[tuple[int, int]]:
+    """The runs' row ranges, joined where they touch."""
+    out: list[tuple[int, int]] = []
+    for a, b, _ in runs:
+        if out and out[-1][1] == a:
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
+
+
+def market_column(runs: list[tuple[int, int, bytes]]) -> pa.Array:
+    """The ``market`` values of the runs' rows, in order, as ``fixed_size_binary[66]``."""
+    if not runs:
+        return pa.array([], pa.binary(66))
+    values = np.frombuffer(b"".join(m for _, _, m in runs), dtype="S66")
+    rows = np.repeat(values, [b - a for a, b, _ in runs])
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(66), len(rows), [None, pa.py_buffer(rows.tobytes())]
+    )

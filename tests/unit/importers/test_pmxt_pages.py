@@ -12,7 +12,7 @@ import pytest
 
 from polyrl.importers.fetch import LocalArchive
 from polyrl.importers.pmxt_format import wanted_rows
-from polyrl.importers.pmxt_pages import market_ranges
+from polyrl.importers.pmxt_pages import market_column, market_runs, merged
 from polyrl.importers.pmxt_read import read_hour
 
 from .test_pmxt_read import NAME, _table, cid
@@ -45,17 +45,19 @@ def test_ranges_from_the_dictionary_pages_are_the_filtered_rows(tmp_path, layout
         pa.array(np.sort(np.random.default_rng(1).integers(0, 9000, 9000))))])  # fmt: skip
     pq.write_table(table, tmp_path / NAME, **LAYOUTS[layout])
     meta = pq.ParquetFile(tmp_path / NAME).metadata
-    ranges = market_ranges(tmp_path / NAME, meta, list(range(meta.num_row_groups)), WANT)
-    assert ranges == _expected(table)
+    runs = market_runs(tmp_path / NAME, meta, list(range(meta.num_row_groups)), WANT)
+    assert runs is not None and merged(runs) == _expected(table)
+    want = wanted_rows(table, WANT)
+    assert market_column(runs).equals(want.column("market").combine_chunks())
     got = read_hour(LocalArchive(tmp_path), NAME, WANT).table
-    assert got is not None and got.equals(wanted_rows(table, WANT))
+    assert got is not None and got.equals(want)
 
 
 def test_a_plain_market_column_or_a_null_market_falls_back_to_the_filter(tmp_path):
     table = _table(50, 40)
     pq.write_table(table, tmp_path / NAME, use_dictionary=False, row_group_size=500)
     meta = pq.ParquetFile(tmp_path / NAME).metadata
-    assert market_ranges(tmp_path / NAME, meta, [0, 1], WANT) is None
+    assert market_runs(tmp_path / NAME, meta, [0, 1], WANT) is None
     got = read_hour(LocalArchive(tmp_path), NAME, WANT).table
     assert got is not None and got.num_rows == 120 and got.equals(wanted_rows(table, WANT))
 
@@ -64,7 +66,7 @@ def test_a_plain_market_column_or_a_null_market_falls_back_to_the_filter(tmp_pat
         table.column("market")))  # fmt: skip
     pq.write_table(nulls, tmp_path / NAME, row_group_size=500)
     meta = pq.ParquetFile(tmp_path / NAME).metadata
-    assert market_ranges(tmp_path / NAME, meta, [0], WANT) is None
+    assert market_runs(tmp_path / NAME, meta, [0], WANT) is None
     got = read_hour(LocalArchive(tmp_path), NAME, WANT).table
     assert got is not None and got.equals(wanted_rows(nulls, WANT))
 
@@ -74,4 +76,5 @@ def test_only_the_given_row_groups_are_read(tmp_path):
     pq.write_table(table, tmp_path / NAME, row_group_size=1000)
     meta = pq.ParquetFile(tmp_path / NAME).metadata
     # cid(0) is in row group 0, cid(150) in row group 9: asking for group 9 only.
-    assert market_ranges(tmp_path / NAME, meta, [9], [cid(0), cid(150)]) == [(9000, 9060)]
+    got = market_runs(tmp_path / NAME, meta, [9], [cid(0), cid(150)])
+    assert got == [(9000, 9060, cid(150).encode())]
