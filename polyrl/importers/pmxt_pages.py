@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 _DICT_PAGE, _DATA_PAGE, _DATA_PAGE_V2 = 2, 0, 3
 _DICT_ENCODINGS = (2, 8)  # PLAIN_DICTIONARY, RLE_DICTIONARY
 _PLAIN = 0
+_RLE = 3
 _CODECS = {"ZSTD": "zstd", "SNAPPY": "snappy", "GZIP": "gzip", "LZ4_RAW": "lz4_raw",
            "BROTLI": "brotli"}  # fmt: skip
 
@@ -174,8 +175,11 @@ def _chunk_runs(raw: bytes, codec: str, max_def: int) -> tuple[list[bytes], list
             data = body if dec is None else dec.decompress(body, usize).to_pybytes()
             n, at = ph.get(1, 0), 0
             if max_def:
+                if ph.get(3) != _RLE:
+                    raise _Unsupported("definition levels not RLE")
                 size = int.from_bytes(data[:4], "little")
-                if _rle_runs(data, 4, 4 + size, max_def.bit_length(), n) != [(max_def, n)]:
+                levels = _rle_runs(data, 4, 4 + size, max_def.bit_length(), n)
+                if any(v != max_def for v, _ in levels):
                     raise _Unsupported("null market")
                 at = 4 + size
             runs.extend(_rle_runs(data, at + 1, len(data), data[at], n))
