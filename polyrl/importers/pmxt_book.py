@@ -17,8 +17,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from polyrl.importers.pmxt_format import MS_NS, TOL_NS
 from polyrl.recording.schema import ARROW_SCHEMAS
@@ -86,9 +88,90 @@ _ASCII = r"[^\x20-\x7e]"  # a character json.dumps would escape beyond quote and
 
 
 def _side_frame(df: pl.DataFrame, col: str, *, bids: bool) -> pl.DataFrame | None:
-    """One side of every book row, vectorised: ``_r`` (row), ``px``/``sz`` lists sorted best
-    first and the figures of the value checks; None when a row needs :func:`_side`'s reading
-    (another shape, a level of one value, a number that is not finite)."""
+    """One side of every book row, vectorised: ``_r`` (row, only rows with levels), ``px``
+    /``sz`` lists sorted best first and the figures of the value checks (``best``, ``ok``,
+    ``out``); None when a row needs :func:`_side`'s reading (another shape, a level of one
+    value, a number that is not finite). :func:`_side_frame_flat` when the side allows it,
+    else :func:`_side_frame_exploded`: the same frame."""
+    fast = _side_frame_flat(df, col, bids=bids)
+    return _side_frame_exploded(df, col, bids=bids) if fast is None else fast
+
+
+def _side_frame_flat(df: pl.DataFrame, col: str, *, bids: bool) -> pl.DataFrame | None:
+    """:func:`_side_frame_exploded`'s frame from the decoded side's flat Arrow buffers and
+    numpy (~2.5x cheaper: no exploded frame, sort, join or group-by), for sides in the
+    archive's plain shape only: every level exactly two non-null numbers, none zero (so no
+    signed zero or removal decides an order or ``best``) and all finite. A row whose levels
+    come best last with strictly monotone prices (the wire's order) is reversed, which is
+    the stable sort's order; the levels of other rows are ordered by a stable lexsort.
+    None otherwise (the exploded frame)."""
+    c = pl.col(col)
+    if not df.select((c.is_null() | c.str.contains(_SHAPE)).all()).item():
+        return None
+    dec = (
+        df.select(c.str.json_decode(_LEVELS))
+        .to_series()
+        .to_arrow(compat_level=pl.CompatLevel.newest())
+    )
+    if isinstance(dec, pa.ChunkedArray):
+        dec = dec.combine_chunks()
+    lens = dec.value_lengths().fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    levels = dec.flatten()
+    if levels.null_count or (len(levels) and pc.min(levels.value_lengths()).as_py() != 2):
+        return None
+    values = pl.Series(levels.flatten())
+    if values.null_count():
+        return None
+    try:
+        num = values.cast(pl.Float64, strict=True).to_numpy()
+    except pl.exceptions.PolarsError:
+        return None
+    px, sz = num[0::2], num[1::2]
+    if not (np.isfinite(num).all() and (num != 0).all()):
+        return None
+    rows = np.flatnonzero(lens)
+    if not len(rows):
+        return None  # no levels at all (the exploded frame is empty)
+    n = lens[rows]
+    starts = np.cumsum(n) - n
+    r = np.repeat(np.arange(len(rows)), n)
+    same = np.zeros(len(px), dtype=bool)
+    same[1:] = r[1:] == r[:-1]
+    # The wire's order is best last: a row whose prices strictly go towards the best is
+    # reversed; the levels of any other row are ordered by a stable lexsort.
+    best_last = (px[1:] > px[:-1]) if bids else (px[1:] < px[:-1])
+    pos = np.arange(len(px)) - starts[r]
+    order = starts[r] + (n[r] - 1 - pos)
+    bad_row = np.zeros(len(rows), dtype=bool)
+    bad_row[r[1:][same[1:] & ~best_last]] = True
+    if bad_row.any():
+        sub = np.flatnonzero(bad_row[r])
+        key_p, key_s = (-px[sub], -sz[sub]) if bids else (px[sub], sz[sub])
+        order[sub] = sub[np.lexsort((key_s, key_p, r[sub]))]
+    px, sz = px[order], sz[order]
+    ends = starts + n - 1
+    pos_ok = (px > 0) & (sz > 0)
+    first_ok = np.minimum.reduceat(np.where(pos_ok, np.arange(len(px)), len(px)), starts)
+    has = first_ok <= ends
+    best = np.where(has, px[np.minimum(first_ok, len(px) - 1)], np.nan)
+    ok = (np.minimum.reduceat(px, starts) > 0) & (np.minimum.reduceat(sz, starts) > 0)
+    ok &= (np.add.reduceat(px, starts) < np.inf) & (np.add.reduceat(sz, starts) < np.inf)
+    out = (px[starts] < 0) | (px[starts] > 1) | (px[ends] < 0) | (px[ends] > 1)
+    offsets = pa.array(np.append(starts, len(px)).astype(np.int64))
+    return pl.DataFrame(
+        {
+            "_r": pl.Series(rows.astype(np.uint32), dtype=pl.UInt32),
+            "px": pl.Series(pa.LargeListArray.from_arrays(offsets, pa.array(px))),
+            "sz": pl.Series(pa.LargeListArray.from_arrays(offsets, pa.array(sz))),
+            "best": pl.Series(best).fill_nan(None),
+            "ok": pl.Series(ok),
+            "out": pl.Series(out),
+        }
+    )
+
+
+def _side_frame_exploded(df: pl.DataFrame, col: str, *, bids: bool) -> pl.DataFrame | None:
+    """:func:`_side_frame` through an exploded frame of levels, a sort and a group-by."""
     c = pl.col(col)
     if not df.select((c.is_null() | c.str.contains(_SHAPE)).all()).item():
         return None
