@@ -33,6 +33,7 @@ def _register() -> None:
         report,
         schema,
         simulate,
+        sweep,
         train,
     )
 
