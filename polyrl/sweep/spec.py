@@ -126,16 +126,15 @@ def _table(path: Path, data: dict[str, Any], key: str, allowed: tuple[str, ...])
     return t
 
 
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"ppo": {"lr_actor": [..]}}`` -> ``{"ppo.lr_actor": [..]}``, keeping a distribution
-    table (one key among :data:`DISTRIBUTIONS`) whole."""
+def _flat(d: dict[str, Any]) -> dict[str, Any]:
+    """``{"ppo": {"lr_actor": [..]}}`` -> ``{"ppo.lr_actor": [..]}``: a table under a bare
+    section name is that section's keys; under a dotted key it is a distribution."""
     out: dict[str, Any] = {}
     for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and not (len(v) == 1 and next(iter(v)) in DISTRIBUTIONS):
-            out.update(_flat(v, key + "."))
+        if isinstance(v, dict) and "." not in k:
+            out.update({f"{k}.{kk}": vv for kk, vv in v.items()})
         else:
-            out[key] = v
+            out[k] = v
     return out
 
 
@@ -203,6 +202,8 @@ def load_spec(path: Path, *, num_samples: int | None = None) -> SweepSpec:
                 raise _err(path, where, "an empty grid")
             grid[key] = v
         elif isinstance(v, dict):
+            if len(v) != 1 or next(iter(v)) not in DISTRIBUTIONS:
+                raise _err(path, where, f"expected one of {{{' | '.join(DISTRIBUTIONS)} = ...}}")
             (kind, args), = v.items()  # fmt: skip
             if kind == "choice":
                 if not isinstance(args, list) or not args:
