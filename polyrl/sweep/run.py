@@ -105,12 +105,19 @@ def _trial_fn(config: dict[str, Any], plan: dict[str, Any]) -> None:
     if resume is None and run_dir.exists():
         shutil.rmtree(run_dir)  # an attempt stopped before its first update: start over
 
+    final: list[dict[str, Any]] = []
+
     def report(row: dict[str, Any]) -> None:
         out = {"update": row["update"], "pnl/per_episode": row["pnl/per_episode"]}
         for k in ("val/pnl", "val/pnl_per_window"):
             if k in row:
                 out[k] = row[k]
-        tune.report(out)
+        if row["update"] == row["of"]:
+            # Held back until the run's summary is written: Tune may end a trial at any
+            # report (ASHA at max_t does), and the folder must be finished by then.
+            final.append(out)
+        else:
+            tune.report(out)
 
     root = Path(plan["root"])
     train(root=root, dates=plan["replay"], val_dates=plan["val"], eval_dates=None, config=cfg,
@@ -118,6 +125,8 @@ def _trial_fn(config: dict[str, Any], plan: dict[str, Any]) -> None:
           progress=report)  # fmt: skip
     split = resolve_splits(root, plan["replay"], plan["val"], None)
     write_val_episodes(run_dir, root, split["val"], cfg)
+    for out in final:
+        tune.report(out)
 
 
 def _scheduler(spec: SweepSpec, updates: int, sweep_dir: Path) -> Any:
@@ -169,6 +178,9 @@ def _run_on_ray(spec: SweepSpec, plan: dict[str, Any], pending: list[Trial], swe
             tune_config=tune.TuneConfig(
                 num_samples=1, max_concurrent_trials=spec.max_concurrent,
                 scheduler=_scheduler(spec, updates, sweep_dir),
+                # A trial's worker process is kept for the next: imports and the page cache
+                # stay warm (a fresh process per short trial costs seconds).
+                reuse_actors=True,
             ),
             run_config=tune.RunConfig(name=attempt, storage_path=str(storage.resolve()),
                                       verbose=0),

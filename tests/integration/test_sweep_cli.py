@@ -26,7 +26,7 @@ val = "2024-06-02"
 eval = "2024-06-03"
 root = "{root}"
 [set]
-train = {{ updates = 3, envs = 2 }}
+train = {{ updates = 2, envs = 2 }}
 ppo = {{ buffer_steps = 32, n_epochs = 1, minibatch_size = 32 }}
 [space]
 "ppo.lr_actor" = [1e-4, 1e-3]
@@ -79,7 +79,7 @@ def test_sweep_killed_then_continued_ends_with_its_table(
         assert s["kind"] == "train" and s["best_chosen_on"] == "val"
         assert s["splits"] == {"train": ["2024-06-01"], "val": ["2024-06-02"], "eval": []}
         m = pl.read_parquet(sweep / "trials" / t / "metrics.parquet")
-        assert m["update"].to_list() == [1, 2, 3] and "val/pnl_per_window" in m.columns
+        assert m["update"].to_list() == [1, 2] and "val/pnl_per_window" in m.columns
         assert (sweep / "trials" / t / "checkpoints" / "best" / "meta.json").exists()
         assert not (sweep / "trials" / t / "eval").exists()  # trials never see the test days
     summary = json.loads((sweep / "summary.json").read_text())
@@ -122,3 +122,36 @@ def test_sweep_spec_errors_are_one_line(tmp_path: Path) -> None:
                     )  # fmt: skip
     res = run_cli("sweep", str(spec), "--runs", str(tmp_path / "runs"))
     assert res.returncode == 1 and "Traceback" not in res.stderr and "2024-06-0*" in res.stderr
+
+
+@pytest.mark.slow
+def test_asha_stops_trials_and_a_rerun_does_not_start_them_again(
+    three_day_recording: Path, tmp_path: Path
+) -> None:
+    spec = tmp_path / "asha.toml"
+    spec.write_text(
+        SPEC.format(root=three_day_recording)
+        .replace("updates = 2", "updates = 2, eval_every = 1")
+        .replace("[1e-4, 1e-3]", "[1e-5, 1e-4, 1e-3, 3e-3]")
+        .replace("seeds = [0, 1]", "seeds = [0]")
+        + "[scheduler]\nasha = { grace = 1, reduction_factor = 2 }\n"
+    )
+    args = ["sweep", str(spec), "--runs", str(tmp_path / "runs"), "--name", "a", "--cpus", "1"]
+    res = run_cli(*args, timeout=600)
+    assert res.returncode == 0, res.stderr
+    sweep = tmp_path / "runs" / "a"
+    status = {t["name"]: t["status"] for t in json.loads((sweep / "summary.json").read_text())[
+        "trials"]}  # fmt: skip
+    stopped = [n for n, s in status.items() if s == "stopped"]
+    assert stopped and "finished" in status.values() and "missing" not in status.values()
+    for n in stopped:
+        d = sweep / "trials" / n
+        mark = json.loads((d / "stopped.json").read_text())
+        assert mark["early_stopped"] and mark["update"] < 2
+        assert not (d / "summary.json").exists()
+        assert pl.read_parquet(d / "metrics.parquet")["update"].max() == mark["update"]
+    # A stopped trial's best so far still counts in the table.
+    assert (pl.read_parquet(sweep / "table.parquet")["trials_done"] == 1).all()
+    again = run_cli(*args, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert "4 done, 0 to run" in again.stderr
