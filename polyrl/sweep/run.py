@@ -253,6 +253,10 @@ def run_sweep(
     if failed:
         raise ConfigError(f"{len(failed)} trial(s) failed (rerun to retry them): "
                           + "; ".join(failed))  # fmt: skip
+    # Tune returns normally after a Ctrl-C: no table until every trial is done or stopped.
+    left = [t.name for t in pending if not _done(sweep_dir / "trials" / t.name)]
+    if left:
+        raise KeyboardInterrupt(f"{len(left)} trial(s) did not finish")
     return finish(spec, sweep_dir, root, splits, ran=len(pending), skipped=skipped)
 
 
