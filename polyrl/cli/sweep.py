@@ -17,6 +17,7 @@ def sweep_cmd(
         Path,
         typer.Argument(
             help="The sweep spec (TOML; see configs/sweep-example.toml).",
+            metavar="SPEC.toml",
             show_default=False,
             exists=True,
             dir_okay=False,
