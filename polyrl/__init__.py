@@ -37,7 +37,7 @@ needs a floor here first::
     floor  parts                                   what lives there
      12    __main__                                ``python -m polyrl``
      11    cli                                     typer commands; nothing else imports them
-     10    parity, analysis.examples               live-vs-replay check; sample runs via the CLI
+     10    parity, analysis.examples, sweep        live-vs-replay check; sample runs; Tune sweeps
       9    sections                                registers every config section
       8    rl.train, features.bench                a training run; the feature benchmark
       8    rl.gym                                  the replay env for Gymnasium algorithms

@@ -422,3 +422,75 @@ def _markdown(
         parts += [f"### {_CAPTIONS.get(stem, stem)}", "", f"![{stem}]({stem}.png)", ""]
     parts += ["## Definitions", "", _DEFINITIONS, ""]
     return "\n".join(parts)
+
+
+def is_sweep(path: Path | str) -> bool:
+    """A ``polyrl sweep`` folder: it holds ``sweep.toml``."""
+    return (Path(path) / "sweep.toml").is_file()
+
+
+def plot_sweep(table: pl.DataFrame, *, title: str = "Sweep") -> Figure:
+    """One row per configuration of a sweep's ``table.parquet``: validation PnL per window
+    with its 95% interval (the chosen one highlighted), and the chosen one's test row."""
+    rows = list(table.iter_rows(named=True))
+    labels, means, lows, highs, colours = [], [], [], [], []
+    for r in rows:
+        labels.append(f"{'* ' if r['chosen'] else ''}{r['config_id']} (val)")
+        means.append(r["val_pnl_per_window"])
+        lows.append(r["val_ci_low"])
+        highs.append(r["val_ci_high"])
+        colours.append("tab:blue" if r["chosen"] else "tab:gray")
+    for r in rows:
+        if r["chosen"] and r["test_pnl_per_window"] is not None:
+            labels.append(f"* {r['config_id']} (test)")
+            means.append(r["test_pnl_per_window"])
+            lows.append(r["test_ci_low"])
+            highs.append(r["test_ci_high"])
+            colours.append("tab:orange")
+    fig = Figure(figsize=(8, 1.2 + 0.45 * len(labels)))
+    ax = fig.add_subplot()
+    for i, (m, lo, hi, c) in enumerate(zip(means, lows, highs, colours, strict=True)):
+        m = float("nan") if m is None else m
+        ok = lo is not None and hi is not None and not (math.isnan(lo) or math.isnan(hi))
+        err = [[m - lo], [hi - m]] if ok else None
+        ax.errorbar([m], [i], xerr=err, fmt="o", color=c, capsize=4)
+    ax.axvline(0.0, color="black", lw=0.8)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("PnL per window (USDC), 95% cluster-bootstrap interval over seeds x windows")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def write_sweep_report(sweep: Path | str, out: Path | str | None = None) -> Path:
+    """A sweep's report: ``sweep.png`` (:func:`plot_sweep`) and ``report.md`` with its table,
+    in ``out`` (default ``<sweep>/report``). Returns the path of ``report.md``; a sweep that
+    has not finished (no ``table.parquet``) or an output that cannot be written is a
+    :class:`RunError` naming the path."""
+    import json
+
+    d = Path(sweep)
+    try:
+        table = pl.read_parquet(d / "table.parquet")
+        summary = json.loads((d / "summary.json").read_text())
+    except (OSError, ValueError) as e:
+        raise RunError(f"{d}: the sweep has no table yet (rerun polyrl sweep to finish it): "
+                       f"{e}") from None  # fmt: skip
+    out_dir = Path(out) if out is not None else d / "report"
+    splits = summary.get("splits", {})
+    lines = [f"# Sweep {summary.get('name', d.name)}", "",
+             f"Training days {', '.join(splits.get('train', []))}; validation "
+             f"{', '.join(splits.get('val', []))}; test {', '.join(splits.get('eval', [])) or '-'}"
+             f" (scored only for the configuration chosen on validation: "
+             f"{summary.get('chosen')}).", "", "![sweep](sweep.png)", "",
+             markdown_table(table), "",
+             "95% intervals: cluster bootstrap, a cluster is one seed's windows of one start "
+             "time.", ""]  # fmt: skip
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        plot_sweep(table, title=f"Sweep {d.name}").savefig(out_dir / "sweep.png", dpi=100)
+        (out_dir / "report.md").write_text("\n".join(lines))
+    except OSError as e:
+        raise RunError(f"cannot write the report to {out_dir}: {e}") from None
+    return out_dir / "report.md"

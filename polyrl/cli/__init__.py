@@ -23,6 +23,7 @@ def _register() -> None:
     from polyrl.cli import (  # noqa: F401
         backtest,
         bench,
+        bench_sweep,
         dashboard,
         features,
         import_binance,
@@ -33,6 +34,7 @@ def _register() -> None:
         report,
         schema,
         simulate,
+        sweep,
         train,
     )
 

@@ -16,7 +16,8 @@ def report_cmd(
     run: Annotated[
         Path,
         typer.Argument(
-            help="Run directory (runs/<name>) of a training run, a backtest or a live session.",
+            help="Run directory (runs/<name>) of a training run, a backtest or a live session, "
+            "or a polyrl sweep folder (its table of configurations as sweep.png).",
             show_default=False,
         ),
     ],
@@ -65,6 +66,13 @@ def report_cmd(
 
     if block not in BLOCKS:
         raise ConfigError(f"--block: {block!r} is not one of {', '.join(BLOCKS)}")
+    from polyrl.analysis.report import is_sweep, write_sweep_report
+
+    if is_sweep(run):  # a polyrl sweep folder: its table of configurations
+        path = write_sweep_report(run, out)
+        err_console.print(f"wrote {path.parent}")
+        typer.echo(str(path))
+        return
 
     r = load_run(run)  # bad input fails here, before any output
     others = load_against(against or (), exclude=r)
