@@ -90,13 +90,13 @@ def load_days(
 ) -> list[DayCache]:
     """Every selected day's cache, built where missing (errors name the glob and root).
     With ``workers`` > 1 or a ``ray_address``, the missing days are first built in parallel
-    (:func:`polyrl.features.parallel.build_days`; ``days_progress(day, done, total)`` as each
-    finishes) and then loaded."""
+    (:func:`build_missing`; ``days_progress(day, done, total)`` as each finishes) and then
+    loaded."""
     check_streams(root, dates, config)
     spec = replay_spec(config)
     days = recording_days(root, dates)
-    lats = [spec.fill_latency_ns]
-    _build_parallel(root, days, spec, lats, workers, ray_address, progress, days_progress)
+    build_missing(root, days, config, workers=workers, ray_address=ray_address,
+                  progress=progress, days_progress=days_progress)  # fmt: skip
     out = []
     for day in days:
         cb = (lambda h, n, d=day: progress(d, h, n)) if progress is not None else None
@@ -124,7 +124,9 @@ def load_days_latencies(
     want = [int(x) * 1_000_000 for x in latencies_ms]
     out: dict[int, list[DayCache]] = {int(x): [] for x in latencies_ms}
     days = recording_days(root, dates)
-    _build_parallel(root, days, spec, want, workers, ray_address, progress, days_progress)
+    build_missing(root, days, config, latencies_ms=latencies_ms, workers=workers,
+                  ray_address=ray_address, progress=progress,
+                  days_progress=days_progress)  # fmt: skip
     for day in days:
         cb = (lambda h, n, d=day: progress(d, h, n)) if progress is not None else None
         got = load_or_build_latencies(root, day, spec, want, progress=cb)
@@ -133,22 +135,32 @@ def load_days_latencies(
     return out
 
 
-def _build_parallel(
+def build_missing(
     root: Path,
-    days: list[str],
-    spec: ReplaySpec,
-    latencies_ns: Sequence[int],
-    workers: int,
-    ray_address: str | None,
-    progress: Callable[[str, int, int], None] | None,
-    days_progress: DayProgress | None,
+    days: Sequence[str],
+    config: Config,
+    *,
+    latencies_ms: Sequence[int] | None = None,
+    workers: int = 1,
+    ray_address: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    days_progress: DayProgress | None = None,
 ) -> None:
-    """The missing days built by worker processes or Ray tasks (nothing with one worker and
-    no Ray: the days are then built one by one as they are loaded); ``progress`` sees each
-    finished day as all 24 of its hours."""
+    """The missing caches of ``days`` (fill books at the config's latency, or at each of
+    ``latencies_ms``) built by ``workers`` processes or as Ray tasks on ``ray_address``
+    (:func:`polyrl.features.parallel.build_days`); with one worker and no Ray, nothing (the
+    days are then built one by one as they are loaded). ``progress`` sees each finished day
+    as all 24 of its hours, ``days_progress(day, done, total)`` the days done."""
     check_options(workers, ray_address)
     if workers == 1 and ray_address is None:
         return
+    check_streams(root, list(days), config)
+    spec = replay_spec(config)
+    lats = (
+        [spec.fill_latency_ns]
+        if latencies_ms is None
+        else [int(x) * 1_000_000 for x in latencies_ms]
+    )
 
     def done(day: str, k: int, n: int) -> None:
         if progress is not None:
@@ -156,8 +168,8 @@ def _build_parallel(
         if days_progress is not None:
             days_progress(day, k, n)
 
-    build_days(root, days, spec, latencies_ns=latencies_ns, workers=workers,
-               ray_address=ray_address, progress=done)  # fmt: skip
+    build_days(root, days, spec, latencies_ns=lats, workers=workers, ray_address=ray_address,
+               progress=done)  # fmt: skip
 
 
 def windows_of(caches: Sequence[DayCache]) -> tuple[list[Window], list[int]]:
