@@ -1,5 +1,6 @@
 """``polyrl backtest --workers 2`` builds the day caches in worker processes and gives the
-same run as a one-by-one build; bad ``--workers``/``--ray`` are one-line errors."""
+same run as a one-by-one build; ``polyrl train --workers 2`` builds all three splits' days
+before training; bad ``--workers``/``--ray`` are one-line errors."""
 
 from __future__ import annotations
 
@@ -53,3 +54,21 @@ def test_bad_parallel_options_are_one_line(args: tuple[str, ...], message: str, 
         assert res.returncode != 0
         assert message in res.stderr, res.stderr
         assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_train_builds_all_three_splits_with_two_workers(three_day_recording: Path, tmp_path: Path):
+    root = tmp_path / "rec"
+    shutil.copytree(three_day_recording, root, ignore=shutil.ignore_patterns(".cache"))
+    res = run_cli("train", "--replay", "2024-06-01", "--val", "2024-06-02", "--eval",
+                  "2024-06-03", "--root", str(root), "--runs", str(tmp_path / "runs"),
+                  "--name", "t", "--updates", "1", "--envs", "2",
+                  "--set", "ppo.buffer_steps=64", "--set", "ppo.minibatch_size=64",
+                  "--set", "ppo.n_epochs=1", "--workers", "2")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    # The three splits' days were built together, before training, by the two workers.
+    assert [f"({k}/3 days, 2 workers)" in res.stderr for k in (1, 2, 3)] == [True] * 3
+    built = sorted(p.name for p in (root / ".cache" / "features").iterdir())
+    assert built == ["2024-06-01", "2024-06-02", "2024-06-03"]
+    summary = json.loads((tmp_path / "runs" / "t" / "summary.json").read_text())
+    assert summary["splits"] == {"train": ["2024-06-01"], "val": ["2024-06-02"],
+                                 "eval": ["2024-06-03"]}  # fmt: skip
