@@ -452,7 +452,7 @@ def bench_cache_cmd(
     ] = False,
     days: Annotated[int, typer.Option("--days", help="Simulated days.", min=1)] = 4,
     hours: Annotated[
-        float, typer.Option("--hours", help="Simulated hours of each day.", min=0.1)
+        float, typer.Option("--hours", help="Simulated hours of each day.", min=0.01)
     ] = 1.0,
     repeat: Annotated[int, typer.Option("--repeat", help="Cold builds per setting.", min=1)] = 3,
     seed: Annotated[int, typer.Option("--seed", help="Simulation seed of the first day.")] = 1,
