@@ -469,7 +469,8 @@ def bench_cache_cmd(
     """Cold day-cache builds of every day, one by one and with --workers processes (and a
     local Ray with --ray): seconds per build of all the days (median of --repeat, each from
     no cache, worker start-up included) and the speed-up over the first worker count. The
-    recording's .cache/ is removed before each build."""
+    recording's .cache/ is removed before each build. CPU seconds (this process and its
+    workers) show the work done whatever else shares the cores."""
     import statistics
 
     from polyrl.errors import ConfigError
@@ -492,7 +493,9 @@ def bench_cache_cmd(
     typer.echo(f"{res.days} days, {res.events:,} events; cold build of all days, {repeat} runs:")
     for label, secs in res.seconds.items():
         runs = ", ".join(f"{s:.2f}" for s in secs)
+        cpu = res.cpu_seconds.get(label)
         typer.echo(
             f"  {label:<14} median {statistics.median(secs):7.2f} s  "
             f"({runs})  speed-up {res.speedup[label]:.2f}x"
+            + (f"  CPU {statistics.median(cpu):.2f} s" if cpu else "")
         )

@@ -10,6 +10,7 @@ once under the work directory and reused.
 from __future__ import annotations
 
 import json
+import resource
 import shutil
 import statistics
 import time
@@ -32,6 +33,10 @@ class CacheBench:
     events: int
     seconds: dict[str, list[float]] = field(default_factory=dict)
     """``{"workers=N" or "ray local N": [seconds of each repeat]}``."""
+    cpu_seconds: dict[str, list[float]] = field(default_factory=dict)
+    """CPU seconds (user + system, this process and its reaped workers) of each build with
+    local workers: the work done, whatever else shares the cores (not measured for Ray,
+    whose workers are not this process's children)."""
     speedup: dict[str, float] = field(default_factory=dict)
     """Median seconds of ``workers=1`` over the median of each setting."""
     machine: str = ""
@@ -73,6 +78,12 @@ def ensure_days(
     return root
 
 
+def _cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def bench_cache(
     root: Path,
     config: Config,
@@ -97,10 +108,14 @@ def bench_cache(
     for r in range(repeat):
         for label, w, address in settings:
             shutil.rmtree(Path(root) / CACHE_DIR, ignore_errors=True)
+            c0 = _cpu()
             t0 = time.perf_counter()
             build_days(root, days, spec, workers=w, ray_address=address)
             dt = time.perf_counter() - t0
+            cpu = _cpu() - c0
             res.seconds.setdefault(label, []).append(dt)
+            if address is None:
+                res.cpu_seconds.setdefault(label, []).append(cpu)
             if progress is not None:
                 progress(f"repeat {r + 1}/{repeat} {label}: {dt:.2f} s")
     res.events = sum(load_or_build(root, d, spec).events for d in days)

@@ -22,6 +22,8 @@ def test_bench_cache_times_each_worker_count(tmp_path: Path) -> None:
     assert set(out["seconds"]) == {"workers=1", "workers=2"}
     assert all(len(v) == 1 and v[0] > 0 for v in out["seconds"].values())
     assert out["speedup"]["workers=1"] == 1.0
+    assert set(out["cpu_seconds"]) == {"workers=1", "workers=2"}
+    assert all(v[0] > 0 for v in out["cpu_seconds"].values())
     assert out["speedup"]["workers=2"] == pytest.approx(
         out["seconds"]["workers=1"][0] / out["seconds"]["workers=2"][0]
     )
