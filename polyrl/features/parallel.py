@@ -84,12 +84,14 @@ def day_lock(root: Path, day: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def build_one(root: Path, day: str, spec: ReplaySpec, latencies_ns: Sequence[int]) -> str:
-    """Build (or find) one day's entry and its latency sidecars under the day's lock; returns
-    the entry's key. What every worker and Ray task runs."""
+def build_one(root: Path, day: str, spec: ReplaySpec, latencies_ns: Sequence[int]) -> bool:
+    """Build (or find) one day's entry and its latency sidecars under the day's lock; True
+    when this call built something (False: another builder had, while this one waited).
+    What every worker and Ray task runs."""
     with day_lock(root, day):
-        got = load_or_build_latencies(Path(root), day, spec, [0, *latencies_ns])
-    return got[0].key
+        missing = bool(missing_days(root, [day], spec, latencies_ns))
+        load_or_build_latencies(Path(root), day, spec, [0, *latencies_ns])
+    return missing
 
 
 def missing_days(
@@ -120,9 +122,9 @@ def build_days(
 ) -> list[str]:
     """Build the missing cache entries of ``days`` under ``root`` (with the fill books of
     each of ``latencies_ns``, default ``spec.fill_latency_ns``) with ``workers`` processes,
-    or as Ray tasks on ``ray_address`` (see the module doc); returns the days that were
-    built, in the order they finished. ``progress(day, done, total)`` follows the days as
-    they finish."""
+    or as Ray tasks on ``ray_address`` (see the module doc); returns the days this call
+    built, in the order they finished (not those another builder did meanwhile).
+    ``progress(day, done, total)`` follows the days as they finish."""
     check_options(workers, ray_address)
     want = [spec.fill_latency_ns] if latencies_ns is None else latencies_ns
     lats = sorted({int(x) for x in want} - {0})
@@ -132,11 +134,13 @@ def build_days(
     if ray_address is not None:
         return _build_ray(root, todo, spec, lats, workers, ray_address, progress)
     if workers == 1 or len(todo) == 1:
+        built = []
         for k, day in enumerate(todo, 1):
-            build_one(root, day, spec, lats)
+            if build_one(root, day, spec, lats):
+                built.append(day)
             if progress is not None:
                 progress(day, k, len(todo))
-        return todo
+        return built
     return _build_local(root, todo, spec, lats, workers, progress)
 
 
@@ -165,10 +169,11 @@ def _build_local(
     progress: DayProgress | None,
 ) -> list[str]:
     done: list[str] = []
+    built: list[str] = []
     n = min(workers, len(todo))
     with _worker_env(), ProcessPoolExecutor(n, mp_context=get_context("spawn")) as pool:
         # Every process is started while the environment holds the limits.
-        futs: dict[Future[str], str] = {
+        futs: dict[Future[bool], str] = {
             pool.submit(build_one, root, day, spec, lats): day for day in todo
         }
         pending = set(futs)
@@ -176,7 +181,8 @@ def _build_local(
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for f in sorted(finished, key=lambda f: todo.index(futs[f])):
-                    f.result()  # a worker's error is raised here, as it was raised there
+                    if f.result():  # a worker's error is raised here, as raised there
+                        built.append(futs[f])
                     done.append(futs[f])
                     if progress is not None:
                         progress(futs[f], len(done), len(todo))
@@ -184,7 +190,7 @@ def _build_local(
             for f in pending:
                 f.cancel()
             raise
-    return done
+    return built
 
 
 def _ray() -> Any:
@@ -242,11 +248,13 @@ def _build_ray(
         refs = {task.remote(str(root), day, spec, lats): day for day in todo}
         pending = list(refs)
         done: list[str] = []
+        built: list[str] = []
         while pending:
             finished, pending = ray.wait(pending, num_returns=1)
             for ref in finished:
                 try:
-                    ray.get(ref)
+                    if ray.get(ref):
+                        built.append(refs[ref])
                 except ray.exceptions.RayTaskError as e:
                     cause = getattr(e, "cause", None)
                     if isinstance(cause, Exception):
@@ -255,7 +263,7 @@ def _build_ray(
                 done.append(refs[ref])
                 if progress is not None:
                     progress(refs[ref], len(done), len(todo))
-        return done
+        return built
     finally:
         if started:
             ray.shutdown()

@@ -68,8 +68,10 @@ def test_latency_sidecars_built_in_parallel_are_identical(
     assert [c.key for c in a[250]] == [c.key for c in b[250]]
 
 
-def _race(root: str, day: str) -> None:
-    build_days(Path(root), [day], replay_spec(Config()))
+def _race(root: str, day: str, go, built) -> None:  # type: ignore[no-untyped-def]
+    spec = replay_spec(Config())
+    go.wait()  # both past the imports: they race from here
+    built.put(build_days(Path(root), [day], spec))
 
 
 def test_two_builders_of_one_day_leave_one_sound_entry(
@@ -79,12 +81,16 @@ def test_two_builders_of_one_day_leave_one_sound_entry(
     load_days(ref, "2024-06-01", Config())
     root = fresh(three_day_recording, tmp_path / "race")
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_race, args=(str(root), "2024-06-01")) for _ in range(2)]
+    go, built = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_race, args=(str(root), "2024-06-01", go, built)) for _ in range(2)]
     for p in procs:
         p.start()
+    got = sorted(built.get(timeout=300) for _ in procs)
     for p in procs:
         p.join(timeout=300)
     assert [p.exitcode for p in procs] == [0, 0]
+    # One built the day; the other waited on the day's lock and found it built.
+    assert got == [[], ["2024-06-01"]]
     assert entry_hashes(root) == entry_hashes(ref)
     leftovers = [p.name for p in (root / CACHE_DIR).rglob("*") if p.name.endswith(".tmp")]
     assert leftovers == []
