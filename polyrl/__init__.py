@@ -41,6 +41,7 @@ needs a floor here first::
       9    sections                                registers every config section
       8    rl.train, features.bench                a training run; the feature benchmark
       8    rl.gym                                  the replay env for Gymnasium algorithms
+      8    features.cache_bench                    cold day-cache builds, one by one and parallel
       7    policies.ppo, replay, live, importers.bench  composition roots; import speed
       7    policies.plugin                         ``--strategy module:Name``: a Policy of yours
       6    engine, rl, policies.baselines, analysis, dashboard, testing, recording.bench

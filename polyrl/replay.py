@@ -30,6 +30,7 @@ from polyrl.features.cache import (
     recording_days,
 )
 from polyrl.features.markets import Window
+from polyrl.features.parallel import DayProgress, build_days, check_options
 from polyrl.features.sets import feature_set
 from polyrl.features.streams import SPARSE_STREAMS, refusal
 from polyrl.policies.base import Policy
@@ -83,12 +84,21 @@ def load_days(
     config: Config,
     *,
     progress: Callable[[str, int, int], None] | None = None,
+    workers: int = 1,
+    ray_address: str | None = None,
+    days_progress: DayProgress | None = None,
 ) -> list[DayCache]:
-    """Every selected day's cache, built where missing (errors name the glob and root)."""
+    """Every selected day's cache, built where missing (errors name the glob and root).
+    With ``workers`` > 1 or a ``ray_address``, the missing days are first built in parallel
+    (:func:`build_missing`; ``days_progress(day, done, total)`` as each finishes) and then
+    loaded."""
     check_streams(root, dates, config)
     spec = replay_spec(config)
+    days = recording_days(root, dates)
+    build_missing(root, days, config, workers=workers, ray_address=ray_address,
+                  progress=progress, days_progress=days_progress)  # fmt: skip
     out = []
-    for day in recording_days(root, dates):
+    for day in days:
         cb = (lambda h, n, d=day: progress(d, h, n)) if progress is not None else None
         out.append(load_or_build(root, day, spec, progress=cb))
     return out
@@ -101,20 +111,65 @@ def load_days_latencies(
     latencies_ms: Sequence[int],
     *,
     progress: Callable[[str, int, int], None] | None = None,
+    workers: int = 1,
+    ray_address: str | None = None,
+    days_progress: DayProgress | None = None,
 ) -> dict[int, list[DayCache]]:
     """``{latency_ms: every selected day's cache with fills at that latency}``: each day's
     feature entry is built at most once (it does not depend on the latency) and the fill
-    books of the missing latencies in one pass over its market log (a small sidecar each)."""
+    books of the missing latencies in one pass over its market log (a small sidecar each).
+    ``workers``, ``ray_address``, ``days_progress``: as in :func:`load_days`."""
     check_streams(root, dates, config)
     spec = replay_spec(config)
     want = [int(x) * 1_000_000 for x in latencies_ms]
     out: dict[int, list[DayCache]] = {int(x): [] for x in latencies_ms}
-    for day in recording_days(root, dates):
+    days = recording_days(root, dates)
+    build_missing(root, days, config, latencies_ms=latencies_ms, workers=workers,
+                  ray_address=ray_address, progress=progress,
+                  days_progress=days_progress)  # fmt: skip
+    for day in days:
         cb = (lambda h, n, d=day: progress(d, h, n)) if progress is not None else None
         got = load_or_build_latencies(root, day, spec, want, progress=cb)
         for ms in out:
             out[ms].append(got[ms * 1_000_000])
     return out
+
+
+def build_missing(
+    root: Path,
+    days: Sequence[str],
+    config: Config,
+    *,
+    latencies_ms: Sequence[int] | None = None,
+    workers: int = 1,
+    ray_address: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    days_progress: DayProgress | None = None,
+) -> None:
+    """The missing caches of ``days`` (fill books at the config's latency, or at each of
+    ``latencies_ms``) built by ``workers`` processes or as Ray tasks on ``ray_address``
+    (:func:`polyrl.features.parallel.build_days`); with one worker and no Ray, nothing (the
+    days are then built one by one as they are loaded). ``progress`` sees each finished day
+    as all 24 of its hours, ``days_progress(day, done, total)`` the days done."""
+    check_options(workers, ray_address)
+    if workers == 1 and ray_address is None:
+        return
+    check_streams(root, list(days), config)
+    spec = replay_spec(config)
+    lats = (
+        [spec.fill_latency_ns]
+        if latencies_ms is None
+        else [int(x) * 1_000_000 for x in latencies_ms]
+    )
+
+    def done(day: str, k: int, n: int) -> None:
+        if progress is not None:
+            progress(day, 24, 24)
+        if days_progress is not None:
+            days_progress(day, k, n)
+
+    build_days(root, days, spec, latencies_ns=lats, workers=workers, ray_address=ray_address,
+               progress=done)  # fmt: skip
 
 
 def windows_of(caches: Sequence[DayCache]) -> tuple[list[Window], list[int]]:

@@ -20,6 +20,7 @@ from polyrl.cli.common import (
     resolve_config,
     run_taken,
 )
+from polyrl.cli.parallel import RayOpt, WorkersOpt, parallel_options
 from polyrl.config import Config
 from polyrl.errors import ConfigError
 
@@ -41,10 +42,15 @@ def replay_source(replay: str, root: Path | None, cfg: Config) -> tuple[Path, st
     return recording_root(base, cfg), replay
 
 
-def load_caches(root: Path, dates: str, cfg: Config, latencies_ms: list[int] | None = None):
+def load_caches(
+    root: Path, dates: str, cfg: Config, latencies_ms: list[int] | None = None,
+    workers: int = 1, ray: str | None = None,
+):  # fmt: skip
     """Load/build the selected days' feature caches with a progress bar; with
     ``latencies_ms``, ``{latency_ms: caches}`` from one feature entry per day (the fill books
-    of each latency beside it), never one build per latency."""
+    of each latency beside it), never one build per latency. ``workers``/``ray``: the
+    missing days built in parallel first, a line per finished day."""
+    from polyrl.cli.parallel import day_done_line
     from polyrl.features.cache import recording_days
     from polyrl.replay import check_streams, load_days, load_days_latencies
 
@@ -59,10 +65,14 @@ def load_caches(root: Path, dates: str, cfg: Config, latencies_ms: list[int] | N
             advance(sum(done.values()), day)
 
         caches: list[DayCache] | dict[int, list[DayCache]]
+        line = day_done_line(workers, ray)
         if latencies_ms is None:
-            caches = load_days(root, globs, cfg, progress=prog)
+            caches = load_days(root, globs, cfg, progress=prog, workers=workers,
+                               ray_address=ray, days_progress=line)  # fmt: skip
         else:
-            caches = load_days_latencies(root, globs, cfg, latencies_ms, progress=prog)
+            caches = load_days_latencies(root, globs, cfg, latencies_ms, progress=prog,
+                                         workers=workers, ray_address=ray,
+                                         days_progress=line)  # fmt: skip
         advance(len(days) * 24)
     return caches
 
@@ -185,6 +195,8 @@ def backtest_cmd(
             "printed and written to runs/<name>/sweep.json.",
         ),
     ] = None,
+    workers: WorkersOpt = 1,
+    ray: RayOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Run baselines or your own strategy (--strategy module:Name) over recorded days
@@ -208,6 +220,7 @@ def backtest_cmd(
     if block not in BLOCKS:
         raise ConfigError(f"--block: {block!r} is not one of {', '.join(BLOCKS)}")
 
+    workers, ray = parallel_options(workers, ray)
     lat_ms = parse_latencies(latency) if latency is not None else None
     overrides: dict[str, dict[str, object]] = {}
     if feature_set:
@@ -248,12 +261,12 @@ def backtest_cmd(
         raise ConfigError(f"run directory {taken[0]} already holds a run; {hint}")
     rec_root, dates = replay_source(replay, root, cfg)
     if sweep:
-        by_latency = load_caches(rec_root, dates, cfg, sweep)
+        by_latency = load_caches(rec_root, dates, cfg, sweep, workers, ray)
         first = next(iter(by_latency.values()))
         data = data_section(rec_root, [c.date for c in first], sim_class=type(cfg.sim))
         run_sweep(base, names, by_latency, cfg, seed, block, data)
         return
-    caches = load_caches(rec_root, dates, cfg)
+    caches = load_caches(rec_root, dates, cfg, None, workers, ray)
     data = data_section(rec_root, [c.date for c in caches], sim_class=type(cfg.sim))
     summaries = {}
     for n in names:

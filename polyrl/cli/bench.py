@@ -439,3 +439,63 @@ def bench_import_cmd(
             typer.echo(f"  {h['hour']}: {h['bytes_fetched']:,} of {h['size']:,} bytes "
                        f"({h['pct']:.1f}%), row groups {h['row_groups']}")  # fmt: skip
         typer.echo(f"  {r['real_file_note']}: ~{r['real_file_share_estimate_pct']:.0f}%")
+
+
+@bench_app.command("cache")
+def bench_cache_cmd(
+    workers: Annotated[
+        str,
+        typer.Option("--workers", help="Worker counts to compare, comma-separated (first: base)."),
+    ] = "1,2",
+    ray: Annotated[
+        bool, typer.Option("--ray", help="Also a local Ray with the largest worker count.")
+    ] = False,
+    days: Annotated[int, typer.Option("--days", help="Simulated days.", min=1)] = 4,
+    hours: Annotated[
+        float, typer.Option("--hours", help="Simulated hours of each day.", min=0.01)
+    ] = 1.0,
+    repeat: Annotated[int, typer.Option("--repeat", help="Cold builds per setting.", min=1)] = 3,
+    seed: Annotated[int, typer.Option("--seed", help="Simulation seed of the first day.")] = 1,
+    root: Annotated[
+        Path | None,
+        typer.Option("--root", help="Recording to measure on (default: simulate into --work)."),
+    ] = None,
+    work: Annotated[
+        Path, typer.Option("--work", help="Scratch directory; the simulated days are reused.")
+    ] = Path("recordings/bench-cache"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Cold day-cache builds of every day, one by one and with --workers processes (and a
+    local Ray with --ray): seconds per build of all the days (median of --repeat, each from
+    no cache, worker start-up included) and the speed-up over the first worker count. The
+    recording's .cache/ is removed before each build. CPU seconds (this process and its
+    workers) show the work done whatever else shares the cores."""
+    import statistics
+
+    from polyrl.errors import ConfigError
+    from polyrl.features.cache_bench import bench_cache, ensure_days
+
+    try:
+        counts = [int(x) for x in workers.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--workers: {workers!r} is not a list of whole numbers") from None
+    if not counts or min(counts) < 1:
+        raise ConfigError(f"--workers: {workers!r} needs whole numbers >= 1")
+    cfg = resolve_config(config)
+    say = lambda m: err_console.print(m, markup=False)  # noqa: E731
+    rec = root or ensure_days(work, days=days, hours=hours, seed=seed, config=cfg, progress=say)
+    res = bench_cache(rec, cfg, workers=counts, ray=ray, repeat=repeat, progress=say)
+    if as_json:
+        typer.echo(res.to_json())
+        return
+    typer.echo(f"machine: {res.machine}")
+    typer.echo(f"{res.days} days, {res.events:,} events; cold build of all days, {repeat} runs:")
+    for label, secs in res.seconds.items():
+        runs = ", ".join(f"{s:.2f}" for s in secs)
+        cpu = res.cpu_seconds.get(label)
+        typer.echo(
+            f"  {label:<14} median {statistics.median(secs):7.2f} s  "
+            f"({runs})  speed-up {res.speedup[label]:.2f}x"
+            + (f"  CPU {statistics.median(cpu):.2f} s" if cpu else "")
+        )

@@ -20,6 +20,7 @@ from polyrl.cli.common import (
     resolve_config,
     run_taken,
 )
+from polyrl.cli.parallel import RayOpt, WorkersOpt, day_done_line, parallel_options
 from polyrl.config import merge
 from polyrl.errors import ConfigError
 
@@ -107,6 +108,8 @@ def train_cmd(
     ] = None,
     runs: Annotated[Path, typer.Option("--runs", help="Where run directories go.")] = Path("runs"),
     sets: SetOpt = None,
+    workers: WorkersOpt = 1,
+    ray: RayOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Train the PPO agent (MLX) on replayed recordings through the vectorised replay
@@ -128,6 +131,7 @@ def train_cmd(
 
     if updates is not None and steps is not None:
         raise ConfigError("--updates and --steps: give one or the other")
+    workers, ray = parallel_options(workers, ray)
     refuse_root_with_sample(replay, root)
     # The options that define the run, to print the exact command that resumes it.
     same: list[str] = ["train", "--replay", replay]
@@ -212,6 +216,9 @@ def train_cmd(
                     total_steps=steps,
                     progress=prog,
                     cache_progress=cache_prog,
+                    workers=workers,
+                    ray_address=ray,
+                    days_progress=day_done_line(workers, ray),
                 )
             except KeyboardInterrupt:
                 _interrupted(run_dir, same)

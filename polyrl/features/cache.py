@@ -146,7 +146,7 @@ def recording_digest(root: Path, files: Sequence[Path], memo_path: Path | None =
         h.update(_file_digest(f, memo).encode())
     if memo_path is not None:
         memo_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo_path.with_suffix(".tmp")
+        tmp = memo_path.with_suffix(f".{os.getpid()}.tmp")  # builders in parallel: one each
         tmp.write_text(json.dumps(memo))
         os.replace(tmp, memo_path)
     return h.hexdigest()

@@ -48,7 +48,7 @@ from polyrl.features.sets import feature_set
 from polyrl.policies.baselines import BASELINES, make_baseline
 from polyrl.policies.ppo import PPOPolicy
 from polyrl.recording.provenance import data_section
-from polyrl.replay import load_days
+from polyrl.replay import build_missing, load_days
 from polyrl.rl.checkpoint import load_checkpoint, save_checkpoint
 from polyrl.rl.env import ReplayEnv, evaluate
 from polyrl.rl.episodes import EpisodeStore
@@ -247,12 +247,20 @@ def train(
     progress: Callable[[dict[str, Any]], None] | None = None,
     cache_progress: Callable[[str, int, int], None] | None = None,
     val_dates: str | None = None,
+    workers: int = 1,
+    ray_address: str | None = None,
+    days_progress: Callable[[str, int, int], None] | None = None,
 ) -> TrainResult:
     """Train (or resume training) and write ``run_dir`` (see the module doc). ``dates``,
     ``val_dates`` and ``eval_dates`` are date globs (comma-separated) selecting disjoint
-    days: training, validation (chooses ``best``) and test (evaluated only)."""
+    days: training, validation (chooses ``best``) and test (evaluated only). With
+    ``workers`` > 1 or a ``ray_address``, the missing caches of all three splits are built
+    in parallel first (:func:`polyrl.replay.build_missing`)."""
     fset = feature_set(config.features.feature_set)
     splits = resolve_splits(root, dates, val_dates, eval_dates)
+    build_missing(root, [d for v in splits.values() for d in v], config, workers=workers,
+                  ray_address=ray_address, progress=cache_progress,
+                  days_progress=days_progress)  # fmt: skip
     store = _store(root, splits["train"], config, exclude=tc, progress=cache_progress)
     val_store = (_store(root, splits["val"], config, exclude=None, progress=cache_progress)
                  if splits["val"] else None)  # fmt: skip
