@@ -54,11 +54,21 @@ def sweep_cmd(
         int | None,
         typer.Option("--cpus", min=1, help="CPUs of the local Ray (default: all); not with --ray."),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            help="Build the missing day caches with N local processes before the trials start "
+            "(1: one by one). With --ray they are built as Ray tasks on that cluster instead. "
+            "The cache files are byte for byte those of a one-by-one build.",
+        ),
+    ] = 1,
 ) -> None:
     """Train every trial of a sweep spec (a grid and random draws over ppo.*,
     features.feature_set and train.envs, times seeds) as Ray Tune trials, one CPU each, with
     optional ASHA early stopping on validation PnL. The [data] splits are checked disjoint as in
-    polyrl train; day caches are built once before any trial. Each trial is a normal train run
+    polyrl train; day caches are built once before any trial (--workers N processes, or Ray
+    tasks on the --ray cluster). Each trial is a normal train run
     folder in RUNS/NAME/trials/; Ray's own state goes to RUNS/NAME/ray/. Interrupted, the same
     command continues: finished trials are skipped, unfinished ones continue from their last
     checkpoint. Prints (and writes to table.parquet and summary.json) one row per
@@ -72,6 +82,10 @@ def sweep_cmd(
 
     if cpus is not None and ray_address is not None:
         raise ConfigError("--cpus: only for a local Ray, not with --ray")
+    if workers < 1:
+        raise ConfigError(f"--workers: {workers} is not a number of processes (1 or more)")
+    if workers != 1 and ray_address is not None:
+        raise ConfigError("--workers: not with --ray (the caches are built as Ray tasks there)")
     spec = load_spec(spec_path, num_samples=trials)
     base = resolve_config(spec.config_path)
     if spec.replay == "sample":
@@ -89,7 +103,7 @@ def sweep_cmd(
 
     try:
         res = run_sweep(spec, root=rec, dates=dates, sweep_dir=sweep_dir, address=ray_address,
-                        cpus=cpus, say=say)  # fmt: skip
+                        cpus=cpus, workers=workers, say=say)  # fmt: skip
     except KeyboardInterrupt:
         say(f"interrupted; the same command continues the sweep in {sweep_dir}")
         raise

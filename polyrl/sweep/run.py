@@ -31,7 +31,7 @@ from polyrl.config import to_dict
 from polyrl.errors import ConfigError
 from polyrl.features.sets import feature_set
 from polyrl.policies.ppo import PPOPolicy
-from polyrl.replay import check_streams, load_days
+from polyrl.replay import build_missing, check_streams, load_days
 from polyrl.rl.train import evaluate_policies, resolve_splits, split_store, train
 from polyrl.runlog import atomic_write_bytes, atomic_write_parquet
 from polyrl.sections import Config
@@ -205,6 +205,7 @@ def run_sweep(
     sweep_dir: Path,
     address: str | None = None,
     cpus: int | None = None,
+    workers: int = 1,
     say: Callable[[str], None] = lambda s: None,
 ) -> SweepResult:
     """Run (or continue) the sweep of ``spec`` over the recording ``root`` into
@@ -233,13 +234,16 @@ def run_sweep(
     plan = _plan(spec, root, dates, sweep_dir)
     atomic_write_bytes(sweep_dir / "plan.json", json.dumps(plan, indent=2, sort_keys=True).encode())
 
-    # Day caches are built once here, before any trial, so trials only load them. This is
-    # where a parallel build (--workers N / Ray tasks) plugs in.
+    # Day caches are built once here, before any trial, so trials only load them: the missing
+    # ones as Ray tasks on the sweep's cluster when it has one (--ray), else by `workers`
+    # local processes (one by one when 1), byte for byte as a sequential build.
     def cache_prog(day: str, h: int, n: int) -> None:
         if h == n:
             say(f"features (cache): {day} ready")
 
     for cfg in by_features.values():
+        build_missing(root, days, cfg, workers=1 if address else workers, ray_address=address,
+                      progress=cache_prog)  # fmt: skip
         load_days(root, days, cfg, progress=cache_prog)
     pending = [t for t in spec.trials if not _done(sweep_dir / "trials" / t.name)]
     skipped = len(spec.trials) - len(pending)

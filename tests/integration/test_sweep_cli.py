@@ -43,7 +43,8 @@ def test_sweep_killed_then_continued_ends_with_its_table(
     spec = tmp_path / "spec.toml"
     spec.write_text(SPEC.format(root=three_day_recording))
     runs = tmp_path / "runs"
-    args = ["sweep", str(spec), "--runs", str(runs), "--cpus", "2"]
+    # The missing day caches are built by 2 local processes before the trials start.
+    args = ["sweep", str(spec), "--runs", str(runs), "--cpus", "2", "--workers", "2"]
     sweep = runs / "tiny"
     # First attempt: killed (the whole process group, Ray's local processes included) as
     # soon as one trial has finished.
@@ -122,6 +123,11 @@ def test_sweep_spec_errors_are_one_line(tmp_path: Path) -> None:
                     )  # fmt: skip
     res = run_cli("sweep", str(spec), "--runs", str(tmp_path / "runs"))
     assert res.returncode == 1 and "Traceback" not in res.stderr and "2024-06-0*" in res.stderr
+    for extra, word in ((["--workers", "0"], "--workers"),
+                        (["--workers", "2", "--ray", "127.0.0.1:6379"], "--ray")):  # fmt: skip
+        res = run_cli("sweep", str(spec), "--runs", str(tmp_path / "runs"), *extra)
+        assert res.returncode == 1 and "Traceback" not in res.stderr
+        assert word in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.slow
