@@ -47,6 +47,7 @@ needs a floor here first::
       4    recording                               WAL, Parquet store, reader, provenance
       3    sources, broker, policies               adapters and parsers; paper broker; Policy
       2    clock, config, runlog                   clocks; TOML loader; run directory files
+      2    storage                                 paths and URIs (s3://, gs://) as filesystems
       1    polyrl, events, errors                  Event and time helpers; the error tree
 
 ``config`` reads TOML into each part's own config dataclass without importing the parts:
