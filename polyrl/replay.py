@@ -36,6 +36,7 @@ from polyrl.policies.base import Policy
 from polyrl.recording.provenance import day_provenance
 from polyrl.recording.reader import list_partitions
 from polyrl.runlog import RunLog
+from polyrl.storage import Location
 
 
 def replay_spec(config: Config) -> ReplaySpec:
@@ -49,7 +50,7 @@ def replay_spec(config: Config) -> ReplaySpec:
     )
 
 
-def day_streams(root: Path, dates: str | Sequence[str]) -> dict[str, set[str]]:
+def day_streams(root: Path | Location, dates: str | Sequence[str]) -> dict[str, set[str]]:
     """``{day: the streams it has}`` for the days matching the glob(s): those with at least
     one partition that day (directory listings, no data read; a missing root or no match is
     a RecordingError), plus the :data:`~polyrl.features.streams.SPARSE_STREAMS` on a day the
@@ -65,7 +66,7 @@ def day_streams(root: Path, dates: str | Sequence[str]) -> dict[str, set[str]]:
     return out
 
 
-def check_streams(root: Path, dates: str | Sequence[str], config: Config) -> None:
+def check_streams(root: Path | Location, dates: str | Sequence[str], config: Config) -> None:
     """Refuse, before any work, days that lack a stream the configured feature set needs:
     a :class:`RecordingError` of one line naming the missing streams, the features that
     need them, the days and the sets that would work (see
@@ -78,7 +79,7 @@ def check_streams(root: Path, dates: str | Sequence[str], config: Config) -> Non
 
 
 def load_days(
-    root: Path,
+    root: Path | Location,
     dates: str | Sequence[str],
     config: Config,
     *,
@@ -95,7 +96,7 @@ def load_days(
 
 
 def load_days_latencies(
-    root: Path,
+    root: Path | Location,
     dates: str | Sequence[str],
     config: Config,
     latencies_ms: Sequence[int],

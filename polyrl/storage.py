@@ -61,6 +61,9 @@ class Location:
     uri: str
     scheme: str = "file"
 
+    def __str__(self) -> str:
+        return self.uri
+
     @property
     def is_local(self) -> bool:
         return self.scheme == "file"

@@ -205,7 +205,7 @@ def recording_location(arg: str | Path, config: Config) -> Path | Location:
     return recording_root(arg, config)
 
 
-def refuse_root_with_sample(replay: str, root: Path | None) -> None:
+def refuse_root_with_sample(replay: str, root: str | Path | None) -> None:
     """``--root`` names the recording ``--replay`` globs; the sample has its own (under the
     configured ``[recording] root``), so giving both is an error rather than ignored."""
     if root is not None and replay == "sample":

@@ -294,7 +294,7 @@ def describe_day(day: DayProvenance, sim_class: type | None) -> str:
 
 
 def data_section(
-    root: Path | str, days: Iterable[str], *, sim_class: type | None
+    root: Path | str | Location, days: Iterable[str], *, sim_class: type | None
 ) -> dict[str, Any]:
     """The ``data`` section of a run's summary over ``days`` of ``root``.
 

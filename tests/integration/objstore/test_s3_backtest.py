@@ -1,0 +1,43 @@
+"""``polyrl backtest --root s3://...``: the same run as from the local copy of the bucket's
+files. The caches are keyed by content, so with ``POLYRL_CACHE_DIR`` pointing at the local
+copy's cache folder the S3 run finds the entry the local run built and builds nothing
+(building from S3 itself: test_s3_cache.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import run_cli
+
+from .s3_server import S3Server
+
+pytestmark = pytest.mark.integration
+
+
+def test_backtest_from_s3_matches_local_and_shares_its_cache(
+    s3_env: S3Server, small_recording: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri = s3_env.upload(small_recording, s3_env.new_bucket(), "team/rec")
+    runs = tmp_path / "runs"
+    out = {}
+    entries: dict[str, set[Path]] = {}
+    cache = small_recording / ".cache"
+    monkeypatch.setenv("POLYRL_CACHE_DIR", str(cache))
+    for name, root in (("local", str(small_recording)), ("s3", uri)):
+        res = run_cli(
+            "backtest", "--strategy", "momentum", "--replay", "2024-06-01",
+            "--root", root, "--runs", str(runs), "--name", name,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        summary = json.loads((runs / name / "summary.json").read_text())
+        out[name] = (res.stdout.replace(name, "NAME"), summary)
+        entries[name] = {p.stat().st_mtime_ns for p in cache.glob("features/*/*/meta.json")}
+    assert out["s3"][0] == out["local"][0]
+    a, b = out["local"][1], out["s3"][1]
+    for k in ("events_digest", "outputs_digest", "stats", "recording_digests", "data"):
+        assert a[k] == b[k], k
+    assert b["stats"]["total"]["fills"] > 0
+    assert entries["s3"] == entries["local"] and entries["s3"]  # a hit: nothing rebuilt
