@@ -41,3 +41,29 @@ def test_backtest_from_s3_matches_local_and_shares_its_cache(
         assert a[k] == b[k], k
     assert b["stats"]["total"]["fills"] > 0
     assert entries["s3"] == entries["local"] and entries["s3"]  # a hit: nothing rebuilt
+
+
+_SMALL = ("--envs", "2", "--set", "ppo.buffer_steps=64", "--set", "ppo.minibatch_size=64",
+          "--set", "ppo.n_epochs=1")  # fmt: skip
+
+
+def test_train_from_s3_reads_the_bucket(
+    s3_env: S3Server, small_recording: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import polyrl.sections  # noqa: F401 - Config below
+    from polyrl.features.cache import cache_key
+    from polyrl.replay import replay_spec
+    from polyrl.sections import Config
+
+    monkeypatch.setenv("POLYRL_CACHE_DIR", str(tmp_path / "cache"))
+    uri = s3_env.upload(small_recording, s3_env.new_bucket(), "rec")
+    runs = tmp_path / "runs"
+    res = run_cli(
+        "train", "--replay", "2024-06-01", "--root", uri, "--updates", "1", *_SMALL,
+        "--runs", str(runs), "--name", "t",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    summary = json.loads((runs / "t" / "summary.json").read_text())
+    digest = cache_key(small_recording, "2024-06-01", replay_spec(Config()))[1]
+    assert summary["recording_digests"] == {"2024-06-01": digest}
+    assert list((tmp_path / "cache").glob("features/2024-06-01/*/meta.json"))
