@@ -42,6 +42,7 @@ needs a floor here first::
       8    rl.train, features.bench                a training run; the feature benchmark
       7    policies.ppo, replay, live, importers.bench  composition roots; import speed
       7    policies.plugin                         ``--strategy module:Name``: a Policy of yours
+      7    recording.s3bench                       reading a day from S3 vs from local disk
       6    engine, rl, policies.baselines, analysis, dashboard, testing, recording.bench
       5    features, sim, importers                observations; synthetic venues; history
       4    recording                               WAL, Parquet store, reader, provenance

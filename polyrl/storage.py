@@ -159,13 +159,18 @@ def locate(root: Location | PurePath | str, config: StorageConfig | None = None)
     return Location(fs, path, uri, scheme)
 
 
-def _s3(cfg: StorageConfig, uri: str) -> pafs.FileSystem:
+def check_credentials(what: str) -> None:
+    """A :class:`StorageError` naming the first S3 credential variable that is not set."""
     for var in CREDENTIAL_VARS:
         if not os.environ.get(var):
             raise StorageError(
-                f"{uri}: environment variable {var} is not set (object storage credentials "
+                f"{what}: environment variable {var} is not set (object storage credentials "
                 "come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN)"
             )
+
+
+def _s3(cfg: StorageConfig, uri: str) -> pafs.FileSystem:
+    check_credentials(uri)
     endpoint = cfg.endpoint or os.environ.get("AWS_ENDPOINT_URL", "")
     kwargs: dict[str, object] = {}
     if endpoint:

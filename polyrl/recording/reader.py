@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
@@ -31,6 +32,8 @@ from polyrl.recording.tables import build_table
 from polyrl.storage import Location, locate, object_uri, storage_error
 
 COMMON = ("recv_ns", "seq", "exch_ns", "key", "asset", "quality")
+FETCH_THREADS = 16
+"""Files of one hour fetched at once from an object store."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,15 +380,33 @@ class RecordingReader:
     def read_hour(self, date: str, hour: int) -> dict[str, pl.DataFrame]:
         """Every selected stream's rows of one hour, each sorted by ``(recv_ns, seq)``."""
         out: dict[str, pl.DataFrame] = {}
-        for p in self.partitions:
-            if p.date != date or p.hour != hour:
-                continue
-            tables = [read_file(f, p.stream, self._columns[p.stream], p.fs) for f in p.files]
+        parts = [p for p in self.partitions if p.date == date and p.hour == hour]
+        fetched = self._fetch([(f, p.stream, p.fs) for p in parts for f in p.files])
+        for p in parts:
+            tables = [fetched[(str(f), p.stream)] for f in p.files]
             table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
             df = pl.from_arrow(table)
             assert isinstance(df, pl.DataFrame)
             out[p.stream] = _sorted(df)
         return out
+
+    def _fetch(
+        self, jobs: list[tuple[PurePath, str, pafs.FileSystem | None]]
+    ) -> dict[tuple[str, str], pa.Table]:
+        """Each (file, stream) read; from an object store several at once (each request
+        waits on the network, not the CPU), from local disk one after another."""
+
+        def one(job: tuple[PurePath, str, pafs.FileSystem | None]) -> pa.Table:
+            f, stream, fs = job
+            return read_file(f, stream, self._columns[stream], fs)
+
+        remote = any(fs is not None for _, _, fs in jobs)
+        if remote and len(jobs) > 1:
+            with ThreadPoolExecutor(max_workers=min(FETCH_THREADS, len(jobs))) as pool:
+                tables = list(pool.map(one, jobs))
+        else:
+            tables = [one(j) for j in jobs]
+        return {(str(f), s): t for (f, s, _), t in zip(jobs, tables, strict=True)}
 
     def read_stream(self, stream: str) -> pl.DataFrame:
         """One stream's selected rows across all selected hours, sorted (for analysis)."""
