@@ -24,6 +24,10 @@ from polyrl.errors import StorageError
 
 SCHEMES = ("s3", "gs", "gcs", "file")
 CREDENTIAL_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+CACHE_DIR_VAR = "POLYRL_CACHE_DIR"
+"""The local folder of the day caches of recordings on an object store."""
+ENV_VARS = (*CREDENTIAL_VARS, "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", CACHE_DIR_VAR)
+"""Every environment variable this module's users read."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

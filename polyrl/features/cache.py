@@ -51,7 +51,7 @@ from polyrl.features.flags import SKIP_MASK
 from polyrl.features.markets import LOG_STREAMS, Window
 from polyrl.features.sets import FEATURE_CODE_VERSION, feature_set
 from polyrl.recording.reader import RecordingReader, list_partitions
-from polyrl.storage import Location, is_uri, locate, storage_error
+from polyrl.storage import CACHE_DIR_VAR, Location, is_uri, locate, storage_error
 
 CACHE_DIR = ".cache"
 CACHE_FORMAT = 2
@@ -182,7 +182,7 @@ def cache_dir(root: Path | str | Location) -> Path:
     loc = locate(root)
     if loc.is_local:
         return Path(loc.path) / CACHE_DIR
-    return Path(os.environ.get("POLYRL_CACHE_DIR") or "~/.cache/polyrl").expanduser()
+    return Path(os.environ.get(CACHE_DIR_VAR) or "~/.cache/polyrl").expanduser()
 
 
 def _day_bounds(date: str) -> tuple[int, int]:
