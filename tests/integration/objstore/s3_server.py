@@ -89,8 +89,8 @@ def stop_server(server: S3Server) -> None:
 
 
 class CuttingProxy:
-    """A loopback TCP proxy to ``127.0.0.1:target``. Once :meth:`cut_after` is called, the
-    server's replies get through for that many more bytes in all; then every connection is
+    """A loopback TCP proxy to ``127.0.0.1:target``. Once :meth:`cut_after` is called, that
+    many more bytes get through in all (requests and replies); then every connection is
     closed mid-stream (and any new one at once), as a dropped network would."""
 
     def __init__(self, target: int) -> None:
@@ -128,27 +128,25 @@ class CuttingProxy:
             except OSError:
                 client.close()
                 continue
-            threading.Thread(target=self._pipe, args=(client, upstream, False), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket, metered: bool) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
-                if metered:
-                    with self.lock:
-                        if self.budget is not None:
-                            data = data[: self.budget]
-                            self.budget -= len(data)
-                    if data:
-                        dst.sendall(data)
-                    if self.budget is not None and self.budget <= 0:
-                        self.cuts += 1
-                        break
-                else:
+                with self.lock:
+                    if self.budget is not None:
+                        data = data[: max(self.budget, 0)]
+                        self.budget -= len(data)
+                    spent = self.budget is not None and self.budget <= 0
+                if data:
                     dst.sendall(data)
+                if spent:
+                    self.cuts += 1
+                    break
         except OSError:
             pass
         finally:
