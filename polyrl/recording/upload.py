@@ -122,7 +122,10 @@ def upload_closed_hours(
         if not f.exists():
             continue
         key = f.relative_to(root).as_posix()
-        data = f.read_bytes()
+        try:
+            data = f.read_bytes()
+        except FileNotFoundError:  # a part just replaced by its hour's compacted file
+            continue
         digest = _digest(data)
         if done.get(key) == digest:
             report.already += 1
