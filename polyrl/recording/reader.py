@@ -421,9 +421,21 @@ class RecordingReader:
         return _sorted(pl.concat(frames, how="vertical"))
 
     def batches(self, batch_size: int = 65_536) -> Iterator[MergedBatch]:
-        """The whole selection as merged columnar batches of at most ``batch_size`` events."""
-        for date, hour in self.hours():
-            yield from self.hour_batches(date, hour, batch_size)
+        """The whole selection as merged columnar batches of at most ``batch_size`` events.
+        From an object store the next hour is fetched while this one is merged and used (so
+        at most two hours are in memory)."""
+        hours = self.hours()
+        if self.location.is_local or len(hours) < 2:
+            for date, hour in hours:
+                yield from self.hour_batches(date, hour, batch_size)
+            return
+        with ThreadPoolExecutor(max_workers=1) as ahead:
+            nxt = ahead.submit(self.read_hour, *hours[0])
+            for i in range(len(hours)):
+                frames = nxt.result()
+                if i + 1 < len(hours):
+                    nxt = ahead.submit(self.read_hour, *hours[i + 1])
+                yield from self._merge(frames, batch_size)
 
     def hour_batches(self, date: str, hour: int, batch_size: int = 65_536) -> Iterator[MergedBatch]:
         """One hour partition's events as merged columnar batches."""
