@@ -61,6 +61,10 @@ def test_inspect_cli_from_s3_matches_local(s3_rec: str, small_recording: Path) -
     assert a.pop("root") == str(small_recording) and b.pop("root") == s3_rec
     assert a == b
     assert "simulated" in json.dumps(b["data"])  # provenance read from the bucket too
+    # Book statistics read local recordings only, and say so.
+    res = run_cli("inspect", s3_rec, "--book-stats")
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert f"--book-stats: reads a local recording only, not {s3_rec}" in res.stderr
 
 
 def test_missing_bucket_is_one_line_naming_it(s3_env: S3Server) -> None:
@@ -91,9 +95,9 @@ def test_missing_credentials_in_the_cli_name_the_variable(s3_rec: str) -> None:
     assert "AWS_SECRET_ACCESS_KEY is not set" in r.stderr
 
 
-def test_wrong_credentials_are_a_clear_error(s3_rec: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    # moto accepts any key unless told otherwise; what matters is that a refusal by the
-    # store is one StorageError naming the URI, never a hang or a raw traceback.
+def test_an_unreachable_endpoint_is_a_clear_error_not_a_hang(
+    s3_rec: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")  # nothing listens there
     cfg = StorageConfig(connect_timeout_s=1, request_timeout_s=2, retries=1)
     t0 = time.monotonic()
