@@ -44,11 +44,13 @@ needs a floor here first::
       8    features.cache_bench                    cold day-cache builds, one by one and parallel
       7    policies.ppo, replay, live, importers.bench  composition roots; import speed
       7    policies.plugin                         ``--strategy module:Name``: a Policy of yours
+      7    recording.s3bench                       reading a day from S3 vs from local disk
       6    engine, rl, policies.baselines, analysis, dashboard, testing, recording.bench
       5    features, sim, importers                observations; synthetic venues; history
       4    recording                               WAL, Parquet store, reader, provenance
       3    sources, broker, policies               adapters and parsers; paper broker; Policy
       2    clock, config, runlog                   clocks; TOML loader; run directory files
+      2    storage                                 paths and URIs (s3://, gs://) as filesystems
       1    polyrl, events, errors                  Event and time helpers; the error tree
 
 ``config`` reads TOML into each part's own config dataclass without importing the parts:

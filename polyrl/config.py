@@ -163,6 +163,7 @@ SECTION_NAMES = (
     "ppo",
     "train",
     "importer",
+    "storage",
 )
 """The sections of a :class:`Config`, in the order of its fields (and of a saved config)."""
 
@@ -230,6 +231,8 @@ class Config:
     """Training run settings (polyrl.rl.train)."""
     importer: Any = field(default_factory=_default("importer"))
     """Public archives ``polyrl import`` reads (polyrl.importers.config)."""
+    storage: Any = field(default_factory=_default("storage"))
+    """Object storage endpoint and timeouts (polyrl.storage); credentials from the env."""
 
     def __post_init__(self) -> None:
         bad = [a for a in self.assets if a not in ASSETS]

@@ -6,7 +6,8 @@ option at fault; the CLI prints it to stderr and exits non-zero without a traceb
     PolyrlError
     ├── ConfigError          a config file or option is unknown, mistyped or out of range
     ├── RecordingError       a recording root, partition or file cannot be used
-    │   └── SchemaMismatch   a stored file's columns disagree with the stream's schema
+    │   ├── SchemaMismatch   a stored file's columns disagree with the stream's schema
+    │   └── StorageError     an object store refused: credentials, bucket, connection
     ├── ParseError           a raw frame cannot be turned into events (adapters turn it
     │                        into a recorder.status row instead of raising)
     ├── CheckpointError      a checkpoint is missing, corrupt or incomplete
@@ -30,6 +31,11 @@ class RecordingError(PolyrlError):
 
 class SchemaMismatch(RecordingError):
     """A stored file disagrees with its stream's schema; the message names stream and column."""
+
+
+class StorageError(RecordingError):
+    """An object store or URI cannot be used (a credential variable unset, no such bucket,
+    a cut connection); the message names the variable, bucket or object."""
 
 
 class ParseError(PolyrlError):

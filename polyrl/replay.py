@@ -21,7 +21,7 @@ import numpy as np
 from polyrl.broker import PaperBroker
 from polyrl.config import Config
 from polyrl.engine import Engine, TickObs
-from polyrl.errors import RecordingError
+from polyrl.errors import ConfigError, RecordingError
 from polyrl.features.cache import (
     DayCache,
     ReplaySpec,
@@ -37,6 +37,7 @@ from polyrl.policies.base import Policy
 from polyrl.recording.provenance import day_provenance
 from polyrl.recording.reader import list_partitions
 from polyrl.runlog import RunLog
+from polyrl.storage import Location
 
 
 def replay_spec(config: Config) -> ReplaySpec:
@@ -50,7 +51,7 @@ def replay_spec(config: Config) -> ReplaySpec:
     )
 
 
-def day_streams(root: Path, dates: str | Sequence[str]) -> dict[str, set[str]]:
+def day_streams(root: Path | Location, dates: str | Sequence[str]) -> dict[str, set[str]]:
     """``{day: the streams it has}`` for the days matching the glob(s): those with at least
     one partition that day (directory listings, no data read; a missing root or no match is
     a RecordingError), plus the :data:`~polyrl.features.streams.SPARSE_STREAMS` on a day the
@@ -66,7 +67,7 @@ def day_streams(root: Path, dates: str | Sequence[str]) -> dict[str, set[str]]:
     return out
 
 
-def check_streams(root: Path, dates: str | Sequence[str], config: Config) -> None:
+def check_streams(root: Path | Location, dates: str | Sequence[str], config: Config) -> None:
     """Refuse, before any work, days that lack a stream the configured feature set needs:
     a :class:`RecordingError` of one line naming the missing streams, the features that
     need them, the days and the sets that would work (see
@@ -79,7 +80,7 @@ def check_streams(root: Path, dates: str | Sequence[str], config: Config) -> Non
 
 
 def load_days(
-    root: Path,
+    root: Path | Location,
     dates: str | Sequence[str],
     config: Config,
     *,
@@ -105,7 +106,7 @@ def load_days(
 
 
 def load_days_latencies(
-    root: Path,
+    root: Path | Location,
     dates: str | Sequence[str],
     config: Config,
     latencies_ms: Sequence[int],
@@ -136,7 +137,7 @@ def load_days_latencies(
 
 
 def build_missing(
-    root: Path,
+    root: Path | Location,
     days: Sequence[str],
     config: Config,
     *,
@@ -154,6 +155,14 @@ def build_missing(
     check_options(workers, ray_address)
     if workers == 1 and ray_address is None:
         return
+    if isinstance(root, Location):
+        if not root.is_local:
+            raise ConfigError(
+                f"--workers/--ray: day caches are built in parallel from a recording on local "
+                f"disk only; {root} is on an object store (leave both out to build its days one "
+                f"by one)"
+            )
+        root = Path(root.path)
     check_streams(root, list(days), config)
     spec = replay_spec(config)
     lats = (

@@ -23,6 +23,7 @@ from polyrl.rl.ppo import PPOConfig
 from polyrl.rl.train import TrainConfig
 from polyrl.sim.config import SimConfig
 from polyrl.sources.config import SourcesConfig
+from polyrl.storage import StorageConfig
 
 register_sections(
     sources=SourcesConfig,
@@ -36,6 +37,7 @@ register_sections(
     ppo=PPOConfig,
     train=TrainConfig,
     importer=ImportConfig,
+    storage=StorageConfig,
 )
 
 __all__ = ["Config", "config_from_mapping", "load_config"]

@@ -19,6 +19,7 @@ import polars as pl
 from polyrl.events import NS_PER_S, STATUS_STREAM, partition_of
 from polyrl.recording.inspect import InspectReport, inspect_recording
 from polyrl.recording.reader import RecordingReader
+from polyrl.storage import Location, is_uri, locate
 
 _STATUS_COLUMNS = ["kind", "stream_id", "message", "gap_start_ns", "gap_end_ns"]
 _MARKET_COLUMNS = ["slug", "up_token", "down_token", "window_start_ns", "window_end_ns"]
@@ -54,13 +55,17 @@ class Recording:
     at once with a :class:`~polyrl.errors.RecordingError` naming them.
     """
 
-    def __init__(self, root: Path | str, dates: str | Sequence[str] = "*") -> None:
-        self.root = Path(root)
+    def __init__(self, root: Path | str | Location, dates: str | Sequence[str] = "*") -> None:
+        loc = locate(root)
+        # A local root stays the path it was given; one on an object store is read through
+        # the one Location (one filesystem and bucket check), shown by its URI.
+        self.root: Path | Location = Path(loc.path) if loc.is_local else loc
         self.dates = dates
         self.reader = RecordingReader(self.root, dates=dates)
 
     def __repr__(self) -> str:
-        return f"Recording({str(self.root)!r}, dates={self.dates!r})"
+        shown = str(self.root) if isinstance(self.root, Path) else self.root.uri
+        return f"Recording({shown!r}, dates={self.dates!r})"
 
     @property
     def streams(self) -> tuple[str, ...]:
@@ -197,7 +202,7 @@ class Recording:
         unknown one is a KeyError naming it)."""
         m = self.markets().filter((pl.col("slug") == window) | (pl.col("condition_id") == window))
         if m.is_empty():
-            raise KeyError(f"no window {window!r} in {self.root} (dates {self.dates!r})")
+            raise KeyError(f"no window {window!r} in {self.reader.root} (dates {self.dates!r})")
         market = m.row(0, named=True)
         start, end = int(market["window_start_ns"]), int(market["window_end_ns"])
         a, b = end - int(before_s * NS_PER_S), end + int(after_s * NS_PER_S)
@@ -239,9 +244,14 @@ class Recording:
         )  # fmt: skip
 
 
-def load_recording(root: Path | str, dates: str | Sequence[str] = "*") -> Recording:
+def load_recording(root: Path | str | Location, dates: str | Sequence[str] = "*") -> Recording:
     """A :class:`Recording` of ``root`` (``sample``: the embedded sample, built on first
-    use under the configured recordings root) restricted to ``dates``."""
+    use under the configured recordings root; a URI such as ``s3://bucket/prefix``: read
+    from the object store, endpoint from ``AWS_ENDPOINT_URL`` or a
+    :class:`~polyrl.storage.Location` built with a ``[storage]`` config) restricted to
+    ``dates``."""
     from polyrl.sim.sample import resolve_root
 
+    if isinstance(root, Location) or is_uri(root):
+        return Recording(root, dates)
     return Recording(resolve_root(root), dates)

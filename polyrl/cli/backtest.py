@@ -15,6 +15,7 @@ from polyrl.cli.common import (
     err_console,
     parse_latencies,
     progress_bar,
+    recording_location,
     recording_root,
     refuse_root_with_sample,
     resolve_config,
@@ -26,24 +27,25 @@ from polyrl.errors import ConfigError
 
 if TYPE_CHECKING:
     from polyrl.features.cache import DayCache
+    from polyrl.storage import Location
 
 RunsOpt = Annotated[
     Path, typer.Option("--runs", help="Directory the run directories are written under.")
 ]
 
 
-def replay_source(replay: str, root: Path | None, cfg: Config) -> tuple[Path, str]:
+def replay_source(replay: str, root: str | Path | None, cfg: Config) -> tuple[Path | Location, str]:
     """``--replay``/``--root`` -> (recording root, date glob). ``sample`` is the sample (and
-    ``--root`` beside it an error)."""
+    ``--root`` beside it an error); a URI root is read from its object store."""
     refuse_root_with_sample(replay, root)
     if replay == "sample":
         return recording_root("sample", cfg), "*"
     base = root if root is not None else Path(cfg.recording.root)
-    return recording_root(base, cfg), replay
+    return recording_location(base, cfg), replay
 
 
 def load_caches(
-    root: Path, dates: str, cfg: Config, latencies_ms: list[int] | None = None,
+    root: Path | Location, dates: str, cfg: Config, latencies_ms: list[int] | None = None,
     workers: int = 1, ray: str | None = None,
 ):  # fmt: skip
     """Load/build the selected days' feature caches with a progress bar; with
@@ -154,11 +156,12 @@ def backtest_cmd(
         ),
     ],
     root: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--root",
-            help="Recording root (default: [recording] root of the config); not with "
-            "--replay sample, which has its own.",
+            help="Recording root (default: [recording] root of the config): a directory or a "
+            "URI (s3://bucket/prefix, gs://, file://; see [storage]); not with --replay "
+            "sample, which has its own.",
         ),
     ] = None,
     name: Annotated[

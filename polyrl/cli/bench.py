@@ -499,3 +499,46 @@ def bench_cache_cmd(
             f"({runs})  speed-up {res.speedup[label]:.2f}x"
             + (f"  CPU {statistics.median(cpu):.2f} s" if cpu else "")
         )
+
+
+@bench_app.command("s3")
+def bench_s3_cmd(
+    hours: Annotated[
+        float,
+        typer.Option("--hours", help="Simulated hours of the recording (a day: 24).", min=0.1),
+    ] = 24.0,
+    seed: Annotated[int, typer.Option("--seed", help="Simulation seed.")] = 1,
+    work: Annotated[
+        Path,
+        typer.Option("--work", help="Scratch directory; the simulated input is kept and reused."),
+    ] = Path("recordings/bench-store"),
+    endpoint: Annotated[
+        str,
+        typer.Option(
+            "--endpoint",
+            help="S3 endpoint of a running server (credentials from AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY); default: start moto's server on a free 127.0.0.1 port.",
+        ),
+    ] = "",
+    repeat: Annotated[int, typer.Option("--repeat", help="Reads of each; best kept.", min=1)] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Reading the first day of the simulated bench recording (every typed column but raw,
+    merged) from an S3 server on loopback against reading it from local disk."""
+    from polyrl.recording.s3bench import bench_s3
+
+    cfg = resolve_config(config)
+    res = bench_s3(
+        work, hours=hours, seed=seed, config=cfg, endpoint=endpoint, repeat=repeat,
+        progress=lambda m: err_console.print(m),
+    )  # fmt: skip
+    if as_json:
+        typer.echo(res.to_json())
+        return
+    typer.echo(f"machine: {res.machine}")
+    typer.echo(f"server: {res.server}")
+    typer.echo(f"day {res.day}: {res.events:,} events, {res.bytes / 1e6:,.1f} MB of Parquet")
+    typer.echo(f"local disk: {res.local_s:8.2f} s  {res.local_events_per_s:>12,.0f} events/s")
+    typer.echo(f"S3:         {res.s3_s:8.2f} s  {res.s3_events_per_s:>12,.0f} events/s")
+    typer.echo(f"S3 / local: {res.ratio:.2f}x")

@@ -25,6 +25,7 @@ from polyrl.sections import Config, load_config
 
 if TYPE_CHECKING:
     from polyrl.sources.polymarket.polybolt import ClobCredentials
+    from polyrl.storage import Location
 
 err_console = Console(stderr=True, soft_wrap=True)
 
@@ -192,7 +193,19 @@ def recording_root(arg: str | Path, config: Config) -> Path:
         return resolve_root(arg, config, progress=tick)
 
 
-def refuse_root_with_sample(replay: str, root: Path | None) -> None:
+def recording_location(arg: str | Path, config: Config) -> Path | Location:
+    """A recording root option that may also be a URI (``s3://bucket/prefix``, ``gs://``,
+    ``file://``): a URI becomes a :class:`~polyrl.storage.Location` on its store (endpoint and
+    timeouts from ``[storage]``, credentials from the environment), anything else goes
+    through :func:`recording_root`."""
+    from polyrl.storage import is_uri, locate
+
+    if is_uri(str(arg)):
+        return locate(str(arg), config.storage)
+    return recording_root(arg, config)
+
+
+def refuse_root_with_sample(replay: str, root: str | Path | None) -> None:
     """``--root`` names the recording ``--replay`` globs; the sample has its own (under the
     configured ``[recording] root``), so giving both is an error rather than ignored."""
     if root is not None and replay == "sample":

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
 
 from polyrl.cli.apps import app
-from polyrl.cli.common import ConfigOpt, err_console, recording_root, resolve_config
+from polyrl.cli.common import ConfigOpt, err_console, recording_location, resolve_config
 from polyrl.recording.inspect import format_report, inspect_recording
 
 
 @app.command("inspect")
 def inspect_cmd(
     root: Annotated[
-        str, typer.Argument(help="Recording root directory, or `sample` for the embedded sample.")
+        str,
+        typer.Argument(
+            help="Recording root: a directory, `sample` for the embedded sample, or a URI "
+            "(s3://bucket/prefix, gs://bucket/prefix, file:///path; see [storage])."
+        ),
     ],
     dates: Annotated[
         str, typer.Option("--dates", "--date", help="Date glob(s), comma-separated: 2024-06-*.")
@@ -50,10 +55,14 @@ def inspect_cmd(
 
         raise ConfigError(f"--by: {by!r} is not one of asset, key")
     cfg = resolve_config(config)
-    path = recording_root(root, cfg)
+    path = recording_location(root, cfg)
     globs = [g.strip() for g in dates.split(",") if g.strip()] or ["*"]
     group: Literal["asset", "key"] = "key" if by == "key" else "asset"
     if book_stats:
+        if not isinstance(path, Path):
+            from polyrl.errors import ConfigError
+
+            raise ConfigError(f"--book-stats: reads a local recording only, not {root}")
         from polyrl.analysis.bookstats import book_stats as compute
         from polyrl.analysis.bookstats import format_book_stats
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.live import Live
@@ -124,6 +124,16 @@ def record_cmd(
     quiet: Annotated[
         bool, typer.Option("--quiet", help="No live status display (alerts are still printed).")
     ] = False,
+    upload: Annotated[
+        str | None,
+        typer.Option(
+            "--upload",
+            help="Also ship each closed hour to this object store URI (s3://bucket/prefix; "
+            "see [storage]) as complete objects, each verified before it counts; the "
+            "write-ahead log and open hours stay local, local files are never deleted, and "
+            "a failed upload is retried on the next pass (and by the next run).",
+        ),
+    ] = None,
 ) -> None:
     """Record Binance spot and futures streams, Polymarket discovery, CLOB books, the reference
     feed and resolutions for the configured assets into hive-partitioned Parquet.
@@ -155,6 +165,11 @@ def record_cmd(
         clock = LiveClock(speed=clock_speed or 1.0, start_ns=start_ns)
     else:
         clock = LiveClock.from_config(cfg.clock)
+    dest = None
+    if upload is not None:
+        from polyrl.storage import locate
+
+        dest = locate(upload, cfg.storage)  # credentials and bucket checked before recording
     adapters = default_adapters(cfg, polybolt=polybolt, on_alert=print_alert)
     rec = Recorder(
         root,
@@ -185,6 +200,16 @@ def record_cmd(
 
     async def main() -> None:
         task = asyncio.create_task(rec.run(adapters, duration_s=seconds))
+        shipper = None
+        if dest is not None:
+            shipper = asyncio.create_task(_ship(rec, root, dest, cfg.recording, task))
+        try:
+            await _watch(task)
+        finally:
+            if shipper is not None:
+                await shipper
+
+    async def _watch(task: asyncio.Task[None]) -> None:
         if quiet:
             await task
             return
@@ -219,3 +244,36 @@ def record_cmd(
         )
     if missing:
         err_console.print(f"never connected: {never_reached_text(missing)}", markup=False)
+
+
+UPLOAD_EVERY_S = 30.0
+"""Seconds of wall time between two upload passes of ``record --upload``."""
+
+
+async def _ship(rec: Recorder, root: Path, dest: Any, config: Any, task: asyncio.Task) -> None:
+    """Upload passes while the recorder runs, and one after it stops. An hour counts as closed
+    once it ended more than the compaction grace plus two checkpoints ago (the recorder has
+    compacted it by then). A failed pass is said on stderr and retried; it never stops the
+    recording."""
+    from polyrl.errors import StorageError
+    from polyrl.recording.upload import upload_closed_hours
+
+    grace = config.compact_grace_s + 2 * config.checkpoint_s * rec.clock.speed
+
+    async def one() -> None:
+        try:
+            rep = await asyncio.to_thread(
+                upload_closed_hours, root, dest, now_ns=rec.clock.now_ns(), grace_s=grace
+            )
+        except (StorageError, OSError) as e:
+            err_console.print(f"upload: {e} (retried on the next pass)", markup=False)
+            return
+        if rep.uploaded:
+            err_console.print(
+                f"upload: {len(rep.uploaded)} file(s), {rep.bytes / 1e6:,.1f} MB to {dest.uri}",
+                markup=False,
+            )
+
+    while not task.done():
+        await asyncio.wait([task], timeout=UPLOAD_EVERY_S)
+        await one()

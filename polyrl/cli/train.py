@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,6 +15,7 @@ from polyrl.cli.common import (
     err_console,
     parse_sets,
     progress_bar,
+    recording_location,
     recording_root,
     refuse_root_with_sample,
     resolve_config,
@@ -23,6 +24,9 @@ from polyrl.cli.common import (
 from polyrl.cli.parallel import RayOpt, WorkersOpt, day_done_line, parallel_options
 from polyrl.config import merge
 from polyrl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from polyrl.storage import Location
 
 
 def _command(args: list[str]) -> str:
@@ -64,11 +68,12 @@ def train_cmd(
         ),
     ] = None,
     root: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--root",
-            help="Recording root (default: [recording] root of the config); not with "
-            "--replay sample, which has its own.",
+            help="Recording root (default: [recording] root of the config): a directory or a "
+            "URI (s3://bucket/prefix, gs://, file://; see [storage]); not with --replay "
+            "sample, which has its own.",
         ),
     ] = None,
     feature_set: Annotated[
@@ -154,7 +159,7 @@ def train_cmd(
     cfg = resolve_config(config, overrides)
     tc = cfg.train
     if replay == "sample":
-        rec = recording_root("sample", cfg)
+        rec: Path | Location = recording_root("sample", cfg)
         days = recording_days(rec, "*")
         dates = days[0]
         if eval_dates is None:
@@ -162,7 +167,7 @@ def train_cmd(
             rest = [d for d in days[1:] if d not in taken]
             eval_dates = ",".join(rest) or None
     else:
-        rec = recording_root(root if root is not None else Path(cfg.recording.root), cfg)
+        rec = recording_location(root if root is not None else Path(cfg.recording.root), cfg)
         dates = replay
     run_dir = (
         resume.parent.parent

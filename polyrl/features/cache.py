@@ -37,13 +37,13 @@ import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 
 import numpy as np
 import polars as pl
 
 from polyrl.clock import ReplayClock
-from polyrl.errors import RecordingError
+from polyrl.errors import RecordingError, StorageError
 from polyrl.events import NS_PER_S, iso_to_ns
 from polyrl.features.engine import FeatureConfig, FeatureEngine, ObsBatch
 from polyrl.features.fills import FillBooks
@@ -51,6 +51,7 @@ from polyrl.features.flags import SKIP_MASK
 from polyrl.features.markets import LOG_STREAMS, Window
 from polyrl.features.sets import FEATURE_CODE_VERSION, feature_set
 from polyrl.recording.reader import RecordingReader, list_partitions
+from polyrl.storage import CACHE_DIR_VAR, Location, is_uri, locate, storage_error
 
 CACHE_DIR = ".cache"
 CACHE_FORMAT = 2
@@ -117,39 +118,71 @@ class DayCache:
         return DayCache(self.date, self.key, self.path, arrays, self.windows, self.meta, lat)
 
 
-def _file_digest(path: Path, memo: dict[str, list[object]]) -> str:
-    st = path.stat()
-    k = str(path)
+def _file_digest(path: PurePath, memo: dict[str, list[object]], loc: Location) -> str:
+    """blake2b of a file's bytes, memoised by (size, mtime): on an object store the mtime is
+    the object's last-modified time, which changes whenever the object is written again."""
+    if loc.is_local:
+        st = Path(path).stat()
+        size, mtime, k = st.st_size, st.st_mtime_ns, str(path)
+    else:
+        k = loc.show(str(path))
+        try:
+            info = loc.fs.get_file_info(str(path))
+        except OSError as e:
+            raise storage_error(k, e) from None
+        size, mtime = info.size, info.mtime_ns
     hit = memo.get(k)
-    if hit is not None and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+    if hit is not None and hit[0] == size and hit[1] == mtime and mtime is not None:
         return str(hit[2])
     h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
+    try:
+        with loc.fs.open_input_stream(str(path)) as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                h.update(chunk)
+    except OSError as e:
+        if loc.is_local:
+            raise
+        raise storage_error(k, e) from None
     d = h.hexdigest()
-    memo[k] = [st.st_size, st.st_mtime_ns, d]
+    memo[k] = [size, mtime, d]
     return d
 
 
-def recording_digest(root: Path, files: Sequence[Path], memo_path: Path | None = None) -> str:
-    """A digest of the recording files' names and bytes (memoised by size and mtime)."""
+def recording_digest(
+    root: Path | str | Location, files: Sequence[PurePath], memo_path: Path | None = None
+) -> str:
+    """A digest of the recording files' names (relative to ``root``) and bytes, memoised by
+    size and mtime: the same files give the same digest wherever they lie (a local copy, an
+    object store), so a cache built on one machine is valid on another."""
+    loc = locate(root)
     memo: dict[str, list[object]] = {}
     if memo_path is not None and memo_path.exists():
         try:
             memo = json.loads(memo_path.read_text())
         except ValueError:
             memo = {}
+    base = Path(loc.path) if loc.is_local else PurePosixPath(loc.path)
     h = hashlib.blake2b(digest_size=16)
-    for f in sorted(files):
-        h.update(str(f.relative_to(root)).encode())
-        h.update(_file_digest(f, memo).encode())
+    named = sorted(((f.relative_to(base), f) for f in files), key=lambda rf: rf[0].parts)
+    for rel, f in named:  # in path order, as PurePath sorts
+        h.update(str(rel).encode())
+        h.update(_file_digest(f, memo, loc).encode())
     if memo_path is not None:
         memo_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = memo_path.with_suffix(f".{os.getpid()}.tmp")  # builders in parallel: one each
         tmp.write_text(json.dumps(memo))
         os.replace(tmp, memo_path)
     return h.hexdigest()
+
+
+def cache_dir(root: Path | str | Location) -> Path:
+    """Where a recording's day caches live: ``<root>/.cache`` for a local recording; for
+    one on an object store a local folder, ``POLYRL_CACHE_DIR`` when set, else
+    ``~/.cache/polyrl`` (entries are keyed by content, so recordings may share it)."""
+    loc = locate(root)
+    if loc.is_local:
+        return Path(loc.path) / CACHE_DIR
+    return Path(os.environ.get(CACHE_DIR_VAR) or "~/.cache/polyrl").expanduser()
 
 
 def _day_bounds(date: str) -> tuple[int, int]:
@@ -162,38 +195,43 @@ def _neighbour(date: str, days: int) -> str:
     return d.isoformat()
 
 
-def _day_files(root: Path, date: str, hours: set[int] | None = None) -> list[Path]:
+def _day_files(
+    root: Path | str | Location, date: str, hours: set[int] | None = None
+) -> list[PurePath]:
     try:
         parts = list_partitions(root, date)
+    except StorageError:
+        raise
     except RecordingError:
         return []
     return [f for p in parts if hours is None or p.hour in hours for f in p.files]
 
 
-def cache_key(root: Path, date: str, spec: ReplaySpec) -> tuple[str, str]:
+def cache_key(root: Path | str | Location, date: str, spec: ReplaySpec) -> tuple[str, str]:
     """(key, recording digest) of one day under ``root`` for ``spec``."""
-    memo = Path(root) / CACHE_DIR / "digests.json"
+    loc = locate(root)
+    memo = cache_dir(loc) / "digests.json"
     files = (
-        _day_files(root, _neighbour(date, -1), {23})
-        + _day_files(root, date)
-        + _day_files(root, _neighbour(date, 1), {0})
+        _day_files(loc, _neighbour(date, -1), {23})
+        + _day_files(loc, date)
+        + _day_files(loc, _neighbour(date, 1), {0})
     )
-    if not _day_files(root, date):
-        raise RecordingError(f"no recording for {date} under {root}")
-    digest = recording_digest(Path(root), files, memo)
+    if not _day_files(loc, date):
+        raise RecordingError(f"no recording for {date} under {loc.uri}")
+    digest = recording_digest(loc, files, memo)
     h = hashlib.blake2b(digest_size=12)
     h.update(json.dumps(spec.key_parts(), sort_keys=True).encode())
     h.update(digest.encode())
     return h.hexdigest(), digest
 
 
-def recording_days(root: Path, dates: str | Sequence[str]) -> list[str]:
+def recording_days(root: Path | str | Location, dates: str | Sequence[str]) -> list[str]:
     """The recording days under ``root`` matching the date glob(s), in order."""
     return sorted({p.date for p in list_partitions(root, dates)})
 
 
 def build_day(
-    root: Path,
+    root: Path | str | Location,
     date: str,
     spec: ReplaySpec,
     *,
@@ -237,7 +275,7 @@ def build_day(
     if _day_files(root, nxt, {0}):
         try:
             tail = RecordingReader(
-                root, dates=nxt, streams=[s for s in tail_streams if (Path(root) / s).is_dir()]
+                root, dates=nxt, streams=[s for s in tail_streams if _has_stream(root, s)]
             )
             for b in tail.hour_batches(nxt, 0):
                 fe.ingest(b)
@@ -286,7 +324,7 @@ def windows_frame(windows: Sequence[Window]) -> pl.DataFrame:
 
 
 def load_or_build(
-    root: Path,
+    root: Path | str | Location,
     date: str,
     spec: ReplaySpec,
     *,
@@ -300,7 +338,7 @@ def load_or_build(
 
 
 def load_or_build_latencies(
-    root: Path,
+    root: Path | str | Location,
     date: str,
     spec: ReplaySpec,
     latencies_ns: Sequence[int],
@@ -308,8 +346,9 @@ def load_or_build_latencies(
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[int, DayCache]:
     """The day's entry once per latency (fill books at that latency); the feature entry is
-    built at most once and the missing sidecars in one pass over the market log."""
-    root = Path(root)
+    built at most once and the missing sidecars in one pass over the market log. ``root``:
+    a directory, a URI or a :class:`~polyrl.storage.Location` (see :func:`cache_dir`)."""
+    root = locate(root) if isinstance(root, Location) or is_uri(root) else Path(root)
     base = _load_or_build_base(root, date, spec, progress=progress)
     want = sorted({int(x) for x in latencies_ns if int(x) != 0})
     missing = [lat for lat in want if not (base.path / _fills_dir(lat) / "done").exists()]
@@ -342,12 +381,16 @@ def _fills_dir(lat: int) -> str:
 
 
 def build_fills(
-    root: Path, date: str, spec: ReplaySpec, base: DayCache, latencies_ns: Sequence[int]
+    root: Path | str | Location,
+    date: str,
+    spec: ReplaySpec,
+    base: DayCache,
+    latencies_ns: Sequence[int],
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """The fill books at every tick of ``base`` + each latency: the warm-up hour, the day and
     the next day's first hour of the market log only, each tick taken once every event up to
     tick + latency is in (so batching never changes a book)."""
-    streams = [s for s in LOG_STREAMS if (Path(root) / s).is_dir()]
+    streams = [s for s in LOG_STREAMS if _has_stream(root, s)]
     fb = FillBooks(spec.assets, latencies_ns, spec.features.book_levels)
     ticks = np.asarray(base.arrays["ticks"])
     window = np.asarray(base.arrays["window"])
@@ -397,14 +440,14 @@ def build_fills(
 
 
 def _load_or_build_base(
-    root: Path,
+    root: Path | Location,
     date: str,
     spec: ReplaySpec,
     *,
     progress: Callable[[int, int], None] | None = None,
 ) -> DayCache:
     key, digest = cache_key(root, date, spec)
-    path = root / CACHE_DIR / "features" / date / key
+    path = cache_dir(root) / "features" / date / key
     if (path / "meta.json").exists():
         try:
             return _load(path, date, key)
@@ -422,6 +465,10 @@ def _load_or_build_base(
     shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)
     return _load(path, date, key)
+
+
+def _has_stream(root: Path | str | Location, stream: str) -> bool:
+    return locate(root).child(stream).is_dir()
 
 
 def _load(path: Path, date: str, key: str) -> DayCache:

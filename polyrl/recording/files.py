@@ -8,12 +8,13 @@ temporaries no reader sees.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 
-def _name_range(path: Path) -> tuple[int, int] | None:
+def _name_range(name: str) -> tuple[int, int] | None:
     """``part-<first>.parquet`` -> (first, first); ``part-<first>-<last>.parquet`` -> range."""
-    stem = path.name[: -len(".parquet")]
+    stem = name[: -len(".parquet")]
     if not stem.startswith("part-"):
         return None
     bits = stem[5:].split("-")
@@ -28,25 +29,31 @@ def _name_range(path: Path) -> tuple[int, int] | None:
     return None
 
 
-def partition_files(directory: Path) -> list[Path]:
-    """The visible Parquet files of one partition directory, in seq order.
+def visible_names(names: Iterable[str]) -> list[str]:
+    """Of one partition directory's file names, the visible Parquet files in seq order.
 
     Hidden temporaries are skipped, and so are parts already covered by a compacted file
     ``part-<first>-<last>.parquet`` (left behind if a compaction was interrupted after its
     result became visible but before the parts it replaced were deleted).
     """
-    files = [p for p in directory.glob("*.parquet") if not p.name.startswith(".")]
-    ranges = {p: _name_range(p) for p in files}
+    files = [n for n in names if n.endswith(".parquet") and not n.startswith(".")]
+    ranges = {n: _name_range(n) for n in files}
     compacted = [r for r in ranges.values() if r is not None and r[0] != r[1]]
 
-    def covered(p: Path) -> bool:
-        r = ranges[p]
+    def covered(n: str) -> bool:
+        r = ranges[n]
         if r is None or r[0] != r[1]:
             return False
         return any(a <= r[0] <= b for a, b in compacted)
 
-    keep = [p for p in files if not covered(p)]
-    return sorted(keep, key=lambda p: (ranges[p] or (1 << 62, 0))[0])
+    keep = [n for n in files if not covered(n)]
+    return sorted(keep, key=lambda n: ((ranges[n] or (1 << 62, 0))[0], n))
+
+
+def partition_files(directory: Path) -> list[Path]:
+    """The visible Parquet files of one local partition directory, in seq order (see
+    :func:`visible_names`)."""
+    return [directory / n for n in visible_names(p.name for p in directory.glob("*.parquet"))]
 
 
 def recording_files(root: Path) -> list[Path]:

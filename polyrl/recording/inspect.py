@@ -25,6 +25,7 @@ from polyrl.recording.origin import StreamOrigin, format_origins, stream_origins
 from polyrl.recording.provenance import day_provenance, describe_day
 from polyrl.recording.reader import list_partitions, read_frame
 from polyrl.sources.quality.flags import FLAGS
+from polyrl.storage import Location, locate
 
 _LAT_MAX_MS = 60_000
 _LAT_BINS = 2 * _LAT_MAX_MS + 1
@@ -124,7 +125,7 @@ class InspectReport:
 
 
 def inspect_recording(
-    root: Path,
+    root: Path | str | Location,
     dates: str | Sequence[str] = "*",
     *,
     by: Literal["asset", "key"] = "asset",
@@ -135,7 +136,10 @@ def inspect_recording(
     differ from its defaults."""
     if by not in ("asset", "key"):
         raise ValueError(f"by: {by!r} is neither 'asset' nor 'key'")
-    parts = list_partitions(root, dates)
+    loc = locate(root)
+    if not loc.is_local:
+        root = loc
+    parts = list_partitions(loc, dates)
     globs = [dates] if isinstance(dates, str) else list(dates)
     stats: dict[tuple[str, str], StreamStats] = {}
     channels: dict[str, ChannelStatus] = {}
@@ -144,7 +148,7 @@ def inspect_recording(
         cols = ["recv_ns", "exch_ns", "key", "asset", "quality"]
         if p.stream == STATUS_STREAM:
             cols += ["kind", "stream_id", "gap_start_ns", "gap_end_ns"]
-        frames = [read_frame(f, p.stream, cols) for f in p.files]
+        frames = [read_frame(f, p.stream, cols, p.fs) for f in p.files]
         df = pl.concat(frames) if len(frames) > 1 else frames[0]
         if p.stream == STATUS_STREAM:
             _status(df, channels)
@@ -163,7 +167,7 @@ def inspect_recording(
         c.reconnects = max(0, c.connects - runs)
     ordered = sorted(stats.values(), key=lambda s: (s.stream, s.group))
     return InspectReport(
-        root=str(root),
+        root=loc.uri if not loc.is_local else str(root),
         dates=globs,
         by=by,
         streams=ordered,

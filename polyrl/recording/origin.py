@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,7 +23,7 @@ IMPORT_FILE_PREFIX = "import-"
 """File-name prefix of imported rows (``import-<source>-<unit>.parquet``)."""
 
 
-def import_source(path: Path) -> str | None:
+def import_source(path: PurePath) -> str | None:
     """``import-pmxt-2026-05-01T13.parquet`` -> ``pmxt``; a writer's file -> None."""
     name = path.name
     if not name.startswith(IMPORT_FILE_PREFIX):

@@ -41,6 +41,7 @@ from polyrl.config import to_dict
 from polyrl.errors import RecordingError
 from polyrl.recording.reader import list_partitions
 from polyrl.sources.config import SourcesConfig
+from polyrl.storage import Location, is_uri, locate
 
 PROVENANCE_DIR = "provenance"
 FORMAT = 1
@@ -69,8 +70,15 @@ def check_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
 def _read(path: Path) -> list[dict[str, Any]] | None:
     """The entries of a provenance file; None when it cannot be read as one."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        return _parse(path.read_bytes())
+    except OSError:
+        return None
+
+
+def _parse(text: bytes) -> list[dict[str, Any]] | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
         return None
     if not isinstance(data, dict) or not isinstance(data.get("sources"), list):
         return None
@@ -128,8 +136,23 @@ class DayProvenance:
         return kinds[0] if len(kinds) == 1 else "mixed"
 
 
-def day_provenance(root: Path | str, date: str) -> DayProvenance:
-    """The provenance of one day of ``root`` (unknown, with the reason, when not said)."""
+def day_provenance(root: Path | str | Location, date: str) -> DayProvenance:
+    """The provenance of one day of ``root`` (unknown, with the reason, when not said);
+    ``root`` may be a URI or a :class:`~polyrl.storage.Location` (read through its store)."""
+    if isinstance(root, Location) or is_uri(root):
+        loc = locate(root)
+        if not loc.is_local:
+            name = f"{PROVENANCE_DIR}/{date}.json"
+            text = loc.read_bytes(name)
+            if text is None:
+                return DayProvenance(
+                    date, (), "no provenance file: made before recordings said what made them"
+                )
+            got = _parse(text)
+            if got is None:
+                return DayProvenance(date, (), f"unreadable provenance file {loc.uri}/{name}")
+            return DayProvenance(date, tuple(got))
+        root = loc.path
     path = provenance_path(root, date)
     if not path.exists():
         return DayProvenance(
@@ -141,9 +164,13 @@ def day_provenance(root: Path | str, date: str) -> DayProvenance:
     return DayProvenance(date, tuple(found))
 
 
-def root_provenance(root: Path | str, dates: str | Sequence[str] = "*") -> dict[str, DayProvenance]:
+def root_provenance(
+    root: Path | str | Location, dates: str | Sequence[str] = "*"
+) -> dict[str, DayProvenance]:
     """``{date: DayProvenance}`` for every recording day of ``root`` matching ``dates``."""
-    days = sorted({p.date for p in list_partitions(Path(root), dates)})
+    if isinstance(root, str) and not is_uri(root):
+        root = Path(root)
+    days = sorted({p.date for p in list_partitions(root, dates)})
     return {d: day_provenance(root, d) for d in days}
 
 
@@ -267,7 +294,7 @@ def describe_day(day: DayProvenance, sim_class: type | None) -> str:
 
 
 def data_section(
-    root: Path | str, days: Iterable[str], *, sim_class: type | None
+    root: Path | str | Location, days: Iterable[str], *, sim_class: type | None
 ) -> dict[str, Any]:
     """The ``data`` section of a run's summary over ``days`` of ``root``.
 

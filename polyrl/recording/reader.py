@@ -12,33 +12,42 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from polyrl.errors import RecordingError, SchemaMismatch
 from polyrl.events import Event
 from polyrl.recording.columns import StreamCols
-from polyrl.recording.files import partition_files
+from polyrl.recording.files import visible_names
 from polyrl.recording.schema import ABSENT_VALUES, ARROW_SCHEMAS, STREAM_IDS, spec
 from polyrl.recording.tables import build_table
+from polyrl.storage import Location, locate, object_uri, storage_error
 
 COMMON = ("recv_ns", "seq", "exch_ns", "key", "asset", "quality")
+FETCH_THREADS = 16
+"""Files of one hour fetched at once from an object store."""
 
 
 @dataclass(frozen=True, slots=True)
 class Partition:
-    """One stream-hour directory and its visible Parquet files (in seq order)."""
+    """One stream-hour directory and its visible Parquet files (in seq order).
+
+    ``fs``: the object store the files lie in (their paths are then ``bucket/key``, read
+    through it); ``None`` for local disk, where ``files`` are real paths."""
 
     stream: str
     date: str
     hour: int
-    files: tuple[Path, ...]
+    files: tuple[PurePath, ...]
+    fs: pafs.FileSystem | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,83 +166,116 @@ class MergedBatch:
 
 
 def list_partitions(
-    root: Path, dates: str | Sequence[str] = "*", streams: Sequence[str] | None = None
+    root: Path | str | Location,
+    dates: str | Sequence[str] = "*",
+    streams: Sequence[str] | None = None,
 ) -> list[Partition]:
-    """Partitions under ``root`` whose date matches any glob in ``dates`` (``2024-06-*``).
+    """Partitions under ``root`` (a path, a URI or a :class:`~polyrl.storage.Location`) whose
+    date matches any glob in ``dates`` (``2024-06-*``).
 
-    Errors: a missing root, an unknown stream, or no partition matching the globs — each a
-    :class:`RecordingError` naming the globs and the root.
+    Pruning is by listing: a stream's keys are listed under ``date=<d>/`` for each literal
+    date, or under the stream for a glob, and no file is opened. Errors: a missing root, an
+    unknown stream, or no partition matching the globs — each a :class:`RecordingError`
+    naming the globs and the root (a :class:`~polyrl.errors.StorageError` for an object
+    store that refuses).
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise RecordingError(f"recording root {root} does not exist or is not a directory")
+    loc = locate(root)
+    if not loc.is_dir():
+        raise RecordingError(f"recording root {loc.uri} does not exist or is not a directory")
     globs = [dates] if isinstance(dates, str) else list(dates)
     if streams is None:
-        wanted = [d.name for d in sorted(root.iterdir()) if d.is_dir() and d.name in STREAM_IDS]
+        wanted = [n for n in loc.subdirs() if n in STREAM_IDS]
     else:
         for s in streams:
             spec(s)
         wanted = list(streams)
+    literal = not any(ch in g for g in globs for ch in "*?[")
+    fs = None if loc.is_local else loc.fs
     parts: list[Partition] = []
     for stream in wanted:
-        sdir = root / stream
-        if not sdir.is_dir():
-            continue
-        for ddir in sorted(sdir.glob("date=*")):
-            date = ddir.name[5:]
-            if not any(fnmatch.fnmatchcase(date, g) for g in globs):
-                continue
-            for hdir in sorted(ddir.glob("hour=*")):
+        under = [f"date={g}" for g in sorted(set(globs))] if literal else [""]
+        found: dict[tuple[str, int, str], list[str]] = {}
+        for sub in under:
+            for info in _files_below(loc.child(stream, sub) if sub else loc.child(stream)):
+                hdir, _, name = info.path.rpartition("/")
+                ddir, _, hname = hdir.rpartition("/")
+                dname = ddir.rpartition("/")[2]
+                if not (dname.startswith("date=") and hname.startswith("hour=")):
+                    continue
+                date = dname[5:]
                 try:
-                    hour = int(hdir.name[5:])
+                    hour = int(hname[5:])
                 except ValueError:
                     continue
-                files = tuple(partition_files(hdir))
-                if files:
-                    parts.append(Partition(stream, date, hour, files))
+                if any(fnmatch.fnmatchcase(date, g) for g in globs):
+                    found.setdefault((date, hour, hdir), []).append(name)
+        for (date, hour, hdir), names in sorted(found.items()):
+            files = tuple(loc.file(f"{hdir}/{n}") for n in visible_names(names))
+            if files:
+                parts.append(Partition(stream, date, hour, files, fs))
     if not parts:
         which = ", ".join(globs)
         what = f" for streams {', '.join(wanted)}" if streams is not None else ""
-        raise RecordingError(f"no partition matches dates {which!r}{what} under {root}")
+        raise RecordingError(f"no partition matches dates {which!r}{what} under {loc.uri}")
     return parts
 
 
-def read_file(path: Path, stream: str, columns: Sequence[str] | None) -> pa.Table:
+def _files_below(loc: Location) -> list[pafs.FileInfo]:
+    """Every file below ``loc`` (one recursive listing; none when it does not exist)."""
+    sel = pafs.FileSelector(loc.path, allow_not_found=True, recursive=True)
+    try:
+        infos = loc.fs.get_file_info(sel)
+    except OSError as e:
+        raise storage_error(loc.uri, e) from None
+    return [i for i in infos if i.type == pafs.FileType.File]
+
+
+def read_file(
+    path: PurePath, stream: str, columns: Sequence[str] | None, fs: pafs.FileSystem | None = None
+) -> pa.Table:
     """One Parquet file of ``stream`` checked against the stream's schema.
 
     ``columns=None`` reads every column. A nullable column missing from the file (written
     before the schema grew) reads as nulls, a column of
     :data:`~polyrl.recording.schema.ABSENT_VALUES` as its value there; a wrong type or another
     missing required column is a :class:`SchemaMismatch` naming stream, column and file; an
-    unreadable file is a :class:`RecordingError` naming it.
+    unreadable file is a :class:`RecordingError` naming it. ``fs``: the object store ``path``
+    lies in (``None``: local disk); there only the footer and the wanted columns' byte ranges
+    are fetched, and a connection that fails or stalls past the ``[storage]`` timeouts is a
+    :class:`~polyrl.errors.StorageError` naming the object.
     """
     expected = ARROW_SCHEMAS[stream]
     want = list(expected.names) if columns is None else list(columns)
+    shown = str(path) if fs is None else object_uri(fs, str(path))
     try:
-        found = pq.read_schema(path)
+        if fs is None:
+            pf = pq.ParquetFile(path)
+        else:
+            pf = pq.ParquetFile(fs.open_input_file(str(path)), pre_buffer=True)
+        found = pf.schema_arrow
     except Exception as e:  # noqa: BLE001 - pyarrow raises several types for bad files
-        raise RecordingError(f"unreadable recording file {path}: {e}") from None
+        raise _unreadable(shown, e, fs) from None
     present = []
     for name in want:
         idx = expected.get_field_index(name)
         if idx < 0:
-            raise SchemaMismatch(f"{stream}: no column {name!r} in the schema (reading {path})")
+            raise SchemaMismatch(f"{stream}: no column {name!r} in the schema (reading {shown})")
         fld = expected.field(idx)
         fidx = found.get_field_index(name)
         if fidx < 0:
             if not fld.nullable and name not in ABSENT_VALUES:
-                raise SchemaMismatch(f"{stream}: column {name!r} missing from {path}")
+                raise SchemaMismatch(f"{stream}: column {name!r} missing from {shown}")
             continue
         if not _compatible(found.field(fidx).type, fld.type):
             raise SchemaMismatch(
-                f"{stream}: column {name!r} is {found.field(fidx).type} in {path}, "
+                f"{stream}: column {name!r} is {found.field(fidx).type} in {shown}, "
                 f"expected {fld.type}"
             )
         present.append(name)
     try:
-        table = pq.read_table(path, columns=present, use_threads=True)
+        table = pf.read(columns=present, use_threads=True)
     except Exception as e:  # noqa: BLE001
-        raise RecordingError(f"unreadable recording file {path}: {e}") from None
+        raise _unreadable(shown, e, fs) from None
     if any(not table.schema.field(n).type.equals(expected.field(n).type) for n in present):
         # Same logical type, other physical one (e.g. large_string from another writer).
         table = table.cast(pa.schema([expected.field(n) for n in present]))
@@ -252,9 +294,18 @@ def read_file(path: Path, stream: str, columns: Sequence[str] | None) -> pa.Tabl
     return table
 
 
-def read_frame(path: Path, stream: str, columns: Sequence[str] | None) -> pl.DataFrame:
+def _unreadable(shown: str, e: Exception, fs: pafs.FileSystem | None) -> RecordingError:
+    """A failed read: on an object store an I/O error is the store's (a StorageError)."""
+    if fs is not None and isinstance(e, OSError):
+        return storage_error(shown, e)
+    return RecordingError(f"unreadable recording file {shown}: {e}")
+
+
+def read_frame(
+    path: PurePath, stream: str, columns: Sequence[str] | None, fs: pafs.FileSystem | None = None
+) -> pl.DataFrame:
     """:func:`read_file` as a polars frame."""
-    df = pl.from_arrow(read_file(path, stream, columns))
+    df = pl.from_arrow(read_file(path, stream, columns, fs))
     if not isinstance(df, pl.DataFrame):  # from_arrow gives a Series only for an Arrow array
         raise TypeError(f"{path}: read as {type(df).__name__}, not a table")
     return df
@@ -294,6 +345,9 @@ def _columns_for(
 class RecordingReader:
     """Reads a recording root: partitions by date glob and stream, merged in ``(recv_ns, seq)``.
 
+    ``root``: a directory, a URI (``s3://bucket/prefix``, ``gs://``, ``file://``) or a
+    :class:`~polyrl.storage.Location` (one built with a ``[storage]`` config's endpoint).
+
     ``columns``: ``None`` for every typed column; a list of field names (applied to every
     stream that has them); or ``{stream: [fields]}``. The common columns are always read.
     ``raw=True`` also reads the raw frame text (slower and larger).
@@ -301,16 +355,20 @@ class RecordingReader:
 
     def __init__(
         self,
-        root: Path | str,
+        root: Path | str | Location,
         *,
         dates: str | Sequence[str] = "*",
         streams: Sequence[str] | None = None,
         columns: Mapping[str, Sequence[str]] | Sequence[str] | None = None,
         raw: bool = False,
     ) -> None:
-        self.root = Path(root)
+        self.location = locate(root)
+        self.root: Path | str = (
+            Path(self.location.path) if self.location.is_local else self.location.uri
+        )
+        """The root as given (a path), or the store's URI."""
         self.dates = dates
-        self.partitions = list_partitions(self.root, dates, streams)
+        self.partitions = list_partitions(self.location, dates, streams)
         self.streams: tuple[str, ...] = tuple(sorted({p.stream for p in self.partitions}))
         self._codes = {s: i for i, s in enumerate(self.streams)}
         self._columns = {s: _columns_for(s, columns, raw) for s in self.streams}
@@ -322,20 +380,38 @@ class RecordingReader:
     def read_hour(self, date: str, hour: int) -> dict[str, pl.DataFrame]:
         """Every selected stream's rows of one hour, each sorted by ``(recv_ns, seq)``."""
         out: dict[str, pl.DataFrame] = {}
-        for p in self.partitions:
-            if p.date != date or p.hour != hour:
-                continue
-            tables = [read_file(f, p.stream, self._columns[p.stream]) for f in p.files]
+        parts = [p for p in self.partitions if p.date == date and p.hour == hour]
+        fetched = self._fetch([(f, p.stream, p.fs) for p in parts for f in p.files])
+        for p in parts:
+            tables = [fetched[(str(f), p.stream)] for f in p.files]
             table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
             df = pl.from_arrow(table)
             assert isinstance(df, pl.DataFrame)
             out[p.stream] = _sorted(df)
         return out
 
+    def _fetch(
+        self, jobs: list[tuple[PurePath, str, pafs.FileSystem | None]]
+    ) -> dict[tuple[str, str], pa.Table]:
+        """Each (file, stream) read; from an object store several at once (each request
+        waits on the network, not the CPU), from local disk one after another."""
+
+        def one(job: tuple[PurePath, str, pafs.FileSystem | None]) -> pa.Table:
+            f, stream, fs = job
+            return read_file(f, stream, self._columns[stream], fs)
+
+        remote = any(fs is not None for _, _, fs in jobs)
+        if remote and len(jobs) > 1:
+            with ThreadPoolExecutor(max_workers=min(FETCH_THREADS, len(jobs))) as pool:
+                tables = list(pool.map(one, jobs))
+        else:
+            tables = [one(j) for j in jobs]
+        return {(str(f), s): t for (f, s, _), t in zip(jobs, tables, strict=True)}
+
     def read_stream(self, stream: str) -> pl.DataFrame:
         """One stream's selected rows across all selected hours, sorted (for analysis)."""
         frames = [
-            read_frame(f, p.stream, self._columns[p.stream])
+            read_frame(f, p.stream, self._columns[p.stream], p.fs)
             for p in self.partitions
             if p.stream == stream
             for f in p.files
@@ -345,9 +421,21 @@ class RecordingReader:
         return _sorted(pl.concat(frames, how="vertical"))
 
     def batches(self, batch_size: int = 65_536) -> Iterator[MergedBatch]:
-        """The whole selection as merged columnar batches of at most ``batch_size`` events."""
-        for date, hour in self.hours():
-            yield from self.hour_batches(date, hour, batch_size)
+        """The whole selection as merged columnar batches of at most ``batch_size`` events.
+        From an object store the next hour is fetched while this one is merged and used (so
+        at most two hours are in memory)."""
+        hours = self.hours()
+        if self.location.is_local or len(hours) < 2:
+            for date, hour in hours:
+                yield from self.hour_batches(date, hour, batch_size)
+            return
+        with ThreadPoolExecutor(max_workers=1) as ahead:
+            nxt = ahead.submit(self.read_hour, *hours[0])
+            for i in range(len(hours)):
+                frames = nxt.result()
+                if i + 1 < len(hours):
+                    nxt = ahead.submit(self.read_hour, *hours[i + 1])
+                yield from self._merge(frames, batch_size)
 
     def hour_batches(self, date: str, hour: int, batch_size: int = 65_536) -> Iterator[MergedBatch]:
         """One hour partition's events as merged columnar batches."""

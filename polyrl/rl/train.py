@@ -54,6 +54,7 @@ from polyrl.rl.env import ReplayEnv, evaluate
 from polyrl.rl.episodes import EpisodeStore
 from polyrl.rl.ppo import PPO, PPOConfig, Rollout
 from polyrl.runlog import EPISODES, atomic_write_bytes, atomic_write_parquet, file_digest
+from polyrl.storage import Location
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,7 +115,7 @@ def _globs(dates: str) -> list[str]:
 
 
 def resolve_splits(
-    root: Path, dates: str, val_dates: str | None, eval_dates: str | None
+    root: Path | Location, dates: str, val_dates: str | None, eval_dates: str | None
 ) -> dict[str, list[str]]:
     """Each split's recording days (globs expanded against ``root``); disjoint or a
     :class:`ConfigError` naming the shared days and the options that select them."""
@@ -135,7 +136,7 @@ def resolve_splits(
     return splits
 
 
-def _store(root: Path, days: list[str], config: Config, *, exclude: TrainConfig | None,
+def _store(root: Path | Location, days: list[str], config: Config, *, exclude: TrainConfig | None,
            progress: Callable[[str, int, int], None] | None) -> EpisodeStore:  # fmt: skip
     """The episodes of ``days``: with ``exclude`` (training) its gap/missing rules apply;
     without (validation, test) every window with a tradable tick is played."""
@@ -235,7 +236,7 @@ def _checkpoint_meta(config: Config, tc: TrainConfig, update: int, steps: int,
 
 def train(
     *,
-    root: Path,
+    root: Path | Location,
     dates: str,
     eval_dates: str | None,
     config: Config,

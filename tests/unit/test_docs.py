@@ -32,9 +32,10 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
 
 def test_readme_has_no_unfilled_markers() -> None:
     from polyrl.sources.polymarket.polybolt import ENV_VARS
+    from polyrl.storage import ENV_VARS as STORAGE_ENV_VARS
 
     text = README
-    for name in ENV_VARS:  # real environment variables the README must name
+    for name in (*ENV_VARS, *STORAGE_ENV_VARS):  # real environment variables the README must name
         assert name in text, name
         text = text.replace(name, "")
     assert not re.search(r"\b[A-Z]{4,}_[A-Z_]{3,}\b", text), "unfilled README marker"
