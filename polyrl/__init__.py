@@ -52,6 +52,7 @@ needs a floor here first::
       2    clock, config, runlog                   clocks; TOML loader; run directory files
       2    storage                                 paths and URIs (s3://, gs://) as filesystems
       1    polyrl, events, errors                  Event and time helpers; the error tree
+      1    envvars                                 environment variables set for a block
 
 ``config`` reads TOML into each part's own config dataclass without importing the parts:
 ``sections`` registers them, and whatever builds or loads a Config imports it (the CLI,

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
 import re
 import socket
 from collections.abc import Callable, Iterator, Sequence
@@ -32,6 +31,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from polyrl.envvars import environ_set
 from polyrl.errors import ConfigError
 from polyrl.features.cache import (
     CACHE_DIR,
@@ -144,22 +144,6 @@ def build_days(
     return _build_local(root, todo, spec, lats, workers, progress)
 
 
-@contextlib.contextmanager
-def _worker_env() -> Iterator[None]:
-    """:data:`WORKER_ENV` in this process's environment while workers are spawned (a spawned
-    interpreter reads it before importing numpy or polars)."""
-    old = {k: os.environ.get(k) for k in WORKER_ENV}
-    os.environ.update(WORKER_ENV)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _build_local(
     root: Path,
     todo: list[str],
@@ -171,7 +155,7 @@ def _build_local(
     done: list[str] = []
     built: list[str] = []
     n = min(workers, len(todo))
-    with _worker_env(), ProcessPoolExecutor(n, mp_context=get_context("spawn")) as pool:
+    with environ_set(WORKER_ENV), ProcessPoolExecutor(n, mp_context=get_context("spawn")) as pool:
         # Every process is started while the environment holds the limits.
         futs: dict[Future[bool], str] = {
             pool.submit(build_one, root, day, spec, lats): day for day in todo

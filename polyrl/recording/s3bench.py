@@ -25,6 +25,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from polyrl.config import Config
+from polyrl.envvars import environ_set
 from polyrl.errors import ConfigError
 from polyrl.recording.bench import _machine, ensure_bench_recording
 from polyrl.recording.files import recording_files
@@ -122,9 +123,7 @@ def bench_s3(
     day = RecordingReader(src).hours()[0][0]
     size = sum(p.stat().st_size for p in recording_files(src))
     with _server(endpoint) as (ep, env):
-        old = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
+        with environ_set(env):
             cfg = StorageConfig(endpoint=ep, region=config.storage.region)
             admin = pafs.S3FileSystem(
                 access_key=os.environ["AWS_ACCESS_KEY_ID"],
@@ -144,12 +143,6 @@ def bench_s3(
             local_s, n = _time_read(src, day, repeat)
             s3_s, m = _time_read(loc, day, repeat)
             admin.delete_dir(bucket)
-        finally:
-            for k, v in old.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
     if n != m:
         raise RuntimeError(f"bench s3: {n} events locally, {m} from S3")
     return S3Bench(

@@ -53,9 +53,10 @@ import shutil
 import struct
 import sys
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from polyrl.envvars import environ_set
 
 ENV_LIBRARY = "POLYRL_BLAS"
 """Environment variable: path of a BLAS library to load, or ``off`` to load none."""
@@ -202,25 +203,10 @@ def _provide_gfortran() -> str:
     raise OSError(f"no {_GFORTRAN} on the system and none bundled by mlx-cpu/numpy/scipy")
 
 
-@contextlib.contextmanager
-def _env(**values: str) -> Iterator[None]:
-    """Set environment variables for the duration (OpenBLAS reads them when it initialises)."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _load(path: str, threads: int) -> tuple[ctypes.CDLL, str]:
     """Open ``path`` globally with its thread count pinned; fix a missing libgfortran once."""
     note = ""
-    with _env(OPENBLAS_NUM_THREADS=str(threads), GOTO_NUM_THREADS=str(threads)):
+    with environ_set({"OPENBLAS_NUM_THREADS": str(threads), "GOTO_NUM_THREADS": str(threads)}):
         try:
             lib = _open_global(path)
         except OSError as e:
