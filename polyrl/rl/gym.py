@@ -160,7 +160,23 @@ class _Replay:
         return out
 
 
-class ReplayVectorEnv(_VecBase):
+class _Holds:
+    """What both environments expose of the :class:`_Replay` they drive."""
+
+    _r: _Replay
+
+    @property
+    def replay(self) -> ReplayEnv | None:
+        """The ReplayEnv stepped (None before the first reset)."""
+        return self._r.env
+
+    @property
+    def store(self) -> EpisodeStore:
+        """The episodes played."""
+        return self._r.store
+
+
+class ReplayVectorEnv(_Holds, _VecBase):
     """``num_envs`` episodes of ``store`` in lockstep (see the module doc)."""
 
     metadata: dict[str, Any] = {"autoreset_mode": _SAME_STEP, "render_modes": []}
@@ -189,16 +205,6 @@ class ReplayVectorEnv(_VecBase):
         )
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
         self._obs: np.ndarray | None = None
-
-    @property
-    def replay(self) -> ReplayEnv | None:
-        """The ReplayEnv stepped (None before the first reset)."""
-        return self._r.env
-
-    @property
-    def store(self) -> EpisodeStore:
-        """The episodes played."""
-        return self._r.store
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -243,7 +249,7 @@ class ReplayVectorEnv(_VecBase):
                 np.zeros(n, dtype=bool), out)  # fmt: skip
 
 
-class ReplayGymEnv(_EnvBase):
+class ReplayGymEnv(_Holds, _EnvBase):
     """One episode of ``store`` at a time (see the module doc)."""
 
     metadata = {"render_modes": []}
@@ -266,16 +272,6 @@ class ReplayGymEnv(_EnvBase):
         self._obs: np.ndarray | None = None
         self._fresh = False
         """The episode in play has just begun (the ReplayEnv starts the next one itself)."""
-
-    @property
-    def replay(self) -> ReplayEnv | None:
-        """The ReplayEnv stepped (None before the first reset)."""
-        return self._r.env
-
-    @property
-    def store(self) -> EpisodeStore:
-        """The episodes played."""
-        return self._r.store
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
