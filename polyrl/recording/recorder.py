@@ -226,14 +226,34 @@ class Recorder:
                 return
             self._segment = self._new_segment()
             old.flush(fsync=self.config.fsync)
+            work = asyncio.ensure_future(asyncio.to_thread(self.writer.write_pending, pending))
             try:
-                written = await asyncio.to_thread(self.writer.write_pending, pending)
+                written = await asyncio.shield(work)
+            except asyncio.CancelledError:
+                # Shutdown cancelled this checkpoint mid-write; the write goes on in its
+                # thread whatever we do, so wait for it: the segment is retired exactly when
+                # its rows are in Parquet, not left behind for a needless recovery.
+                written = await self._finish_write(work, old)
+                self._retire(old, written)
+                raise
             except BaseException:
                 old.close(delete=False)  # its frames are not all in Parquet: keep them
                 raise
-            for path in written:
-                self._touch(path)
-            old.close(delete=True)
+            self._retire(old, written)
+
+    @staticmethod
+    async def _finish_write(work: asyncio.Future[list[Path]], old: WalSegment) -> list[Path]:
+        try:
+            return await work
+        except BaseException:
+            old.close(delete=False)
+            raise
+
+    def _retire(self, old: WalSegment, written: list[Path]) -> None:
+        """``old``'s rows are all in Parquet (``written``): remember the files, delete it."""
+        for path in written:
+            self._touch(path)
+        old.close(delete=True)
 
     def _touch(self, path: Path) -> None:
         """Remember the partition of a file this run wrote (compacted once its hour ends)."""

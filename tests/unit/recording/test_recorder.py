@@ -89,6 +89,48 @@ def test_clean_stop_loses_nothing(tmp_path: Path) -> None:
     assert len(files) == 1
 
 
+def test_a_checkpoint_cancelled_mid_write_still_retires_its_segment(tmp_path: Path) -> None:
+    """Shutdown cancels the periodic checkpoint; if that lands while its rows are being
+    written (in a thread, which carries on), the segment is retired once the write ends,
+    not left behind for a needless recovery (this once failed the clean-stop test)."""
+    import threading
+
+    async def main() -> None:
+        rec = Recorder(tmp_path, config=CFG, clock=LiveClock())
+        for i in range(300):
+            rec.emit(
+                Frame(channel=CH_BINANCE_SPOT_WS, recv_ns=rec.clock.now_ns(), text=agg_trade(i))
+            )
+        writing, release = threading.Event(), threading.Event()
+        write = rec.writer.write_pending
+
+        def slow(pending):  # type: ignore[no-untyped-def]
+            writing.set()
+            release.wait(5)
+            return write(pending)
+
+        rec.writer.write_pending = slow  # type: ignore[method-assign]
+        task = asyncio.create_task(rec.checkpoint())
+        while not writing.is_set():
+            await asyncio.sleep(0.001)
+        first = segment_paths(tmp_path)[0]
+        task.cancel()
+        await asyncio.sleep(0.01)
+        release.set()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        else:
+            raise AssertionError("the cancelled checkpoint returned normally")
+        assert not first.exists()  # its rows are in Parquet: retired
+        rec._flush_sync()
+
+    asyncio.run(main())
+    assert _trade_ids(tmp_path) == list(range(300))
+    assert segment_paths(tmp_path) == []
+
+
 def test_crash_is_recovered_from_the_wal_exactly_once(tmp_path: Path) -> None:
     """Rows checkpointed before the crash are not duplicated; the rest come back."""
 
