@@ -177,17 +177,18 @@ def _build_local(
     return built
 
 
-def _ray() -> Any:
+def import_ray(what: str = "--ray") -> Any:
+    """The ray module, or a one-line ConfigError naming ``what`` needs it and the extra."""
     try:
         import ray
     except ImportError:
         raise ConfigError(
-            "--ray: the ray package is not installed (pip install 'polyrl[ray]')"
+            f"{what}: the ray package is not installed (pip install 'polyrl[ray]')"
         ) from None
     return ray
 
 
-def _reachable(address: str) -> None:
+def check_reachable(address: str) -> None:
     """Refuse at once a HOST:PORT nothing listens on (Ray itself waits ~35 s to say so)."""
     if address in (LOCAL, "auto"):
         return
@@ -207,10 +208,10 @@ def _build_ray(
     address: str,
     progress: DayProgress | None,
 ) -> list[str]:
-    ray = _ray()
+    ray = import_ray()
     started = False
     if not ray.is_initialized():
-        _reachable(address)
+        check_reachable(address)
         env = {"env_vars": dict(WORKER_ENV)}
         try:
             if address == LOCAL:

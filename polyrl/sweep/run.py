@@ -29,6 +29,7 @@ import polars as pl
 
 from polyrl.config import to_dict
 from polyrl.errors import ConfigError
+from polyrl.features.parallel import check_reachable, import_ray
 from polyrl.features.sets import feature_set
 from polyrl.policies.ppo import PPOPolicy
 from polyrl.replay import build_missing, check_streams, load_days
@@ -155,17 +156,27 @@ def _scheduler(spec: SweepSpec, updates: int, sweep_dir: Path) -> Any:
 def _run_on_ray(spec: SweepSpec, plan: dict[str, Any], pending: list[Trial], sweep_dir: Path,
                 *, address: str | None, cpus: int | None, updates: int) -> list[str]:  # fmt: skip
     """Run ``pending`` as Tune trials; returns one line per trial that failed."""
-    import ray
+    ray = import_ray("polyrl sweep")
     from ray import tune
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     env = {"env_vars": dict(THREAD_ENV)}
-    if address is not None:
-        ray.init(address=address, runtime_env=env, logging_level=logging.ERROR, log_to_driver=False)
-    else:
-        ray.init(num_cpus=cpus or os.cpu_count() or 1, runtime_env=env, include_dashboard=False,
-                 logging_level=logging.ERROR, log_to_driver=False)  # fmt: skip
+    try:
+        if address is not None:
+            check_reachable(address)
+            ray.init(address=address, runtime_env=env, logging_level=logging.ERROR,
+                     log_to_driver=False)  # fmt: skip
+        else:
+            ray.init(num_cpus=cpus or os.cpu_count() or 1, runtime_env=env,
+                     include_dashboard=False, logging_level=logging.ERROR,
+                     log_to_driver=False)  # fmt: skip
+    except ConfigError:
+        raise
+    except Exception as e:  # ray raises ConnectionError, RuntimeError, ValueError, ...
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        where = address or "local"
+        raise ConfigError(f"--ray {where}: could not start or join Ray: {first}") from None
     try:
         storage = sweep_dir / "ray"
         storage.mkdir(exist_ok=True)

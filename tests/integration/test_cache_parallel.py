@@ -151,8 +151,8 @@ def test_ray_errors_are_one_line(three_day_recording: Path, tmp_path: Path) -> N
     # Without the ray package: the message names the extra that brings it.
     code = (
         "import sys; sys.modules['ray'] = None\n"
-        "from polyrl.features.parallel import _ray\n"
-        "try:\n    _ray()\nexcept Exception as e:\n    print(type(e).__name__, e)\n"
+        "from polyrl.features.parallel import import_ray\n"
+        "try:\n    import_ray()\nexcept Exception as e:\n    print(type(e).__name__, e)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == (

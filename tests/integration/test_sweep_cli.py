@@ -130,6 +130,24 @@ def test_sweep_spec_errors_are_one_line(tmp_path: Path) -> None:
         assert word in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
+def test_a_ray_address_nothing_answers_on_is_one_line(
+    three_day_recording: Path, tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket() as s:  # a free port, closed again: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC.format(root=three_day_recording))
+    res = run_cli("sweep", str(spec), "--runs", str(tmp_path / "runs"), "--ray",
+                  f"127.0.0.1:{port}", timeout=300)  # fmt: skip
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    errors = [x for x in res.stderr.splitlines() if "error" in x]
+    assert len(errors) == 1 and f"--ray 127.0.0.1:{port}" in errors[0], res.stderr
+    assert not list((tmp_path / "runs").glob("*/trials/*/summary.json"))
+
+
 @pytest.mark.slow
 def test_asha_stops_trials_and_a_rerun_does_not_start_them_again(
     three_day_recording: Path, tmp_path: Path
